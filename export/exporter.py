@@ -1,0 +1,227 @@
+"""``gxnor export``: a training checkpoint -> integer ROM images + ``manifest.json``.
+
+The format is specified in docs/FORMAT.md. Everything the hardware and the golden model need
+is an integer computed here, once: weight codes packed P lanes to a word, folded thresholds,
+fixed-point class scores, accumulator widths. The output directory is written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import codes, thresholds
+
+FORMAT = "gxnor-export"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+PIXEL_BITS = 8
+
+
+class ExportError(ValueError):
+    """Bad input to the exporter; the message names the file, layer and field."""
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def rom_words(w_int: np.ndarray, lanes: int) -> np.ndarray:
+    """(n_out, n_in) integer weights -> (groups * n_in, lanes) lane values.
+
+    Word address = group * n_in + input_index; lane j of group g is output neuron g*P + j;
+    lanes past n_out hold 0 (gate closed).
+    """
+    n_out, n_in = w_int.shape
+    groups = math.ceil(n_out / lanes)
+    padded = np.zeros((groups * lanes, n_in), dtype=w_int.dtype)
+    padded[:n_out] = w_int
+    # (groups, lanes, n_in) -> (groups, n_in, lanes) -> (groups * n_in, lanes)
+    return padded.reshape(groups, lanes, n_in).transpose(0, 2, 1).reshape(groups * n_in, lanes)
+
+
+def _layer_tensors(sd: dict, i: int, path: Path):
+    def get(name):
+        key = f"blocks.{i}.{name}"
+        if key not in sd:
+            raise ExportError(f"{path}: layer {i}: field '{key}' missing from the checkpoint")
+        t = sd[key].detach().cpu().numpy()
+        if t.dtype.kind == "f" and not np.all(np.isfinite(t)):
+            raise ExportError(f"{path}: layer {i}: field '{key}' contains NaN or inf")
+        return t
+
+    return get
+
+
+def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dict, list]:
+    """The manifest dict and the ROM arrays to write: [(stem, word_bytes array, word_bits)]."""
+    cfg = net.cfg
+    if lanes < 1 or lanes > 1024:
+        raise ExportError(f"--lanes must be in 1..1024, got {lanes}")
+    sd = payload["state"]
+    n_states = 2 if cfg.n_bits == 0 else 2**cfg.n_bits + 1
+    width = codes.code_bits(cfg.n_bits)
+    wscale = codes.integer_scale(cfg.n_bits, 1.0)
+    if cfg.act_bits not in (0, 1):
+        raise ExportError(f"{ckpt_path}: field 'config.act_bits' = {cfg.act_bits}: only binary "
+                          "(0) and ternary (1) activations export to integer thresholds")
+    c, h, w = net.input_shape
+    shape = (c, h, w)
+    max_in = 2**PIXEL_BITS - 1  # largest |input| of the current layer
+    input_kind = "pixel8"
+    layers, roms = [], []
+    for i, block in enumerate(net.blocks):
+        get = _layer_tensors(sd, i, ckpt_path)
+        state = get("layer.state")
+        if state.dtype != np.int8:
+            raise ExportError(f"{ckpt_path}: layer {i}: field 'state' has dtype {state.dtype}, "
+                              "expected int8")
+        if state.min() < 0 or state.max() >= n_states:
+            raise ExportError(f"{ckpt_path}: layer {i}: field 'state' has values outside the "
+                              f"state set 0..{n_states - 1} of Z_{cfg.n_bits}")
+        w_int = codes.weight_integers(state, cfg.n_bits)
+        kind = block.kind
+        entry: dict = {"index": i, "type": kind, "input": input_kind, "n_bits": cfg.n_bits}
+        if kind == "fc":
+            n_in = int(np.prod(shape))
+            if w_int.ndim != 2 or w_int.shape[1] != n_in:
+                raise ExportError(f"{ckpt_path}: layer {i}: field 'state' has shape "
+                                  f"{w_int.shape}, but the previous layer gives {n_in} inputs")
+            n_out = w_int.shape[0]
+            w2 = w_int
+            entry.update({"in": n_in, "out": n_out})
+            out_shape = (n_out,)
+            fan_in = n_in
+        else:
+            oc, ic, k, _ = w_int.shape
+            if ic != shape[0]:
+                raise ExportError(f"{ckpt_path}: layer {i}: conv has {ic} input channels, the "
+                                  f"previous layer gives {shape[0]}")
+            pad = int(block.layer.padding)
+            oh, ow = shape[1] + 2 * pad - k + 1, shape[2] + 2 * pad - k + 1
+            pool = int(block.pool or 0)
+            if pool:
+                oh, ow = oh // pool, ow // pool
+            # flatten each filter in (channel, row, col) order: input index = c*k*k + y*k + x
+            w2 = w_int.reshape(oc, ic * k * k)
+            n_in, n_out = ic * k * k, oc
+            fan_in = n_in
+            entry.update({"in_shape": list(shape), "out_channels": oc, "kernel": k,
+                          "padding": pad, "pool": pool, "in": n_in, "out": n_out,
+                          "out_shape": [oc, oh, ow]})
+            out_shape = (oc, oh, ow)
+        max_abs = int(fan_in * int(np.max(np.abs(w_int)) if w_int.size else 0) * max_in)
+        max_abs = max(max_abs, 1)
+        entry["acc_max_abs"] = max_abs
+        entry["acc_bits"] = thresholds.signed_bits(max_abs)
+        # ROM image
+        lanes_arr = rom_words(w2, lanes)
+        stem = f"layer{i}_weights"
+        data = codes.pack_rom(codes.encode(lanes_arr, cfg.n_bits), width)
+        groups = math.ceil(n_out / lanes)
+        entry["rom"] = {"hex": stem + ".hex", "bin": stem + ".bin", "words": int(len(data)),
+                        "word_bits": lanes * width, "word_bytes": int(data.shape[1]),
+                        "groups": groups, "lanes": lanes, "code_bits": width,
+                        "order": "address = group * in + input_index; lane j of group g = "
+                                 "output g*lanes + j"}
+        roms.append((stem, data, lanes * width))
+        # batch-norm fold
+        gamma, beta = get("bn.weight"), get("bn.bias")
+        mean, var = get("bn.running_mean"), get("bn.running_var")
+        if not (gamma.shape == beta.shape == mean.shape == var.shape == (n_out,)):
+            raise ExportError(f"{ckpt_path}: layer {i}: batch-norm tensors have shape "
+                              f"{gamma.shape}, expected ({n_out},)")
+        if np.any(var < 0):
+            raise ExportError(f"{ckpt_path}: layer {i}: field 'bn.running_var' is negative")
+        a, b = thresholds.affine(gamma, beta, mean, var, cfg.bn_eps, wscale)
+        last = i == len(net.blocks) - 1
+        if not last:
+            if cfg.act_bits == 1:
+                flip, lo, hi = thresholds.fold_ternary(a, b, cfg.r, max_abs)
+            else:
+                flip, lo, hi = thresholds.fold_binary(a, b, max_abs)
+            entry["output"] = {
+                "kind": "ternary" if cfg.act_bits == 1 else "binary",
+                "threshold_bits": thresholds.signed_bits(max_abs + 1),
+                "flip": flip.tolist(), "lo": lo.tolist(), "hi": hi.tolist(),
+            }
+            max_in = 1
+            input_kind = "ternary"
+        else:
+            if kind != "fc":
+                raise ExportError(f"{ckpt_path}: layer {i}: the last layer must be fc")
+            frac, coef, offset, score_bits = thresholds.fixed_point_scores(a, b, max_abs)
+            entry["output"] = {
+                "kind": "scores", "frac_bits": frac, "coef_bits": thresholds.COEF_BITS,
+                "offset_bits": thresholds.OFFSET_BITS, "score_bits": score_bits,
+                "coef": coef.tolist(), "offset": offset.tolist(),
+                "tie_break": "lowest class index",
+            }
+        layers.append(entry)
+        shape = out_shape if len(out_shape) == 3 else (out_shape[0], 1, 1)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "source": {"checkpoint": ckpt_path.name, "sha256": sha256_file(ckpt_path),
+                   "config": cfg.to_dict()},
+        "input": {"shape": list(net.input_shape), "bits": PIXEL_BITS,
+                  "encoding": "unsigned pixel, 0 = black (no event)"},
+        "weights": {"n_bits": cfg.n_bits, "states": n_states, "code_bits": width,
+                    "code": {"zero": codes.CODE_ZERO, "pos": codes.CODE_POS,
+                             "neg": codes.CODE_NEG, "nonzero_bit": codes.NONZERO_BIT,
+                             "sign_bit": codes.SIGN_BIT} if width == 2 else
+                    {"twos_complement_bits": width}},
+        "activation": {"kind": "ternary" if cfg.act_bits == 1 else "binary", "r": cfg.r},
+        "lanes": lanes,
+        "num_classes": int(layers[-1]["out"]),
+        "layers": layers,
+    }
+    return manifest, roms
+
+
+def write_export(manifest: dict, roms: list, out: Path) -> Path:
+    """Write ROM files and the manifest into ``out`` atomically (temp dir + rename)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        for (stem, data, word_bits), layer in zip(roms, manifest["layers"], strict=True):
+            (tmp / f"{stem}.bin").write_bytes(data.tobytes())
+            lines = codes.hex_lines(data, word_bits)
+            (tmp / f"{stem}.hex").write_text("\n".join(lines) + "\n")
+            layer["rom"]["sha256"] = {
+                "hex": sha256_file(tmp / f"{stem}.hex"),
+                "bin": sha256_file(tmp / f"{stem}.bin"),
+            }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def export_run(run_dir: Path, out: Path, lanes: int = 8) -> Path:
+    from gxnor.model import checkpoint
+
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoint.pt" if run_dir.is_dir() else run_dir
+    try:
+        net, payload = checkpoint.load(ckpt)
+    except checkpoint.CheckpointError as exc:
+        raise ExportError(str(exc)) from exc
+    manifest, roms = build_manifest(net, payload, ckpt, lanes)
+    return write_export(manifest, roms, out)

@@ -1,0 +1,125 @@
+"""Threshold math: the one place where batch-norm + activation become integer comparisons.
+
+A hidden neuron computes an integer accumulator ``acc`` (after max-pooling, if any). In the
+trained model its real pre-activation is z = s * acc (s = weight scale * input scale), then
+
+    y = gamma * (z - mean) / sqrt(var + eps) + beta = A * acc + B,
+    A = gamma * s / sqrt(var + eps),   B = beta - gamma * mean / sqrt(var + eps),
+
+and the ternary activation is +1 if y > r, -1 if y < -r, 0 otherwise.
+
+Folded form, per neuron (``flip``, ``lo``, ``hi``), all integers:
+
+    v   = -acc if flip else acc
+    out = +1 if v >= hi;  -1 if v <= lo;  0 otherwise          (lo < hi always)
+
+A > 0:  hi = floor((r - B) / A) + 1,   lo = ceil((-r - B) / A) - 1,   flip = 0
+A < 0:  the same with acc -> -acc and A -> -A, flip = 1 (the polarity flip)
+A = 0:  constant output: +1 (hi = -M, lo = -M-1), -1 (lo = M, hi = M+1) or 0 (lo = -M-1,
+        hi = M+1), where M bounds |acc|.
+Thresholds are clamped to [-M-1, M+1] (beyond that they act the same), so they fit
+``bits(M) + 1`` signed bits.
+
+A binary activation (single step at 0: +1 if y > 0 else -1) uses the same form with lo = hi - 1.
+
+The last layer keeps y = A * acc + B as class scores in fixed point:
+    score = round(A * 2^F) * acc + round(B * 2^F)
+with F chosen per layer so that the coefficient fits ``COEF_BITS`` signed bits; argmax with
+ties broken towards the lowest class index.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+COEF_BITS = 16
+OFFSET_BITS = 32
+
+
+def signed_bits(max_abs: int) -> int:
+    """Bits of a two's complement integer holding [-max_abs-1, max_abs]."""
+    return int(max_abs).bit_length() + 1
+
+
+def affine(gamma, beta, mean, var, eps: float, scale: float):
+    """(A, B) of y = A * acc + B in float64."""
+    gamma, beta, mean, var = (np.asarray(t, np.float64) for t in (gamma, beta, mean, var))
+    inv = gamma / np.sqrt(var + eps)
+    return inv * scale, beta - inv * mean
+
+
+def fold_ternary(a: np.ndarray, b: np.ndarray, r: float, max_abs: int):
+    """Integer (flip, lo, hi) per neuron for the ternary activation with steps at -r, +r."""
+    return _fold(a, b, -r, r, max_abs)
+
+
+def fold_binary(a: np.ndarray, b: np.ndarray, max_abs: int):
+    """Binary activation (step at 0, y > 0 -> +1 else -1): lo = hi - 1, never 0."""
+    flip, _, hi = _fold(a, b, 0.0, 0.0, max_abs)
+    return flip, hi - 1, hi
+
+
+def _fold(a, b, t_neg: float, t_pos: float, max_abs: int):
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("batch-norm folding produced a non-finite value (NaN/inf in the "
+                         "batch-norm tensors?)")
+    m = int(max_abs)
+    flip = (a < 0).astype(np.int64)
+    mag = np.abs(a)
+    lo = np.empty(a.shape, np.int64)
+    hi = np.empty(a.shape, np.int64)
+    nz = mag > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_hi = (t_pos - b) / np.where(nz, mag, 1.0)
+        t_lo = (t_neg - b) / np.where(nz, mag, 1.0)
+    hi[nz] = np.clip(np.floor(np.clip(t_hi[nz], -m - 2, m + 2)) + 1, -m - 1, m + 1)
+    lo[nz] = np.clip(np.ceil(np.clip(t_lo[nz], -m - 2, m + 2)) - 1, -m - 1, m + 1)
+    # constant neurons (A == 0): y = B
+    z = ~nz
+    pos, neg = z & (b > t_pos), z & (b < t_neg)
+    mid = z & ~pos & ~neg
+    hi[pos], lo[pos] = -m, -m - 1
+    hi[neg], lo[neg] = m + 1, m
+    hi[mid], lo[mid] = m + 1, -m - 1
+    flip[z] = 0
+    return flip, lo, hi
+
+
+def apply(acc: np.ndarray, flip: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Ternary outputs (int8) from integer accumulators (..., n) and per-neuron thresholds."""
+    v = np.where(np.asarray(flip, bool), -acc, acc)
+    return ((v >= hi).astype(np.int8) - (v <= lo).astype(np.int8)).astype(np.int8)
+
+
+def fixed_point_scores(a: np.ndarray, b: np.ndarray, max_abs: int):
+    """(frac_bits F, coef, offset) with coef = round(A 2^F) in COEF_BITS signed bits."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("score folding produced a non-finite value")
+    amax = float(np.max(np.abs(a))) if a.size else 0.0
+    limit = 2 ** (COEF_BITS - 1) - 1
+    frac = 0 if amax == 0 else int(math.floor(math.log2(limit / amax)))
+    # the offset must fit OFFSET_BITS too
+    bmax = float(np.max(np.abs(b))) if b.size else 0.0
+    while frac > -64 and bmax * 2.0**frac > 2 ** (OFFSET_BITS - 1) - 1:
+        frac -= 1
+    frac = min(frac, 62)
+    coef = np.round(a * 2.0**frac).astype(np.int64)
+    offset = np.round(b * 2.0**frac).astype(np.int64)
+    coef = np.clip(coef, -limit, limit)
+    score_max = int(np.max(np.abs(coef))) * int(max_abs) + int(np.max(np.abs(offset)))
+    return frac, coef, offset, signed_bits(score_max)
+
+
+def scores(acc: np.ndarray, coef: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    return acc.astype(np.int64) * np.asarray(coef, np.int64) + np.asarray(offset, np.int64)
+
+
+def argmax_lowest(scores_: np.ndarray) -> np.ndarray:
+    """Index of the largest score; ties go to the lowest index (numpy's argmax rule)."""
+    return np.argmax(scores_, axis=-1)

@@ -1,0 +1,214 @@
+"""The ``gxnor`` command: one subcommand per pipeline stage.
+
+Exit codes: 0 success, 1 the stage ran and found a problem (e.g. simulation mismatches),
+2 bad usage or bad input (missing/corrupt files), 3 a stage this build does not provide yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+class UserError(Exception):
+    """Bad input: the message names the file / layer / field. Exit code 2."""
+
+
+class Unavailable(Exception):
+    """A stage that this build does not provide yet. Exit code 3."""
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from gxnor.model import train
+
+    train.main(args)
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from gxnor.export import exporter
+
+    out = exporter.export_run(args.run_dir, args.out, lanes=args.lanes)
+    print(f"exported {args.run_dir} -> {out}")
+    return EXIT_OK
+
+
+def _cmd_rtl(args: argparse.Namespace) -> int:
+    from gxnor.hw import rtl
+
+    files = rtl.write_rtl(args.export_dir, args.out, lanes=args.lanes)
+    for f in files:
+        print(f)
+    return EXIT_OK
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from gxnor.sim import run_sim
+
+    return run_sim.main(args)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from gxnor.hw import boards
+
+    return boards.build_main(args)
+
+
+def _cmd_flash(args: argparse.Namespace) -> int:
+    from gxnor.hw import boards
+
+    return boards.flash_main(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from gxnor.sim import host
+
+    return host.main(args)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from gxnor import bench
+
+    return bench.main(args)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from gxnor import toolchain
+
+    if args.warm:
+        for tool, seconds in toolchain.warm().items():
+            print(f"warmed {tool:24s} {seconds:6.1f} s")
+    missing = 0
+    for tool, where in toolchain.report():
+        print(f"{tool:16s} {where}")
+        missing += where.startswith("missing") and tool not in ("openFPGALoader", "iceprog")
+    return EXIT_FAIL if missing else EXIT_OK
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from gxnor.model import data
+
+    ds = data.load(args.dataset, args.data_dir)
+    for split in ("train", "test"):
+        s = getattr(ds, split)
+        counts = " ".join(str(c) for c in __import__("numpy").bincount(s.labels))
+        print(f"{ds.name} {split}: images {s.images.shape} labels per class: {counts}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gxnor",
+        description="Train a ternary GXNOR network, export it to integers, generate the "
+        "event-driven accelerator, verify it and put it on an FPGA.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a discrete network (GXNOR/DST or STE baseline)")
+    t.add_argument("--config", default="mlp-ice40",
+                   help="network config (see --list-configs); default %(default)s")
+    t.add_argument("--list-configs", action="store_true", help="list the configs and exit")
+    t.add_argument("--epochs", type=int, help="epochs (default: the config's)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", type=Path, help="run directory (default runs/CONFIG)")
+    t.add_argument("--method", choices=["dst", "ste"], help="override the config's method")
+    t.add_argument("--proposal", choices=["norm", "adam"],
+                   help="DST update proposal: per-layer normalised gradient (no per-weight "
+                   "fp32 state) or Adam (two fp32 moments per weight)")
+    t.add_argument("--lr", type=float, help="learning rate (default: the config's)")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, e.g. --set r=1.0 --set loss=hinge")
+    t.add_argument("--time-limit", type=float, help="stop after this many minutes of training")
+    t.add_argument("--data-dir", type=Path, help="folder with the MNIST IDX files")
+    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("export", help="turn a trained run into integer ROM images + manifest")
+    e.add_argument("run_dir", type=Path, help="training run directory (holds checkpoint.pt)")
+    e.add_argument("--out", type=Path, required=True, help="output directory (written atomically)")
+    e.add_argument("--lanes", type=int, default=8, help="PE lanes P (ROM word = 2P bits)")
+    e.set_defaults(func=_cmd_export)
+
+    r = sub.add_parser("rtl", help="write Verilog for an exported network")
+    r.add_argument("export_dir", type=Path)
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--lanes", type=int, help="PE lanes (default: the export's)")
+    r.set_defaults(func=_cmd_rtl)
+
+    s = sub.add_parser("sim", help="cocotb verification of the Verilog against the golden model")
+    s.add_argument("export_dir", type=Path, nargs="?",
+                   help="exported network (default: run the random-network suite)")
+    s.add_argument("--images", type=int, default=100, help="test images to simulate")
+    s.add_argument("--sim", choices=["icarus", "verilator"], default=None,
+                   help="simulator (default $SIM or icarus)")
+    s.add_argument("--waves", action="store_true", help="dump waveforms")
+    s.add_argument("--data-dir", type=Path)
+    s.add_argument("--out", type=Path, default=Path("build/sim"))
+    s.set_defaults(func=_cmd_sim)
+
+    b = sub.add_parser("build", help="synthesise, place and route a bitstream for a board")
+    b.add_argument("export_dir", type=Path)
+    b.add_argument("--board", required=True, help="icebreaker, ulx3s-85f, ...")
+    b.add_argument("--lanes", type=int)
+    b.add_argument("--out", type=Path, default=Path("build"))
+    b.set_defaults(func=_cmd_build)
+
+    f = sub.add_parser("flash", help="program a board with openFPGALoader / iceprog")
+    f.add_argument("--board", required=True)
+    f.add_argument("--bitstream", type=Path, help="default build/BOARD/top.bit|bin")
+    f.set_defaults(func=_cmd_flash)
+
+    u = sub.add_parser("run", help="classify images on a board (or the simulated board)")
+    u.add_argument("images", nargs="*", help="image files, or mnist:N for N test images")
+    u.add_argument("--port", default="/dev/ttyUSB1")
+    u.add_argument("--export-dir", type=Path)
+    u.set_defaults(func=_cmd_run)
+
+    k = sub.add_parser("bench", help="run the measurements recorded in docs/BENCHMARKS.md")
+    k.add_argument("what", nargs="*", help="which benchmarks (default: all)")
+    k.add_argument("--out", type=Path, default=Path("build/bench"))
+    k.add_argument("--data-dir", type=Path)
+    k.set_defaults(func=_cmd_bench)
+
+    d = sub.add_parser("doctor", help="show where the external tools are")
+    d.add_argument("--warm", action="store_true",
+                   help="run each YoWASP tool once to compile and cache it")
+    d.set_defaults(func=_cmd_doctor)
+
+    a = sub.add_parser("data", help="check a dataset and print its shapes and label counts")
+    a.add_argument("dataset", choices=["mnist", "digits"])
+    a.add_argument("--data-dir", type=Path)
+    a.set_defaults(func=_cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gxnor import toolchain
+
+    toolchain.setup()
+    args = build_parser().parse_args(argv)
+    from gxnor.model.data import DatasetError
+
+    try:
+        return args.func(args)
+    except (UserError, DatasetError, FileNotFoundError, ValueError) as exc:
+        print(f"gxnor {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except Unavailable as exc:
+        print(f"gxnor {args.command}: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except ImportError as exc:
+        if exc.name and exc.name.startswith("gxnor."):
+            print(f"gxnor {args.command}: not available in this build yet ({exc.name})",
+                  file=sys.stderr)
+            return EXIT_UNAVAILABLE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

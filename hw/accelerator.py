@@ -1,0 +1,409 @@
+"""The event-driven gated-XNOR accelerator for an N-layer fully connected network.
+
+Data path, per layer (see ``gxnor.sim.cycles`` for the exact timing contract):
+
+1. **Event lists** (two memories, ping-pong): the input stage writes only nonzero pixels, the
+   output serializer writes only nonzero activations, so a layer's input arrives already
+   compacted as (index, magnitude, sign) events. Replaying a list gives one event per cycle
+   with no bubbles; zero activations cost no cycle at all.
+2. **Issue**: for each group of P output neurons, the E events of the list are issued back to
+   back, then an END token. Stage 1 reads the event list, stage 2 the weight ROM word
+   (P two-bit codes, address = layer base + group * n_in + index).
+3. **PE array** (:class:`~gxnor.hw.pe.PEArray`): P gated-XNOR accumulators.
+4. **Serializer**: on END the accumulators move to a shadow bank; one neuron per cycle goes
+   through the :class:`~gxnor.hw.threshold.ThresholdUnit` (hidden layers: its nonzero outputs
+   are appended to the other event list) or the :class:`~gxnor.hw.threshold.ScoreUnit` and
+   the argmax (last layer). It overlaps with the next group's accumulation.
+
+Streams: ``pixels`` in (one uint8 per pixel, row-major); out: ``scores`` (one signed score per
+class, in class order) then ``result`` (class, cycle count, events per layer) per image.
+With ``loadable=True`` the weight memory has no initial contents requirement and a
+``weights_in`` stream of (addr, data) words writes it (the iCE40 SPRAM path).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from gxnor.export import codes
+from gxnor.sim import cycles
+
+from .codes import event_layout
+from .pe import PEArray
+from .threshold import ScoreUnit, ThresholdUnit, score_layout, threshold_layout
+
+CYCLE_BITS = 32
+EVENT_COUNT_BITS = 16
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    n_in: int
+    n_out: int
+    acc_bits: int
+    words: tuple[int, ...]  # ROM words, lane j at bits [2j+1:2j]
+    flip: tuple[int, ...] = ()
+    lo: tuple[int, ...] = ()
+    hi: tuple[int, ...] = ()
+    coef: tuple[int, ...] = ()
+    offset: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class AcceleratorSpec:
+    """Everything the RTL needs, taken from an export (integers only)."""
+
+    lanes: int
+    layers: tuple[LayerSpec, ...]
+    threshold_bits: int
+    coef_bits: int
+    offset_bits: int
+    score_bits: int
+
+    @classmethod
+    def from_network(cls, net) -> AcceleratorSpec:
+        """From a loaded :class:`gxnor.sim.golden.Network`."""
+        if net.n_bits > 1:
+            raise ValueError(f"{net.dir}: weights are Z_{net.n_bits}; the gated-XNOR array "
+                             "runs binary (N=0) and ternary (N=1) weights only")
+        layers = []
+        tbits = 2
+        last = net.layers[-1].spec["output"]
+        for layer in net.layers:
+            if layer.type != "fc":
+                raise ValueError(f"{net.dir}: layers[{layer.index}] is {layer.type!r}; the "
+                                 "accelerator runs fully connected layers only (so far)")
+            out = layer.spec["output"]
+            if layer.is_last:
+                layers.append(LayerSpec(layer.n_in, layer.n_out, layer.spec["acc_bits"],
+                                        tuple(layer.rom_words()), coef=tuple(out["coef"]),
+                                        offset=tuple(out["offset"])))
+            else:
+                tbits = max(tbits, out["threshold_bits"])
+                layers.append(LayerSpec(layer.n_in, layer.n_out, layer.spec["acc_bits"],
+                                        tuple(layer.rom_words()), tuple(out["flip"]),
+                                        tuple(out["lo"]), tuple(out["hi"])))
+        if net.layers[0].n_in > 2**16 or any(ly.n_out > 2**16 for ly in layers):
+            raise ValueError(f"{net.dir}: layers wider than 65536 are not supported")
+        return cls(net.lanes, tuple(layers), tbits, last["coef_bits"], last["offset_bits"],
+                   last["score_bits"])
+
+    @property
+    def num_classes(self) -> int:
+        return self.layers[-1].n_out
+
+    @property
+    def n_pixels(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def acc_bits(self) -> int:
+        return max(ly.acc_bits for ly in self.layers)
+
+    @property
+    def weight_words(self) -> int:
+        return sum(len(ly.words) for ly in self.layers)
+
+    @property
+    def event_depth(self) -> int:
+        """Entries of each event list: the widest layer input."""
+        return max(ly.n_in for ly in self.layers)
+
+
+def result_layout(spec: AcceleratorSpec) -> data.StructLayout:
+    return data.StructLayout({
+        "cls": range(max(spec.num_classes, 2)),
+        "cycles": CYCLE_BITS,
+        "events": data.ArrayLayout(EVENT_COUNT_BITS, len(spec.layers)),
+    })
+
+
+def load_layout(spec: AcceleratorSpec) -> data.StructLayout:
+    return data.StructLayout({
+        "addr": range(max(spec.weight_words, 2)),
+        "data": 2 * spec.lanes,
+    })
+
+
+class Accelerator(wiring.Component):
+    """The whole inference engine for one exported fully connected network.
+
+    Parameters
+    ----------
+    spec: :class:`AcceleratorSpec` (``AcceleratorSpec.from_network(golden.Network(dir))``).
+    loadable: add the ``weights_in`` stream that writes the weight memory.
+
+    Timing: per image, exactly ``gxnor.sim.cycles.image_cycles(events, outputs, lanes)``
+    cycles from the cycle after the last pixel is accepted until the class is known; input
+    takes one cycle per pixel, output one cycle per score plus one for the result (with
+    ``ready`` held high).
+    """
+
+    def __init__(self, spec: AcceleratorSpec, *, loadable: bool = False):
+        if not isinstance(spec, AcceleratorSpec):
+            raise TypeError(f"spec must be an AcceleratorSpec, got {spec!r}")
+        if spec.lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {spec.lanes}")
+        self._spec = spec
+        self._loadable = loadable
+        ports = {
+            "pixels": In(stream.Signature(unsigned(8))),
+            "scores": Out(stream.Signature(signed(spec.score_bits))),
+            "result": Out(stream.Signature(result_layout(spec))),
+            "busy": Out(1),
+        }
+        if loadable:
+            ports["weights_in"] = In(stream.Signature(load_layout(spec)))
+        super().__init__(ports)
+
+    @property
+    def spec(self) -> AcceleratorSpec:
+        return self._spec
+
+    def expected_cycles(self, events_per_layer) -> int:
+        """The cycle model for this configuration (the one definition in gxnor.sim.cycles)."""
+        return cycles.image_cycles(events_per_layer, [ly.n_out for ly in self._spec.layers],
+                                   self._spec.lanes)
+
+    def elaborate(self, platform):
+        spec = self._spec
+        lanes, n_layers = spec.lanes, len(spec.layers)
+        acc_bits = spec.acc_bits
+        index_bits = max(1, (spec.event_depth - 1).bit_length())
+        count_bits = index_bits + 1
+        ev_shape = event_layout(index_bits)
+        m = Module()
+
+        # --- memories -------------------------------------------------------------------
+        words = [w for ly in spec.layers for w in ly.words]
+        m.submodules.weights = wmem = memory.Memory(
+            shape=unsigned(2 * lanes), depth=len(words), init=words)
+        w_rd = wmem.read_port()
+        if self._loadable:
+            w_wr = wmem.write_port()
+            m.d.comb += [
+                self.weights_in.ready.eq(1),
+                w_wr.addr.eq(self.weights_in.payload.addr),
+                w_wr.data.eq(self.weights_in.payload.data),
+                w_wr.en.eq(self.weights_in.valid),
+            ]
+        hidden = spec.layers[:-1]
+        thr_shape = threshold_layout(spec.threshold_bits)
+        thr_init = [thr_shape.const({"flip": f, "lo": lo, "hi": hi})
+                    for ly in hidden for f, lo, hi in zip(ly.flip, ly.lo, ly.hi, strict=True)]
+        m.submodules.thresholds = tmem = memory.Memory(
+            shape=thr_shape, depth=max(len(thr_init), 1), init=thr_init)
+        t_rd = tmem.read_port()
+        last = spec.layers[-1]
+        sc_shape = score_layout(spec.coef_bits, spec.offset_bits)
+        m.submodules.score_params = smem = memory.Memory(
+            shape=sc_shape, depth=last.n_out,
+            init=[sc_shape.const({"coef": c, "offset": o})
+                  for c, o in zip(last.coef, last.offset, strict=True)])
+        s_rd = smem.read_port()
+        m.submodules.score_buf = sbuf = memory.Memory(
+            shape=signed(spec.score_bits), depth=last.n_out, init=[])
+        sb_wr, sb_rd = sbuf.write_port(), sbuf.read_port()
+        ev_mems = []
+        for b in range(2):
+            mem = memory.Memory(shape=ev_shape, depth=spec.event_depth, init=[])
+            m.submodules[f"events{b}"] = mem
+            ev_mems.append((mem.read_port(), mem.write_port()))
+        ev_count = Array(Signal(count_bits, name=f"ev_count{b}") for b in range(2))
+
+        # --- per-layer constants --------------------------------------------------------
+        def table(values, shape=None):
+            width = max(1, max(int(v) for v in values).bit_length())
+            return Array(Const(int(v), shape or width) for v in values)
+
+        wbase, tbase = [], []
+        wa = ta = 0
+        for ly in spec.layers:
+            wbase.append(wa)
+            tbase.append(ta)
+            wa += len(ly.words)
+            ta += ly.n_out
+        groups = [math.ceil(ly.n_out / lanes) for ly in spec.layers]
+        c_n_in = table([ly.n_in for ly in spec.layers])
+        c_last_group = table([g - 1 for g in groups])
+        c_last_size = table([cycles.group_sizes(ly.n_out, lanes)[-1] for ly in spec.layers])
+        c_wbase = table(wbase)
+        c_tbase = table(tbase)
+
+        layer = Signal(range(max(n_layers, 2)))
+        is_last = layer == n_layers - 1
+        src = layer[0]  # layer l reads event list l % 2 and writes the other one
+        n_events = Signal(count_bits)
+        k = Signal(count_bits)  # next event to issue
+        g = Signal(range(max(max(groups), 2)))
+        gbase = Signal(range(max(len(words), 2)))
+        nbase = Signal(range(max(ly.n_out for ly in spec.layers) + lanes))
+        cool = Signal(range(lanes + 1))
+        cycle_count = Signal(CYCLE_BITS)
+        events_seen = Array(Signal(EVENT_COUNT_BITS, name=f"events{i}") for i in range(n_layers))
+        group_size = Signal(range(lanes + 1))
+        m.d.comb += group_size.eq(Mux(g == c_last_group[layer], c_last_size[layer], lanes))
+
+        # --- pipeline registers: stage 1 (event list read), stage 2 (weight ROM read) -----
+        s1_valid, s1_end = Signal(), Signal()
+        s1_gbase = Signal.like(gbase)
+        s1_nbase, s1_size = Signal.like(nbase), Signal.like(group_size)
+        s2_valid, s2_end = Signal(), Signal()
+        s2_nbase, s2_size = Signal.like(nbase), Signal.like(group_size)
+        s2_event = Signal(ev_shape)
+
+        issue_valid, issue_end = Signal(), Signal()
+        m.d.sync += [
+            s1_valid.eq(issue_valid), s1_end.eq(issue_end), s1_gbase.eq(gbase),
+            s1_nbase.eq(nbase), s1_size.eq(group_size),
+            s2_valid.eq(s1_valid), s2_end.eq(s1_end),
+            s2_nbase.eq(s1_nbase), s2_size.eq(s1_size),
+        ]
+        # stage 1: the event list answers; look up the weight word
+        ev_data = Signal(ev_shape)
+        m.d.comb += ev_data.eq(Mux(src, ev_mems[1][0].data, ev_mems[0][0].data))
+        for rd, _ in ev_mems:
+            m.d.comb += rd.addr.eq(k)
+        m.d.sync += s2_event.eq(ev_data)
+        m.d.comb += w_rd.addr.eq(s1_gbase + ev_data.index)
+
+        # stage 2: the PE array
+        m.submodules.pe = pe = PEArray(lanes, acc_bits)
+        shift = Signal()
+        m.d.comb += [
+            pe.valid.eq(s2_valid), pe.end.eq(s2_end),
+            pe.magnitude.eq(s2_event.magnitude), pe.sign.eq(s2_event.sign),
+            pe.weights.eq(w_rd.data), pe.shift.eq(shift),
+        ]
+
+        # --- output serializer: one neuron per cycle -----------------------------------
+        ser_active = Signal()
+        ser_lane = Signal(range(lanes + 1))
+        ser_size = Signal.like(group_size)
+        ser_nbase = Signal.like(nbase)
+        trigger = s2_valid & s2_end
+        neuron = ser_nbase + ser_lane
+        m.d.comb += [
+            t_rd.addr.eq(Mux(trigger, c_tbase[layer] + s2_nbase, c_tbase[layer] + neuron + 1)),
+            s_rd.addr.eq(Mux(trigger, s2_nbase, neuron + 1)),
+        ]
+        m.submodules.threshold = thr = ThresholdUnit(acc_bits, spec.threshold_bits)
+        m.submodules.score = score = ScoreUnit(acc_bits, spec.coef_bits, spec.offset_bits,
+                                               spec.score_bits)
+        m.d.comb += [thr.acc.eq(pe.shadow[0]), thr.thresholds.eq(t_rd.data),
+                     score.acc.eq(pe.shadow[0]), score.params.eq(s_rd.data)]
+        best = Signal(signed(spec.score_bits))
+        best_cls = Signal(range(max(spec.num_classes, 2)))
+        dst_count = ev_count[~src]
+        new_event = Signal(ev_shape)
+        m.d.comb += [new_event.index.eq(neuron), new_event.magnitude.eq(1),
+                     new_event.sign.eq(thr.out.sign)]
+        write_event = Signal()
+        with m.If(ser_active):
+            m.d.comb += shift.eq(1)
+            m.d.sync += ser_lane.eq(ser_lane + 1)
+            with m.If(ser_lane == ser_size - 1):
+                m.d.sync += ser_active.eq(0)
+            with m.If(is_last):
+                m.d.comb += [sb_wr.addr.eq(neuron), sb_wr.data.eq(score.score), sb_wr.en.eq(1)]
+                with m.If((neuron == 0) | (score.score > best)):
+                    m.d.sync += [best.eq(score.score), best_cls.eq(neuron)]
+            with m.Elif(thr.out.nonzero):
+                m.d.comb += write_event.eq(1)
+                m.d.sync += dst_count.eq(dst_count + 1)
+        with m.If(trigger):
+            m.d.sync += [ser_active.eq(1), ser_lane.eq(0), ser_size.eq(s2_size),
+                         ser_nbase.eq(s2_nbase)]
+        for b, (_, wr) in enumerate(ev_mems):
+            m.d.comb += wr.data.eq(new_event)
+            m.d.comb += wr.addr.eq(dst_count)
+            m.d.comb += wr.en.eq(write_event & (~src == b))
+
+        # --- control ---------------------------------------------------------------------
+        pix_index = Signal(range(max(spec.n_pixels, 2)))
+        out_index = Signal(range(max(spec.num_classes, 2)))
+        m.d.comb += [
+            self.result.payload.cls.eq(best_cls),
+            self.result.payload.cycles.eq(cycle_count),
+            self.scores.payload.eq(sb_rd.data),
+            sb_rd.addr.eq(out_index),
+        ]
+        for i in range(n_layers):
+            m.d.comb += self.result.payload.events[i].eq(events_seen[i])
+        with m.If(cool != 0):
+            m.d.sync += cool.eq(cool - 1)
+
+        with m.FSM(name="control"):
+            with m.State("INPUT"):
+                m.d.comb += self.pixels.ready.eq(1)
+                with m.If(self.pixels.valid):
+                    wr0 = ev_mems[0][1]
+                    with m.If(self.pixels.payload != 0):
+                        m.d.comb += [
+                            wr0.addr.eq(ev_count[0]),
+                            wr0.data.index.eq(pix_index),
+                            wr0.data.magnitude.eq(self.pixels.payload),
+                            wr0.data.sign.eq(0),
+                            wr0.en.eq(1),
+                        ]
+                        m.d.sync += ev_count[0].eq(ev_count[0] + 1)
+                    m.d.sync += pix_index.eq(pix_index + 1)
+                    with m.If(pix_index == spec.n_pixels - 1):
+                        m.d.sync += [pix_index.eq(0), layer.eq(0), cycle_count.eq(0)]
+                        m.next = "SETUP"
+            with m.State("SETUP"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [
+                    cycle_count.eq(cycle_count + 1),
+                    n_events.eq(ev_count[src]),
+                    events_seen[layer].eq(ev_count[src]),
+                    ev_count[~src].eq(0),
+                    k.eq(0), g.eq(0), gbase.eq(c_wbase[layer]), nbase.eq(0), cool.eq(0),
+                ]
+                m.next = "ISSUE"
+            with m.State("ISSUE"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += cycle_count.eq(cycle_count + 1)
+                with m.If(k != n_events):
+                    m.d.comb += issue_valid.eq(1)
+                    m.d.sync += k.eq(k + 1)
+                with m.Elif(cool == 0):
+                    # END token: this group's sums go to the serializer
+                    m.d.comb += [issue_valid.eq(1), issue_end.eq(1)]
+                    m.d.sync += [k.eq(0), cool.eq(group_size - 1)]
+                    with m.If(g == c_last_group[layer]):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.d.sync += [g.eq(g + 1), gbase.eq(gbase + c_n_in[layer]),
+                                     nbase.eq(nbase + lanes)]
+            with m.State("DRAIN"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += cycle_count.eq(cycle_count + 1)
+                with m.If(~s1_valid & ~s2_valid & ~ser_active):
+                    with m.If(is_last):
+                        m.d.sync += out_index.eq(0)
+                        m.next = "FETCH"
+                    with m.Else():
+                        m.d.sync += layer.eq(layer + 1)
+                        m.next = "SETUP"
+            with m.State("FETCH"):  # score buffer read latency
+                m.next = "SCORES"
+            with m.State("SCORES"):
+                m.d.comb += self.scores.valid.eq(1)
+                with m.If(self.scores.ready):
+                    m.d.sync += out_index.eq(out_index + 1)
+                    with m.If(out_index == spec.num_classes - 1):
+                        m.next = "RESULT"
+                    with m.Else():
+                        m.next = "FETCH"
+            with m.State("RESULT"):
+                m.d.comb += self.result.valid.eq(1)
+                with m.If(self.result.ready):
+                    m.d.sync += ev_count[0].eq(0)
+                    m.next = "INPUT"
+        return m

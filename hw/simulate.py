@@ -1,0 +1,70 @@
+"""Run the accelerator in Amaranth's simulator (async testbench API) on a batch of images."""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from .accelerator import Accelerator, AcceleratorSpec
+
+
+def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0,
+               stall_every: int = 0, vcd: str | None = None) -> list[dict]:
+    """Feed ``images`` (uint8, any shape with n_pixels per image) through the accelerator.
+
+    ``idle_every`` > 0 inserts an idle cycle on the pixel stream after every so many pixels;
+    ``stall_every`` > 0 holds ``ready`` low on the outputs every so many cycles. Returns per
+    image: ``cls``, ``scores`` (list), ``cycles``, ``events`` (list per layer).
+    """
+    dut = Accelerator(spec)
+    flat = np.asarray(images, dtype=np.uint8).reshape(len(images), -1)
+    if flat.shape[1] != spec.n_pixels:
+        raise ValueError(f"images have {flat.shape[1]} pixels, the network takes "
+                         f"{spec.n_pixels}")
+    results: list[dict] = []
+
+    async def feed(ctx):
+        count = 0
+        for img in flat:
+            for px in img:
+                count += 1
+                if idle_every and count % idle_every == 0:
+                    ctx.set(dut.pixels.valid, 0)
+                    await ctx.tick()
+                ctx.set(dut.pixels.payload, int(px))
+                ctx.set(dut.pixels.valid, 1)
+                await ctx.tick().until(dut.pixels.ready)
+            ctx.set(dut.pixels.valid, 0)
+
+    async def collect(ctx):
+        cycle = 0
+        scores: list[int] = []
+        while len(results) < len(flat):
+            stall = bool(stall_every) and cycle % stall_every == stall_every - 1
+            ctx.set(dut.scores.ready, not stall)
+            ctx.set(dut.result.ready, not stall)
+            await ctx.delay(1e-9)  # let combinational valid settle
+            if not stall and ctx.get(dut.scores.valid):
+                scores.append(ctx.get(dut.scores.payload))
+            if not stall and ctx.get(dut.result.valid):
+                res = ctx.get(dut.result.payload)
+                results.append({
+                    "cls": int(res.cls),
+                    "scores": scores,
+                    "cycles": int(res.cycles),
+                    "events": [int(e) for e in res.events],
+                })
+                scores = []
+            await ctx.tick()
+            cycle += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(feed, background=True)
+    sim.add_testbench(collect)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return results

@@ -1,0 +1,1 @@
+"""Training of discrete (GXNOR) networks: datasets, quantizers, layers, DST optimizer, nets."""

@@ -1,0 +1,62 @@
+"""Random discrete networks with realistic batch-norm statistics, for tests and the sim suite.
+
+A random network goes through the same path as a trained one: checkpoint -> export -> golden
+model -> RTL. Weight sparsity and the sign of the batch-norm scale (including exact zeros, the
+constant-output case) are controlled, so every branch of the threshold folding is exercised.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoint, nets
+
+
+def random_net(sizes: list[int], input_shape=(1, 4, 4), seed: int = 0,
+               weight_zeros: float = 0.5, r: float = 0.5, n_bits: int = 1,
+               negative_scale: float = 0.25, zero_scale: float = 0.05) -> nets.GxnorNet:
+    """A GxnorNet of fc layers ``sizes`` (last = classes) with random states and BN stats."""
+    rng = np.random.default_rng(seed)
+    cfg = nets.NetConfig(f"random-{seed}", "none", [("fc", n) for n in sizes], n_bits=n_bits,
+                         r=r)
+    net = nets.build(cfg, tuple(input_shape))
+    n_states = 2 if n_bits == 0 else 2**n_bits + 1
+    zero = None if n_bits == 0 else 2 ** (n_bits - 1)
+    max_in = 255.0
+    for i, block in enumerate(net.blocks):
+        layer = block.layer
+        shape = tuple(layer.state.shape)
+        st = rng.integers(0, n_states, size=shape)
+        if zero is not None:
+            st = np.where(rng.random(shape) < weight_zeros, zero, st)
+        layer.state.copy_(torch.from_numpy(st.astype(np.int8)))
+        fan_in = shape[1]
+        scale = max_in if i == 0 else 1.0
+        std = np.sqrt(fan_in * (1 - weight_zeros) * 0.5) * scale / 2 + 1e-3
+        n = shape[0]
+        gamma = rng.uniform(0.3, 2.0, n) * np.where(rng.random(n) < negative_scale, -1, 1)
+        gamma = np.where(rng.random(n) < zero_scale, 0.0, gamma)
+        bn = block.bn
+        bn.weight.data = torch.tensor(gamma, dtype=torch.float32)
+        bn.bias.data = torch.tensor(rng.uniform(-1, 1, n), dtype=torch.float32)
+        bn.running_mean.copy_(torch.tensor(rng.normal(0, std / 2, n), dtype=torch.float32))
+        bn.running_var.copy_(torch.tensor((std * rng.uniform(0.5, 2, n)) ** 2,
+                                          dtype=torch.float32))
+        max_in = 1.0
+    net.eval()
+    return net
+
+
+def save_random(path: Path, sizes: list[int], **kwargs) -> Path:
+    net = random_net(sizes, **kwargs)
+    return checkpoint.save(net, Path(path) / "checkpoint.pt")
+
+
+def random_images(n: int, shape, density: float = 0.3, seed: int = 0) -> np.ndarray:
+    """uint8 images with a fraction ``density`` of nonzero pixels."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(1, 256, size=(n, *shape))
+    return np.where(rng.random((n, *shape)) < density, img, 0).astype(np.uint8)

@@ -1,0 +1,274 @@
+"""Training loop: ``gxnor train``.
+
+Writes into the run directory: ``checkpoint.pt`` (after every epoch, atomically),
+``metrics.json`` (per-epoch loss, accuracy, sparsity, transitions, time, memory) and
+``curves.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint, data, nets
+from .dst import DST
+from .layers import DiscreteConv2d, DiscreteLinear
+
+
+def squared_hinge(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    target = F.one_hot(labels, scores.shape[1]).to(scores.dtype) * 2 - 1
+    return torch.clamp(1 - target * scores, min=0).pow(2).mean()
+
+
+def loss_fn(name: str):
+    if name == "ce":
+        return F.cross_entropy
+    if name == "hinge":
+        return squared_hinge
+    raise ValueError(f"unknown loss {name!r}; expected 'ce' or 'hinge'")
+
+
+def zero_state(layer) -> int | None:
+    """State index of the value 0 (None for binary weights, which have no zero)."""
+    return None if layer.n_bits == 0 else 2 ** (layer.n_bits - 1)
+
+
+def weight_sparsity(net: nets.GxnorNet) -> list[float]:
+    out = []
+    for layer in net.discrete_layers():
+        z = zero_state(layer)
+        st = layer.states()
+        out.append(0.0 if z is None else float((st == z).float().mean()))
+    return out
+
+
+@torch.no_grad()
+def evaluate(net: nets.GxnorNet, split: data.Split, batch: int = 1000, loss_name: str = "ce"):
+    """Accuracy, loss, per-hidden-layer activation sparsity (and input sparsity)."""
+    net.eval()
+    lf = loss_fn(loss_name)
+    correct, loss_sum = 0, 0.0
+    zeros = None
+    input_zeros = 0.0
+    n = len(split)
+    for s in range(0, n, batch):
+        x = net.prepare(torch.from_numpy(split.images[s:s + batch]))
+        y = torch.from_numpy(split.labels[s:s + batch])
+        scores, hidden = net(x, return_hidden=True)
+        loss_sum += float(lf(scores, y)) * len(y)
+        correct += int((scores.argmax(1) == y).sum())
+        input_zeros += float((x == 0).float().mean()) * len(y)
+        z = [float((h == 0).float().mean()) * len(y) for h in hidden]
+        zeros = z if zeros is None else [a + b for a, b in zip(zeros, z, strict=True)]
+    return {
+        "accuracy": correct / n,
+        "loss": loss_sum / n,
+        "input_sparsity": input_zeros / n,
+        "activation_sparsity": [z / n for z in (zeros or [])],
+    }
+
+
+def per_weight_state_bytes(net: nets.GxnorNet, opt) -> float:
+    """Bytes kept between steps per weight: weight storage + per-weight optimizer state."""
+    n = net.num_weights()
+    total = 0
+    for layer in net.discrete_layers():
+        if isinstance(layer, (DiscreteLinear, DiscreteConv2d)):
+            total += layer.state.numel() * layer.state.element_size()
+        else:
+            total += layer.latent.numel() * layer.latent.element_size()
+    if isinstance(opt, DST):
+        total += opt.state_bytes()
+    else:
+        latents = {id(layer.latent) for layer in net.discrete_layers()}
+        for p, st in opt.state.items():
+            if id(p) in latents:
+                total += sum(v.numel() * v.element_size() for v in st.values()
+                             if torch.is_tensor(v) and v.shape == p.shape)
+    return total / n
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def lr_at(cfg: nets.NetConfig, epoch: int, epochs: int) -> float:
+    """Exponential decay from cfg.lr (epoch 0) to cfg.lr_final (last epoch)."""
+    if epochs <= 1:
+        return cfg.lr
+    return cfg.lr * (cfg.lr_final / cfg.lr) ** (epoch / (epochs - 1))
+
+
+def train(cfg: nets.NetConfig, out_dir: Path, seed: int = 0, data_dir=None,
+          time_limit_min: float | None = None, progress: bool | None = None,
+          threads: int | None = None, log=print) -> dict:
+    from tqdm import tqdm
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    ds = data.load(cfg.dataset, data_dir)
+    net = nets.build(cfg, (1, *ds.image_shape))
+    lf = loss_fn(cfg.loss)
+    bn_params = [p for b in net.blocks for p in b.bn.parameters()]
+    bn_opt = torch.optim.Adam(bn_params, lr=cfg.bn_lr)
+    if cfg.method == "dst":
+        opt = DST(net.discrete_layers(), cfg.lr, m=cfg.m, proposal=cfg.proposal, generator=gen)
+    elif cfg.method == "ste":
+        opt = torch.optim.Adam([layer.latent for layer in net.discrete_layers()], lr=cfg.lr)
+    else:
+        raise ValueError(f"unknown method {cfg.method!r}; expected 'dst' or 'ste'")
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    x_all = torch.from_numpy(ds.train.images)
+    y_all = torch.from_numpy(ds.train.labels)
+    n = len(y_all)
+    history = []
+    started = time.perf_counter()
+    train_seconds = 0.0
+    meta = {"config": cfg.to_dict(), "seed": seed, "dataset": ds.name,
+            "num_weights": net.num_weights(), "torch_threads": torch.get_num_threads()}
+    for epoch in range(cfg.epochs):
+        lr = lr_at(cfg, epoch, cfg.epochs)
+        if isinstance(opt, DST):
+            opt.set_lr(lr)
+        else:
+            for g in opt.param_groups:
+                g["lr"] = lr
+        net.train()
+        t0 = time.perf_counter()
+        order = torch.randperm(n, generator=gen)
+        loss_sum, correct, transitions = 0.0, 0, 0
+        batches = range(0, n, cfg.batch_size)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=(not progress) if progress is not None else None, file=sys.stderr)
+        for s in bar:
+            idx = order[s:s + cfg.batch_size]
+            x = net.prepare(x_all[idx])
+            y = y_all[idx]
+            scores = net(x)
+            loss = lf(scores, y)
+            bn_opt.zero_grad(set_to_none=True)
+            if not isinstance(opt, DST):
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if isinstance(opt, DST):
+                transitions += opt.step()
+            else:
+                opt.step()
+            bn_opt.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((scores.argmax(1) == y).sum())
+        bar.close()
+        epoch_seconds = time.perf_counter() - t0
+        train_seconds += epoch_seconds
+        test = evaluate(net, ds.test, loss_name=cfg.loss)
+        row = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": loss_sum / n,
+            "train_accuracy": correct / n,
+            "test_loss": test["loss"],
+            "test_accuracy": test["accuracy"],
+            "weight_sparsity": weight_sparsity(net),
+            "activation_sparsity": test["activation_sparsity"],
+            "input_sparsity": test["input_sparsity"],
+            "transitions": transitions if isinstance(opt, DST) else None,
+            "epoch_seconds": epoch_seconds,
+            "state_bytes_per_weight": per_weight_state_bytes(net, opt),
+            "peak_rss_mb": peak_rss_mb(),
+        }
+        history.append(row)
+        log(f"epoch {epoch + 1:3d}/{cfg.epochs} loss {row['train_loss']:.4f} "
+            f"train {row['train_accuracy'] * 100:6.2f}% test {row['test_accuracy'] * 100:6.2f}% "
+            f"w0 {np.mean(row['weight_sparsity']) * 100:5.1f}% "
+            f"a0 {np.mean(row['activation_sparsity'] or [0]) * 100:5.1f}% "
+            f"{epoch_seconds:6.1f}s")
+        summary = {**meta, "epochs_done": epoch + 1, "train_seconds": train_seconds,
+                   "final": row, "history": history}
+        checkpoint.save(net, out_dir / "checkpoint.pt", extra={"epoch": epoch + 1})
+        _write_json(out_dir / "metrics.json", summary)
+        if time_limit_min is not None and train_seconds > time_limit_min * 60:
+            log(f"time limit of {time_limit_min} min reached after epoch {epoch + 1}")
+            break
+    summary["wall_seconds"] = time.perf_counter() - started
+    _write_json(out_dir / "metrics.json", summary)
+    plot(history, out_dir / "curves.png", cfg.name)
+    return summary
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
+def plot(history: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    ax[0].plot(ep, [h["train_loss"] for h in history], label="train")
+    ax[0].plot(ep, [h["test_loss"] for h in history], label="test")
+    ax[0].set_title("loss")
+    ax[0].legend()
+    ax[1].plot(ep, [100 * (1 - h["train_accuracy"]) for h in history], label="train")
+    ax[1].plot(ep, [100 * (1 - h["test_accuracy"]) for h in history], label="test")
+    ax[1].set_title("error %")
+    ax[1].set_yscale("log")
+    ax[1].legend()
+    for i in range(len(history[0]["weight_sparsity"])):
+        ax[2].plot(ep, [h["weight_sparsity"][i] for h in history], label=f"w{i} zeros")
+    for i in range(len(history[0]["activation_sparsity"])):
+        ax[2].plot(ep, [h["activation_sparsity"][i] for h in history], "--", label=f"a{i} zeros")
+    ax[2].set_title("sparsity")
+    ax[2].legend(fontsize=7)
+    for a in ax:
+        a.set_xlabel("epoch")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(args) -> dict | None:
+    if args.list_configs:
+        for name, cfg in nets.CONFIGS.items():
+            print(f"{name:12s} {cfg.dataset:7s} {cfg.layers}")
+        return None
+    cfg = nets.get_config(args.config)
+    for key in ("epochs", "method", "proposal", "lr", "batch_size"):
+        value = getattr(args, key)
+        if value is not None:
+            setattr(cfg, key, value)
+    if args.lr is not None:
+        cfg.lr_final = min(cfg.lr_final, args.lr)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not hasattr(cfg, key) or key in ("name", "layers"):
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
+                             f"{[k for k in cfg.to_dict() if k not in ('name', 'layers')]}")
+        current = getattr(cfg, key)
+        setattr(cfg, key, type(current)(value))
+    out = args.out or Path("runs") / cfg.name
+    summary = train(cfg, out, seed=args.seed, data_dir=args.data_dir,
+                    time_limit_min=args.time_limit, progress=False if args.no_progress else None,
+                    threads=args.threads)
+    final = summary["final"]
+    print(f"{cfg.name}: test accuracy {final['test_accuracy'] * 100:.2f}% after "
+          f"{summary['epochs_done']} epochs ({summary['train_seconds']:.0f} s); run in {out}")
+    if not math.isfinite(final["train_loss"]):
+        raise ValueError(f"{cfg.name}: training diverged (loss {final['train_loss']})")
+    return summary

@@ -1,0 +1,62 @@
+"""The cycle model: the single definition of the accelerator's timing contract.
+
+The hardware (``gxnor.hw.accelerator``) is built to these numbers and its tests check it
+cycle for cycle. For one fully connected layer with E input events (nonzero activations),
+n_out outputs and P lanes, G = ceil(n_out / P) groups of n_g = min(P, n_out - g P) neurons:
+
+* ``SETUP`` cycles load the layer's parameters.
+* Group g issues its E events back to back (one per cycle, no bubbles) and then one END token
+  that moves the P accumulators to the output serializer; the END token of group g must wait
+  until the serializer has finished group g-1 (n_{g-1} cycles: one threshold or score per
+  cycle), so group g occupies the issue stage for max(E + 1, n_{g-1}) cycles (n_{-1} = 0).
+* After the last END token: ``PIPELINE`` cycles to reach the PE array, n_{G-1} serializer
+  cycles, ``DRAIN`` cycles to hand over to the next layer.
+
+    cycles(E) = SETUP + sum_{g=0}^{G-1} max(E + 1, n_{g-1}) + PIPELINE + n_{G-1} + DRAIN
+
+An image costs the sum over its layers; the count starts on the cycle after the last pixel is
+accepted and stops when the class is known (loading pixels and streaming results out are not
+counted). The dense reference is the same array with E = n_in for every layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SETUP = 1  # cycles: load layer constants, event count
+PIPELINE = 2  # cycles from issuing a token to the PE array: event-list read, weight-ROM read
+DRAIN = 1  # cycles after the last serializer step before the next layer starts
+
+
+def group_sizes(n_out: int, lanes: int) -> list[int]:
+    """n_g for each group g: P neurons, the last group what is left."""
+    groups = math.ceil(n_out / lanes)
+    return [min(lanes, n_out - g * lanes) for g in range(groups)]
+
+
+def layer_cycles(events, n_out: int, lanes: int):
+    """Exact cycles of one layer for E = ``events`` (an int or an integer array)."""
+    e = np.asarray(events, dtype=np.int64)
+    sizes = group_sizes(n_out, lanes)
+    total = SETUP + e + 1 + PIPELINE + sizes[-1] + DRAIN
+    for prev in sizes[:-1]:
+        total = total + np.maximum(e + 1, prev)
+    return total if total.ndim else int(total)
+
+
+def event_bound(events, n_out: int, lanes: int):
+    """The ideal: every event of every group in one cycle, nothing else."""
+    return np.asarray(events, dtype=np.int64) * math.ceil(n_out / lanes)
+
+
+def image_cycles(events_per_layer, layer_outputs: list[int], lanes: int):
+    """Cycles per image; ``events_per_layer[l]`` is E of layer l (int or per-image array)."""
+    return sum(layer_cycles(e, n, lanes)
+               for e, n in zip(events_per_layer, layer_outputs, strict=True))
+
+
+def dense_cycles(layer_inputs: list[int], layer_outputs: list[int], lanes: int) -> int:
+    """The same array without zero-skipping: every input is an event."""
+    return int(image_cycles(layer_inputs, layer_outputs, lanes))

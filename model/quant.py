@@ -57,17 +57,24 @@ WINDOWS = ("rect", "tri")
 
 
 class MultiStepFn(torch.autograd.Function):
-    """Forward: -1 + 2 * #(x > t_j) / k. Backward: sum of windows around the steps."""
+    """Forward: the multi-step function. Backward: sum of windows around the steps."""
 
     @staticmethod
     def forward(ctx, x, thresholds: tuple[float, ...], a: float, window: str):
         ctx.save_for_backward(x)
         ctx.thresholds, ctx.a, ctx.window = thresholds, a, window
         k = len(thresholds)
-        count = torch.zeros_like(x)
+        if k == 1:  # binary: +1 if x > t else -1
+            return (x > thresholds[0]).to(x.dtype) * 2.0 - 1.0
+        # symmetric: a positive step counts x > t, a negative one x < t (ternary: +1 if
+        # x > r, -1 if x < -r, 0 on [-r, r] including both ends)
+        level = torch.zeros_like(x)
         for t in thresholds:
-            count += (x > t).to(x.dtype)
-        return count * (2.0 / k) - 1.0
+            if t > 0:
+                level += (x > t).to(x.dtype)
+            else:
+                level -= (x < t).to(x.dtype)
+        return level * (2.0 / k)
 
     @staticmethod
     def backward(ctx, grad_out):

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from gxnor.export import codes, thresholds
 
 MANIFEST = "manifest.json"
@@ -145,12 +144,12 @@ class Network:
             layer.lo = np.asarray(out["lo"], np.int64)
             layer.hi = np.asarray(out["hi"], np.int64)
             arrays = (layer.flip, layer.lo, layer.hi)
-            if np.any(layer.lo >= layer.hi):
-                raise ExportFormatError(f"{mpath}: layers[{i}].output: lo >= hi")
         for a in arrays:
             if a.shape != (n_out,):
                 raise ExportFormatError(f"{mpath}: layers[{i}].output: {a.shape[0]} values, "
                                         f"expected {n_out}")
+        if layer.lo is not None and np.any(layer.lo >= layer.hi):
+            raise ExportFormatError(f"{mpath}: layers[{i}].output: lo >= hi")
         return layer
 
     # ------------------------------------------------------------------ inference

@@ -1,0 +1,74 @@
+# gxnor: thin wrapper over the `gxnor` CLI and pytest. `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+GXNOR := $(VENV)/bin/gxnor
+CONFIG ?= mlp-ice40
+RUN ?= runs/$(CONFIG)
+LANES ?= 8
+EXPORT ?= build/export/$(CONFIG)
+RTL ?= build/rtl/$(CONFIG)
+BOARD ?= icebreaker
+SIM ?= icarus
+IMAGES ?= 100
+EPOCHS ?=
+TRAIN_ARGS ?=
+PYTEST_ARGS ?=
+STAMP := $(VENV)/.gxnor-installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install train export rtl sim bitstream flash demo test lint bench doctor clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: CONFIG=$(CONFIG) LANES=$(LANES) BOARD=$(BOARD) SIM=$(SIM) IMAGES=$(IMAGES)"
+
+install: $(STAMP) ## venv + package with dev extras + Icarus + pre-warmed YoWASP (idempotent)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: this exact version resolves to the CPU wheel (see ../shared/TOOLCHAIN.md)
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@if ! command -v iverilog >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iverilog; \
+	  else echo "Icarus Verilog is missing: run 'sudo apt-get install -y iverilog'"; exit 1; fi; fi
+	$(GXNOR) doctor --warm
+	@touch $@
+
+train: install ## train CONFIG (default mlp-ice40 on MNIST) into runs/CONFIG
+	$(GXNOR) train --config $(CONFIG) --out $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS)) $(TRAIN_ARGS)
+
+export: install ## export runs/CONFIG to integer ROM images + manifest (LANES lanes)
+	$(GXNOR) export $(RUN) --out $(EXPORT) --lanes $(LANES)
+
+rtl: install ## write Verilog for the exported net into build/rtl/CONFIG
+	$(GXNOR) rtl $(EXPORT) --out $(RTL)
+
+sim: install ## cocotb: the full verification set, or IMAGES test images of the export (SIM=icarus|verilator)
+	$(GXNOR) sim $(EXPORT) --images $(IMAGES) --sim $(SIM)
+
+bitstream: install ## bitstream for BOARD (icebreaker, ulx3s-85f, ...) into build/BOARD
+	$(GXNOR) build $(EXPORT) --board $(BOARD)
+
+flash: install ## program BOARD with the last bitstream
+	$(GXNOR) flash --board $(BOARD)
+
+demo: install ## the whole chain on a fresh machine: train, export, rtl, sim (and bitstream)
+	$(MAKE) train export rtl sim CONFIG=$(CONFIG)
+
+test: install ## the test suite (pytest; HDL simulation and synthesis included)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check .
+
+bench: install ## the measurements behind docs/BENCHMARKS.md (long)
+	$(GXNOR) bench
+
+doctor: ## where the external tools are
+	$(GXNOR) doctor
+
+clean: ## remove build outputs (keeps runs/ and the venv)
+	rm -rf build sim_build

@@ -1,0 +1,89 @@
+# amaranth: UnusedElaboratable=no
+"""The whole accelerator in Amaranth's simulator: bit- and cycle-exact against the golden model."""
+
+import pytest
+from gxnor.hw.accelerator import Accelerator, AcceleratorSpec
+from gxnor.hw.simulate import run_images
+from gxnor.model.random_net import random_images
+from gxnor.sim import cycles, golden
+
+pytestmark = pytest.mark.sim
+
+
+def check(export_dir, images, **kwargs):
+    net = golden.Network(export_dir)
+    spec = AcceleratorSpec.from_network(net)
+    ref = net.run(images)
+    got = run_images(spec, images, **kwargs)
+    assert len(got) == len(images)
+    outputs = [ly.n_out for ly in spec.layers]
+    for i, res in enumerate(got):
+        events = [int(e[i]) for e in ref.events]
+        assert res["events"] == events, f"image {i}: events"
+        assert res["scores"] == ref.scores[i].tolist(), f"image {i}: scores"
+        assert res["cls"] == int(ref.classes[i]), f"image {i}: class"
+        assert res["cycles"] == cycles.image_cycles(events, outputs, spec.lanes), f"image {i}"
+    return got
+
+
+# (hidden sizes + classes, lanes, input shape): widths that are and are not multiples of P,
+# a 1-neuron hidden layer, P=1, P wider than every layer
+CASES = [
+    ([8, 4], 4, (1, 4, 4)),
+    ([9, 5, 3], 4, (1, 4, 4)),
+    ([1, 2], 2, (1, 3, 3)),
+    ([7, 3], 1, (1, 3, 3)),
+    ([5, 6], 16, (1, 2, 5)),
+]
+
+
+@pytest.mark.parametrize("sizes, lanes, shape", CASES)
+def test_random_networks(random_export, sizes, lanes, shape):
+    export = random_export(sizes, lanes, input_shape=shape, seed=len(sizes) * 10 + lanes)
+    images = random_images(6, shape[1:], density=0.4, seed=lanes)
+    images[0] = 0  # all-zero image: no events at all
+    images[1] = 255  # every pixel fires at full scale
+    check(export, images)
+
+
+def test_all_zero_weight_columns_and_dense_weights(random_export):
+    zero = random_export([6, 3], 4, input_shape=(1, 3, 3), seed=4, weight_zeros=1.0)
+    dense = random_export([6, 3], 4, input_shape=(1, 3, 3), seed=4, weight_zeros=0.0)
+    images = random_images(3, (3, 3), density=0.7, seed=9)
+    check(zero, images)
+    check(dense, images)
+
+
+def test_idle_input_and_output_back_pressure(random_export):
+    export = random_export([7, 4], 3, input_shape=(1, 3, 3), seed=2)
+    images = random_images(4, (3, 3), density=0.5, seed=4)
+    a = check(export, images)
+    b = check(export, images, idle_every=3, stall_every=2)
+    assert a == b  # same numbers whatever the handshakes did
+
+
+def test_cycle_count_tracks_the_event_bound(random_export):
+    export = random_export([16, 4], 4, input_shape=(1, 6, 6), seed=3)
+    sparse = random_images(2, (6, 6), density=0.1, seed=1)
+    dense = random_images(2, (6, 6), density=0.9, seed=1)
+    lo = check(export, sparse)
+    hi = check(export, dense)
+    assert max(r["cycles"] for r in lo) < min(r["cycles"] for r in hi)
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_trained_mnist_net(mnist_trained_export, mnist_path):
+    from gxnor.model.data import load_mnist
+
+    ds = load_mnist(mnist_path, download_missing=False)
+    got = check(mnist_trained_export, ds.test.images[:3])
+    assert all(1000 < r["cycles"] < 20000 for r in got)
+
+
+def test_spec_rejects_conv_and_multilevel(random_export):
+    export = random_export([3, 2], 2, n_bits=2)
+    with pytest.raises(ValueError, match=r"weights are Z_2; the gated-XNOR array runs binary"):
+        AcceleratorSpec.from_network(golden.Network(export))
+    with pytest.raises(TypeError, match=r"spec must be an AcceleratorSpec"):
+        Accelerator("nope")

@@ -1,0 +1,97 @@
+import json
+
+import pytest
+import torch
+from gxnor.model import checkpoint, nets, train
+from gxnor.model.layers import DiscreteConv2d, DiscreteLinear
+
+
+def test_discrete_layer_has_no_float_weight_tensor():
+    cfg = nets.get_config("cnn-paper")
+    net = nets.build(cfg, (1, 28, 28))
+    for block in net.blocks:
+        layer = block.layer
+        assert isinstance(layer, (DiscreteLinear, DiscreteConv2d))
+        shape = layer.state.shape
+        tensors = list(layer.parameters()) + list(layer.buffers())
+        assert [t for t in tensors if t.is_floating_point() and t.shape == shape] == []
+        assert layer.state.dtype == torch.int8
+
+
+def test_cnn_shapes():
+    net = nets.build(nets.get_config("cnn-paper"), (1, 28, 28))
+    out = net(torch.zeros(2, 1, 28, 28))
+    assert out.shape == (2, 10)
+    assert net.blocks[2].layer.in_features == 64 * 4 * 4
+
+
+def test_config_round_trip_and_unknown_fields():
+    cfg = nets.get_config("mlp-ice40")
+    assert nets.NetConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match=r"unknown config fields: \['bogus'\]"):
+        nets.NetConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+    with pytest.raises(ValueError, match=r"^unknown config 'nope'"):
+        nets.get_config("nope")
+
+
+def test_ice40_mlp_fits_the_spram():
+    net = nets.build(nets.get_config("mlp-ice40"), (1, 28, 28))
+    assert net.num_weights() * 2 <= 1024 * 1024  # 2-bit codes in 1 Mbit
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["dst", "ste"])
+def test_digits_training_beats_chance_quickly(tmp_path, method):
+    cfg = nets.get_config("mlp-digits")
+    cfg.epochs = 2
+    cfg.method = method
+    if method == "ste":
+        cfg.lr = cfg.lr_final = 0.01
+    summary = train.train(cfg, tmp_path, seed=0, progress=False, log=lambda s: None)
+    acc = summary["final"]["test_accuracy"]
+    assert acc > 0.6, acc  # chance is 0.1
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    row = metrics["history"][-1]
+    assert len(row["activation_sparsity"]) == 1 and 0 <= row["activation_sparsity"][0] <= 1
+    assert row["state_bytes_per_weight"] == (1.0 if method == "dst" else 12.0)
+    if method == "dst":
+        assert row["transitions"] > 0
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+    net, payload = checkpoint.load(tmp_path)
+    assert payload["config"]["method"] == method
+    x = net.prepare(torch.zeros(1, 8, 8, dtype=torch.uint8))
+    assert net(x).shape == (1, 10)
+
+
+def test_training_is_deterministic(tmp_path):
+    cfg = nets.get_config("mlp-digits")
+    cfg.epochs = 1
+    a = train.train(cfg, tmp_path / "a", seed=3, progress=False, log=lambda s: None)
+    b = train.train(cfg, tmp_path / "b", seed=3, progress=False, log=lambda s: None)
+    assert a["final"]["train_loss"] == b["final"]["train_loss"]
+    sa = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["state"]
+    sb = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["state"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_foreign_and_corrupt_checkpoints(tmp_path):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"hello": torch.zeros(1)}, foreign)
+    with pytest.raises(checkpoint.CheckpointError, match=r"foreign\.pt: field 'format'"):
+        checkpoint.load(foreign)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError, match=r"junk\.pt: not a readable checkpoint"):
+        checkpoint.load(junk)
+    with pytest.raises(checkpoint.CheckpointError, match=r"no such checkpoint"):
+        checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_checkpoint_with_mismatched_state(tmp_path):
+    net = nets.build(nets.get_config("mlp-digits"), (1, 8, 8))
+    path = checkpoint.save(net, tmp_path / "c.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["state"]["blocks.0.layer.state"] = torch.zeros(3, 3, dtype=torch.int8)
+    torch.save(payload, path)
+    with pytest.raises(checkpoint.CheckpointError, match=r"c\.pt: field 'state' does not match"):
+        checkpoint.load(path)

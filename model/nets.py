@@ -43,6 +43,7 @@ class NetConfig:
     epochs: int = 20
     batch_size: int = 100
     loss: str = "ce"  # "ce" or "hinge" (squared hinge, as the reference)
+    augment_shift: int = 0  # random translation of training images by up to this many pixels
     bn_eps: float = 1e-4
     bn_momentum: float = 0.1
 

@@ -96,6 +96,20 @@ def per_weight_state_bytes(net: nets.GxnorNet, opt) -> float:
     return total / n
 
 
+def random_shift(images: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate each (B, H, W) uint8 image by up to ``max_shift`` pixels; zeros come in."""
+    if max_shift <= 0:
+        return images
+    b, h, w = images.shape
+    s = max_shift
+    padded = F.pad(images, (s, s, s, s))
+    dy = torch.randint(0, 2 * s + 1, (b,), generator=gen)
+    dx = torch.randint(0, 2 * s + 1, (b,), generator=gen)
+    rows = (dy[:, None] + torch.arange(h)[None])[:, :, None]
+    cols = (dx[:, None] + torch.arange(w)[None])[:, None, :]
+    return padded[torch.arange(b)[:, None, None], rows, cols]
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -153,7 +167,7 @@ def train(cfg: nets.NetConfig, out_dir: Path, seed: int = 0, data_dir=None,
                    disable=(not progress) if progress is not None else None, file=sys.stderr)
         for s in bar:
             idx = order[s:s + cfg.batch_size]
-            x = net.prepare(x_all[idx])
+            x = net.prepare(random_shift(x_all[idx], cfg.augment_shift, gen))
             y = y_all[idx]
             scores = net(x)
             loss = lf(scores, y)

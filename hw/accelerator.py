@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from gxnor.sim import cycles
 
 from .codes import event_layout

@@ -1,6 +1,7 @@
 """The weight / activation code as an Amaranth layout, built from :mod:`gxnor.export.codes`."""
 
 from amaranth.lib import data
+
 from gxnor.export import codes
 
 #: 2-bit gated-XNOR code: ``nonzero`` opens the gate, ``sign`` is 1 for negative.

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from amaranth.back import verilog
+
 from gxnor.sim import golden
 
 from .accelerator import Accelerator, AcceleratorSpec

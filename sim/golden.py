@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from gxnor.export import codes, thresholds
 
 MANIFEST = "manifest.json"

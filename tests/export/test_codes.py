@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
-from gxnor.export import codes
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from gxnor.export import codes
 
 
 def test_ternary_code_table():

@@ -4,12 +4,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from gxnor.export import exporter
 from gxnor.model import checkpoint
 from gxnor.model.random_net import random_images, random_net, save_random
 from gxnor.sim import golden
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 
 def _torch_layers(net, images):

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
-from gxnor.export import thresholds as th
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from gxnor.export import thresholds as th
 
 
 def _float_ternary(acc, a, b, r):

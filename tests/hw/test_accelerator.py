@@ -2,6 +2,7 @@
 """The whole accelerator in Amaranth's simulator: bit- and cycle-exact against the golden model."""
 
 import pytest
+
 from gxnor.hw.accelerator import Accelerator, AcceleratorSpec
 from gxnor.hw.simulate import run_images
 from gxnor.model.random_net import random_images

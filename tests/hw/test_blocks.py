@@ -4,6 +4,7 @@
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+
 from gxnor.export import codes, thresholds
 from gxnor.hw.pe import PEArray
 from gxnor.hw.threshold import ThresholdUnit

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from gxnor.model import dst, quant
 from gxnor.model.layers import DiscreteLinear
 

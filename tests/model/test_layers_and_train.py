@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+
 from gxnor.model import checkpoint, nets, train
 from gxnor.model.layers import DiscreteConv2d, DiscreteLinear
 

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 import torch
-from gxnor.model import quant
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from gxnor.model import quant
 
 
 @pytest.mark.parametrize("n_bits, expected", [

@@ -1,6 +1,7 @@
 
 import numpy as np
 import pytest
+
 from gxnor.model.random_net import random_images
 from gxnor.sim import cycles, golden
 

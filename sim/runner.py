@@ -4,6 +4,7 @@ raise when a cocotb test fails)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -80,18 +81,25 @@ def run(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | Non
     runner.build(sources=[source], hdl_toplevel=TOP, build_dir=sim_build,
                  build_args=build_args, always=True, waves=waves,
                  timescale=("1ns", "1ps"), log_file=sim_build / "build.log")
-    results = runner.test(
-        test_module="gxnor.sim.cocotb_bench", hdl_toplevel=TOP, build_dir=sim_build,
-        test_dir=sim_build, waves=waves, seed=seed,
-        extra_env={
-            "GXNOR_EXPORT": str(Path(export_dir).resolve()),
-            "GXNOR_IMAGES": str(img_path),
-            "GXNOR_IDLE": str(idle), "GXNOR_STALL": str(stall), "GXNOR_SEED": str(seed),
-            "GXNOR_REPORT": str(report_path),
-        },
-        log_file=sim_build / "test.log",
-    )
-    total, failed = get_results(Path(results))
+    results_xml = sim_build / "results.xml"
+    results_xml.unlink(missing_ok=True)
+    # cocotb's runner exits instead of returning when a test failed under pytest; outside
+    # pytest it returns quietly. Either way the results file decides.
+    with contextlib.suppress(SystemExit):
+        runner.test(
+            test_module="gxnor.sim.cocotb_bench", hdl_toplevel=TOP, build_dir=sim_build,
+            test_dir=sim_build, waves=waves, seed=seed,
+            extra_env={
+                "GXNOR_EXPORT": str(Path(export_dir).resolve()),
+                "GXNOR_IMAGES": str(img_path),
+                "GXNOR_IDLE": str(idle), "GXNOR_STALL": str(stall), "GXNOR_SEED": str(seed),
+                "GXNOR_REPORT": str(report_path),
+            },
+            results_xml=str(results_xml), log_file=sim_build / "test.log",
+        )
+    if not results_xml.exists():
+        raise SimulationFailed(f"cocotb ({sim}) wrote no results; see {sim_build / 'test.log'}")
+    total, failed = get_results(results_xml)
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     report.update({"simulator": sim, "tests": total, "failed": failed,
                    "log": str(sim_build / "test.log")})

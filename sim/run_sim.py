@@ -1,0 +1,86 @@
+"""``gxnor sim``: the cocotb verification from the command line.
+
+With an export directory: its dataset's first N test images through the Verilog. Without:
+the random-network suite (shapes, sparsities, lane counts), each network with random images.
+Prints images, mismatches, cycles per image and simulator speed; exit code 1 on a mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import golden, runner
+
+SUITE = [  # (hidden sizes + classes, lanes, input shape, weight zeros, pixel density)
+    ([8, 4], 4, (1, 4, 4), 0.5, 0.4),
+    ([9, 5, 3], 4, (1, 4, 4), 0.3, 0.3),
+    ([1, 2], 2, (1, 3, 3), 0.5, 0.5),
+    ([7, 3], 1, (1, 3, 3), 0.5, 0.9),
+    ([6, 3], 4, (1, 3, 3), 1.0, 0.5),
+    ([6, 3], 4, (1, 3, 3), 0.0, 0.5),
+    ([33, 17, 10], 8, (1, 8, 8), 0.6, 0.2),
+    ([64, 10], 32, (1, 8, 8), 0.4, 0.5),
+]
+
+
+def dataset_images(export_dir: Path, n: int, data_dir=None) -> np.ndarray:
+    from gxnor.model import data
+
+    m = json.loads((Path(export_dir) / golden.MANIFEST).read_text())
+    name = m.get("source", {}).get("config", {}).get("dataset")
+    if name not in ("mnist", "digits"):
+        raise ValueError(f"{export_dir}: dataset {name!r} unknown; cannot pick test images")
+    ds = data.load(name, data_dir)
+    if n > len(ds.test):
+        raise ValueError(f"--images {n}: the {name} test set has {len(ds.test)}")
+    return ds.test.images[:n]
+
+
+def _line(name: str, r: dict) -> str:
+    return (f"{name}: {r['checked']}/{r['images']} images, {r['mismatches']} mismatches, "
+            f"{r['cycles_per_image']:.0f} cycles/image, {r['images_per_s']:.2f} images/s, "
+            f"{r['cycles_per_s']:.0f} cycles/s ({r['simulator']})")
+
+
+def run_suite(out: Path, sim: str, images: int = 20, waves: bool = False) -> list[dict]:
+    from gxnor.export.exporter import export_run
+    from gxnor.model.random_net import random_images, save_random
+
+    reports = []
+    for k, (sizes, lanes, shape, zeros, density) in enumerate(SUITE):
+        d = out / "suite" / f"net{k}"
+        save_random(d / "run", sizes, input_shape=shape, seed=k, weight_zeros=zeros)
+        export = export_run(d / "run", d / "export", lanes=lanes)
+        imgs = random_images(images, shape[1:], density=density, seed=k)
+        imgs[0] = 0
+        for pause in (0.0, 0.3):
+            r = runner.run(export, imgs, d / f"sim-{pause}", sim=sim, idle=pause,
+                           stall=pause, seed=k, waves=waves)
+            print(_line(f"net{k} {sizes} P={lanes} pause={pause}", r), flush=True)
+            reports.append(r)
+    return reports
+
+
+def main(args) -> int:
+    sim = args.sim or runner.default_simulator()
+    out = Path(args.out)
+    try:
+        if args.export_dir is None:
+            reports = run_suite(out, sim, waves=args.waves)
+            total = sum(r["checked"] for r in reports)
+            print(f"suite: {len(SUITE)} random networks, {len(reports)} runs, {total} images, "
+                  "0 mismatches")
+            return 0
+        images = dataset_images(args.export_dir, args.images, args.data_dir)
+        r = runner.run(args.export_dir, images, out / Path(args.export_dir).name, sim=sim,
+                       waves=args.waves)
+        print(_line(str(args.export_dir), r))
+        (out / f"{Path(args.export_dir).name}-{sim}.json").write_text(json.dumps(r, indent=1))
+        return 0
+    except runner.SimulationFailed as exc:
+        print(f"gxnor sim: FAILED: {exc}")
+        return 1
+

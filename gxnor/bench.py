@@ -1,7 +1,8 @@
 """``gxnor bench``: the measurements behind docs/BENCHMARKS.md.
 
 Each benchmark writes JSON under ``--out`` (default build/bench) and prints a Markdown table.
-Benchmarks: ``train`` (accuracy, time, memory of DST/STE runs; long), ``golden`` (torch vs
+Benchmarks: ``train`` (accuracy, time, memory of DST/STE runs; long; or name single runs;
+``table`` only tabulates finished runs), ``golden`` (torch vs
 golden agreement, golden throughput, events and cycles on MNIST), ``hw`` (cycles vs the event
 bound and the dense array, yosys resource counts for several lane counts).
 """
@@ -18,10 +19,13 @@ import numpy as np
 
 # name -> (config, extra `gxnor train` arguments, minutes allowed)
 TRAIN_RUNS = {
-    "mlp-dst-norm": ("mlp-ice40", ["--proposal", "norm"], 15),
-    "mlp-dst-adam": ("mlp-ice40", ["--proposal", "adam"], 15),
-    "mlp-ste": ("mlp-ice40", ["--method", "ste"], 15),
-    "cnn-dst-adam": ("cnn-paper", ["--proposal", "adam"], 60),
+    "mlp-dst-adam": ("mlp-ice40", [], 15),
+    "mlp-dst-norm": ("mlp-ice40", ["--proposal", "norm", "--lr", "0.003",
+                                   "--set", "lr_final=0.0001"], 15),
+    "mlp-ste": ("mlp-ice40", ["--method", "ste", "--lr", "0.003", "--set", "lr_final=0.0001"],
+                15),
+    "mlp-wide-dst-adam": ("mlp-ice40-wide", [], 15),
+    "cnn-dst-adam": ("cnn-paper", [], 60),
 }
 
 
@@ -32,26 +36,33 @@ def _table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(out)
 
 
-def bench_train(out: Path, data_dir, names=None) -> list[dict]:
-    rows = []
+def bench_train(out: Path, data_dir, names=None, threads: int | None = None) -> list[dict]:
+    """Train the requested runs (each in its own process: its own peak RSS), then tabulate
+    every run found under ``out/runs``."""
     for name, (config, extra, minutes) in TRAIN_RUNS.items():
-        if names and name not in names:
+        if names is not None and name not in names:
             continue
         run = out / "runs" / name
         cmd = [sys.executable, "-m", "gxnor.cli", "train", "--config", config, "--out", str(run),
                "--time-limit", str(minutes), "--no-progress", *extra]
         if data_dir:
             cmd += ["--data-dir", str(data_dir)]
-        t0 = time.perf_counter()
+        if threads:
+            cmd += ["--threads", str(threads)]
         subprocess.run(cmd, check=True)
-        wall = time.perf_counter() - t0
-        m = json.loads((run / "metrics.json").read_text())
+    rows = []
+    for name, (config, _, _) in TRAIN_RUNS.items():
+        path = out / "runs" / name / "metrics.json"
+        if not path.exists():
+            continue
+        m = json.loads(path.read_text())
         f = m["final"]
         rows.append({
             "run": name, "config": config, "epochs": m["epochs_done"],
-            "train min": round(m["train_seconds"] / 60, 1), "wall min": round(wall / 60, 1),
+            "threads": m.get("torch_threads"),
+            "train min": round(m["train_seconds"] / 60, 1),
             "s/epoch": round(m["train_seconds"] / m["epochs_done"], 1),
-            "test acc %": round(100 * f["test_accuracy"], 2),
+            "final test acc %": round(100 * f["test_accuracy"], 2),
             "state B/weight": round(f["state_bytes_per_weight"], 2),
             "peak RSS MB": round(f["peak_rss_mb"]),
             "act. zeros % per layer": " / ".join(f"{100 * a:.0f}" for a in
@@ -148,12 +159,15 @@ def main(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     what = set(args.what or ["train", "golden", "hw"])
-    unknown = what - {"train", "golden", "hw"} - set(TRAIN_RUNS)
+    unknown = what - {"train", "golden", "hw", "table"} - set(TRAIN_RUNS)
     if unknown:
         raise ValueError(f"unknown benchmark(s) {sorted(unknown)}")
     if "train" in what or what & set(TRAIN_RUNS):
-        bench_train(out, args.data_dir, names=what & set(TRAIN_RUNS) or None)
-    default_run = out / "runs" / "mlp-dst-norm"
+        names = None if "train" in what else what & set(TRAIN_RUNS)
+        bench_train(out, args.data_dir, names=names, threads=args.threads)
+    if "table" in what:
+        bench_train(out, args.data_dir, names=set())
+    default_run = out / "runs" / "mlp-dst-adam"
     if not (default_run / "checkpoint.pt").exists():
         default_run = Path("runs/mlp-ice40")
     if "golden" in what:

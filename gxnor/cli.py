@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("what", nargs="*", help="which benchmarks (default: all)")
     k.add_argument("--out", type=Path, default=Path("build/bench"))
     k.add_argument("--data-dir", type=Path)
+    k.add_argument("--threads", type=int, help="torch threads for the training runs")
     k.set_defaults(func=_cmd_bench)
 
     d = sub.add_parser("doctor", help="show where the external tools are")

@@ -10,7 +10,7 @@ EXPORT ?= build/export/$(CONFIG)
 RTL ?= build/rtl/$(CONFIG)
 BOARD ?= icebreaker
 SIM ?= icarus
-IMAGES ?= 100
+IMAGES ?= $(if $(filter verilator,$(SIM)),1000,100)
 EPOCHS ?=
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
@@ -46,7 +46,8 @@ export: install ## export runs/CONFIG to integer ROM images + manifest (LANES la
 rtl: install ## write Verilog for the exported net into build/rtl/CONFIG
 	$(GXNOR) rtl $(EXPORT) --out $(RTL)
 
-sim: install ## cocotb: the full verification set, or IMAGES test images of the export (SIM=icarus|verilator)
+sim: install ## cocotb: random-network suite + IMAGES test images of the export (SIM=icarus|verilator)
+	$(GXNOR) sim --sim $(SIM)
 	$(GXNOR) sim $(EXPORT) --images $(IMAGES) --sim $(SIM)
 
 bitstream: install ## bitstream for BOARD (icebreaker, ulx3s-85f, ...) into build/BOARD

@@ -104,8 +104,10 @@ def _fold(a, b, t_neg: float, t_pos: float, max_abs: int):
 
 def apply(acc: np.ndarray, flip: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Ternary outputs (int8) from integer accumulators (..., n) and per-neuron thresholds."""
-    v = np.where(np.asarray(flip, bool), -acc, acc)
-    return ((v >= hi).astype(np.int8) - (v <= lo).astype(np.int8)).astype(np.int8)
+    sign = 1 - 2 * np.asarray(flip, np.int64)
+    v = acc * sign  # -acc where flipped
+    out = (v >= hi).view(np.int8) - (v <= lo).view(np.int8)
+    return out.astype(np.int8, copy=False)
 
 
 def fixed_point_scores(a: np.ndarray, b: np.ndarray, max_abs: int):

@@ -162,19 +162,23 @@ class Network:
         if int(np.prod(x.shape[1:])) != int(np.prod(self.input_shape)):
             raise ValueError(f"images of shape {x.shape[1:]} do not match the network's input "
                              f"{self.input_shape}")
-        x = x.reshape(batch, *self.input_shape).astype(np.int64)
+        # Inputs stay in a float type in which every sum is exact (see _exact_dtype): BLAS
+        # does the integer arithmetic, and the results are converted to int64 once per layer.
+        x = x.reshape(batch, *self.input_shape)
         res = Result()
         for layer in self.layers:
+            dtype = _exact_dtype(layer.spec["acc_max_abs"] + layer.n_in * layer.n_out)
             if layer.type == "fc":
-                flat = x.reshape(batch, -1)
-                acc = _matmul_exact(flat, layer.weights, layer.spec["acc_max_abs"])
-                nz_in = flat != 0
-                res.events.append(nz_in.sum(1))
-                colnnz = (layer.weights != 0).sum(0)
-                res.gate_open.append(nz_in.astype(np.int64) @ colnnz)
+                flat = x.reshape(batch, -1).astype(dtype, copy=False)
+                acc = _matmul(flat, layer.weights, dtype)
+                nz_in = (flat != 0).astype(dtype)
+                res.events.append(nz_in.sum(1).astype(np.int64))
+                colnnz = (layer.weights != 0).sum(0).astype(dtype)
+                res.gate_open.append((nz_in @ colnnz).astype(np.int64))
                 res.dense_ops.append(layer.n_in * layer.n_out)
             else:
-                acc, events, gates, dense = _conv_layer(x, layer)
+                acc, events, gates, dense = _conv_layer(x.astype(dtype, copy=False), layer,
+                                                        dtype)
                 res.events.append(events)
                 res.gate_open.append(gates)
                 res.dense_ops.append(dense)
@@ -187,23 +191,28 @@ class Network:
                 y = thresholds.apply(acc, layer.flip.reshape(-1, *shape),
                                      layer.lo.reshape(-1, *shape), layer.hi.reshape(-1, *shape))
                 res.out.append(y)
-                x = y.astype(np.int64)
+                x = y
         return res
 
     def classify(self, images: np.ndarray) -> np.ndarray:
         return self.run(images).classes
 
 
-def _matmul_exact(x: np.ndarray, w: np.ndarray, max_abs: int) -> np.ndarray:
-    """Integer x @ w.T through BLAS where floating point is exact, int64 otherwise."""
+def _exact_dtype(max_abs: int):
+    """The narrowest float type in which integer sums up to ``max_abs`` are exact."""
     if max_abs < 2**24:
-        return (x.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int64)
+        return np.float32
     if max_abs < 2**53:
-        return (x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
-    return x @ w.T.astype(np.int64)
+        return np.float64
+    return np.int64
 
 
-def _conv_layer(x: np.ndarray, layer: Layer):
+def _matmul(x: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
+    """Integer x @ w.T (exact in ``dtype``), as int64."""
+    return (x @ w.T.astype(dtype)).astype(np.int64)
+
+
+def _conv_layer(x: np.ndarray, layer: Layer, dtype):
     """Valid/zero-padded stride-1 convolution + integer max-pool; events per input map."""
     spec = layer.spec
     k, pad, pool = spec["kernel"], spec["padding"], spec["pool"]
@@ -213,10 +222,11 @@ def _conv_layer(x: np.ndarray, layer: Layer):
     oh, ow = x.shape[2] - k + 1, x.shape[3] - k + 1
     win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))  # B,C,oh,ow,k,k
     cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(batch * oh * ow, c * k * k)
-    acc = _matmul_exact(cols, layer.weights, spec["acc_max_abs"])
+    acc = _matmul(cols, layer.weights, dtype)
     acc = acc.reshape(batch, oh, ow, -1).transpose(0, 3, 1, 2)
     nz = cols != 0
-    gates = (nz.astype(np.int64) @ (layer.weights != 0).sum(0)).reshape(batch, -1).sum(1)
+    gates = (nz.astype(dtype) @ (layer.weights != 0).sum(0).astype(dtype))
+    gates = gates.astype(np.int64).reshape(batch, -1).sum(1)
     events = (x != 0).reshape(batch, -1).sum(1)
     dense = oh * ow * layer.n_in * layer.n_out
     if pool:

@@ -1,0 +1,62 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gxnor import cli, toolchain
+
+STAGES = ["train", "export", "rtl", "sim", "build", "flash", "run", "bench"]
+
+
+def gxnor(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "gxnor.cli", *args], capture_output=True,
+                          text=True, **kw)
+
+
+def test_help_lists_every_stage():
+    out = gxnor("--help")
+    assert out.returncode == 0
+    for stage in STAGES:
+        assert f"    {stage} " in out.stdout
+        sub = gxnor(stage, "--help")
+        assert sub.returncode == 0 and sub.stdout.startswith(f"usage: gxnor {stage}")
+
+
+def test_bad_input_exits_2_and_names_the_file(tmp_path):
+    out = gxnor("export", str(tmp_path / "nope"), "--out", str(tmp_path / "e"))
+    assert out.returncode == 2
+    assert f"{tmp_path / 'nope'}" in out.stderr and "no such checkpoint" in out.stderr
+    assert not (tmp_path / "e").exists()
+    out = gxnor("rtl", str(tmp_path), "--out", str(tmp_path / "v"))
+    assert out.returncode == 2 and "manifest.json: missing" in out.stderr
+
+
+def test_stages_not_built_yet_exit_3(tmp_path):
+    out = gxnor("build", str(tmp_path), "--board", "icebreaker")
+    assert out.returncode == 3 and "not available in this build yet" in out.stderr
+
+
+def test_list_configs():
+    out = gxnor("train", "--list-configs")
+    assert out.returncode == 0
+    assert {line.split()[0] for line in out.stdout.splitlines()} >= {
+        "mlp-ice40", "cnn-paper", "mlp-digits"}
+
+
+def test_train_set_rejects_unknown_field(tmp_path):
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "--epochs", "x"])
+    assert cli.main(["train", "--config", "mlp-digits", "--set", "bogus=1",
+                     "--out", str(tmp_path)]) == cli.EXIT_INPUT
+
+
+def test_toolchain_points_at_yowasp_and_verilator():
+    env = {"PATH": "/usr/bin", "YOSYS": "/custom/yosys"}
+    changed = toolchain.setup(env)
+    assert env["YOSYS"] == "/custom/yosys" and "YOSYS" not in changed  # user's choice kept
+    for var in ("NEXTPNR_ICE40", "ICEPACK", "NEXTPNR_ECP5", "ECPPACK"):
+        assert os.path.basename(env[var]).startswith("yowasp-")
+    vbin = toolchain.verilator_bin()
+    assert vbin is not None and env["PATH"].split(os.pathsep)[0] == str(vbin)
+    assert os.access(vbin / "verilator", os.X_OK)

@@ -17,8 +17,9 @@ Data path, per layer (see ``gxnor.sim.cycles`` for the exact timing contract):
 
 Streams: ``pixels`` in (one uint8 per pixel, row-major); out: ``scores`` (one signed score per
 class, in class order) then ``result`` (class, cycle count, events per layer) per image.
-With ``loadable=True`` the weight memory has no initial contents requirement and a
-``weights_in`` stream of (addr, data) words writes it (the iCE40 SPRAM path).
+With ``loadable=True`` the weight memory starts empty (as iCE40 SPRAM does after
+configuration) and a ``weights_in`` stream of (addr, data) words fills it, one word per cycle,
+while the accelerator is idle (the iCE40 SPRAM path).
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ class Accelerator(wiring.Component):
     Parameters
     ----------
     spec: :class:`AcceleratorSpec` (``AcceleratorSpec.from_network(golden.Network(dir))``).
-    loadable: add the ``weights_in`` stream that writes the weight memory.
+    loadable: no initial weights; add the ``weights_in`` stream that writes them
+        (address = layer base + group * n_in + input, the order of the export's ROM images).
 
     Timing: per image, exactly ``gxnor.sim.cycles.image_cycles(events, outputs, lanes)``
     cycles from the cycle after the last pixel is accepted until the class is known; input
@@ -180,8 +182,9 @@ class Accelerator(wiring.Component):
 
         # --- memories -------------------------------------------------------------------
         words = [w for ly in spec.layers for w in ly.words]
+        # loadable: no initial contents (as iCE40 SPRAM); the weights_in stream fills it
         m.submodules.weights = wmem = memory.Memory(
-            shape=unsigned(2 * lanes), depth=len(words), init=words)
+            shape=unsigned(2 * lanes), depth=len(words), init=[] if self._loadable else words)
         w_rd = wmem.read_port()
         if self._loadable:
             w_wr = wmem.write_port()

@@ -9,14 +9,16 @@ from .accelerator import Accelerator, AcceleratorSpec
 
 
 def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0,
-               stall_every: int = 0, vcd: str | None = None) -> list[dict]:
+               stall_every: int = 0, vcd: str | None = None, load: bool = False) -> list[dict]:
     """Feed ``images`` (uint8, any shape with n_pixels per image) through the accelerator.
 
     ``idle_every`` > 0 inserts an idle cycle on the pixel stream after every so many pixels;
-    ``stall_every`` > 0 holds ``ready`` low on the outputs every so many cycles. Returns per
+    ``stall_every`` > 0 holds ``ready`` low on the outputs every so many cycles. ``load``: the
+    accelerator starts with an empty weight memory that is filled through ``weights_in``
+    first (the SPRAM path). Returns per
     image: ``cls``, ``scores`` (list), ``cycles``, ``events`` (list per layer).
     """
-    dut = Accelerator(spec)
+    dut = Accelerator(spec, loadable=load)
     flat = np.asarray(images, dtype=np.uint8).reshape(len(images), -1)
     if flat.shape[1] != spec.n_pixels:
         raise ValueError(f"images have {flat.shape[1]} pixels, the network takes "
@@ -24,6 +26,13 @@ def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0
     results: list[dict] = []
 
     async def feed(ctx):
+        if load:
+            words = [w for ly in spec.layers for w in ly.words]
+            for addr, word in enumerate(words):
+                ctx.set(dut.weights_in.payload, {"addr": addr, "data": word})
+                ctx.set(dut.weights_in.valid, 1)
+                await ctx.tick().until(dut.weights_in.ready)
+            ctx.set(dut.weights_in.valid, 0)
         count = 0
         for img in flat:
             for px in img:

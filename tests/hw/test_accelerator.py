@@ -63,6 +63,47 @@ def test_idle_input_and_output_back_pressure(random_export):
     assert a == b  # same numbers whatever the handshakes did
 
 
+def test_weights_loaded_through_the_stream_port(random_export):
+    # the SPRAM path: the memory starts empty, the words arrive over weights_in
+    export = random_export([9, 5, 3], 4, input_shape=(1, 4, 4), seed=8)
+    images = random_images(3, (4, 4), density=0.5, seed=8)
+    check(export, images, load=True)
+
+
+def test_without_loading_the_empty_memory_gives_other_answers(random_export):
+    # the load test above can fail: an accelerator whose memory was never written computes
+    # with all-zero weights and disagrees with the golden model
+    export = random_export([9, 5, 3], 4, input_shape=(1, 4, 4), seed=8, weight_zeros=0.0)
+    net = golden.Network(export)
+    spec = AcceleratorSpec.from_network(net)
+    images = random_images(2, (4, 4), density=0.9, seed=8)
+    from amaranth.sim import Simulator
+
+    dut = Accelerator(spec, loadable=True)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.scores.ready, 1)
+        ctx.set(dut.result.ready, 1)
+        for image in images:
+            for px in image.reshape(-1):
+                ctx.set(dut.pixels.payload, int(px))
+                ctx.set(dut.pixels.valid, 1)
+                await ctx.tick().until(dut.pixels.ready)
+            ctx.set(dut.pixels.valid, 0)
+            while not ctx.get(dut.result.valid):
+                await ctx.tick()
+            got.append(ctx.get(dut.result.payload.events[1]))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    ref = net.run(images)
+    assert got != [int(e) for e in ref.events[1]]  # zero weights: thresholds of acc = 0
+
+
 def test_cycle_count_tracks_the_event_bound(random_export):
     export = random_export([16, 4], 4, input_shape=(1, 6, 6), seed=3)
     sparse = random_images(2, (6, 6), density=0.1, seed=1)

@@ -139,7 +139,10 @@ def bench_hw(out: Path, run_dir: Path, lanes_list=(8, 32, 128)) -> list[dict]:
     for lanes in lanes_list:
         exp = export_run(run_dir, out / "export" / f"{run_dir.name}-p{lanes}", lanes=lanes)
         vdir = out / "rtl" / f"p{lanes}"
-        rtl.write_rtl(exp, vdir)
+        vdir.mkdir(parents=True, exist_ok=True)
+        spec = rtl.load_spec(exp)
+        # the core: weights stay in an external memory (SPRAM / BRAM beside the core)
+        (vdir / "gxnor_accel.v").write_text(rtl.verilog_text(spec, external_weights=True))
         for family, synth in (("ice40", "synth_ice40 -dsp"), ("ecp5", "synth_ecp5")):
             stat = vdir / f"{family}.json"
             script = (f"read_verilog {vdir / 'gxnor_accel.v'}; {synth} -top gxnor_accel; "
@@ -149,7 +152,8 @@ def bench_hw(out: Path, run_dir: Path, lanes_list=(8, 32, 128)) -> list[dict]:
                             script], check=True)
             cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
             rows.append({"lanes": lanes, "family": family,
-                         "seconds": round(time.perf_counter() - t0, 1), **cells})
+                         "seconds": round(time.perf_counter() - t0, 1),
+                         "weight_memory_bits": spec.weight_words * 2 * lanes, **cells})
             print(rows[-1], flush=True)
     (out / "hw.json").write_text(json.dumps(rows, indent=1))
     return rows

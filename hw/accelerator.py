@@ -138,6 +138,8 @@ class Accelerator(wiring.Component):
     spec: :class:`AcceleratorSpec` (``AcceleratorSpec.from_network(golden.Network(dir))``).
     loadable: no initial weights; add the ``weights_in`` stream that writes them
         (address = layer base + group * n_in + input, the order of the export's ROM images).
+    external_weights: no weight memory inside; ``weight_addr`` out, ``weight_data`` in, read
+        synchronously (data the cycle after the address), e.g. from SPRAM in a board top.
 
     Timing: per image, exactly ``gxnor.sim.cycles.image_cycles(events, outputs, lanes)``
     cycles from the cycle after the last pixel is accepted until the class is known; input
@@ -145,13 +147,18 @@ class Accelerator(wiring.Component):
     ``ready`` held high).
     """
 
-    def __init__(self, spec: AcceleratorSpec, *, loadable: bool = False):
+    def __init__(self, spec: AcceleratorSpec, *, loadable: bool = False,
+                 external_weights: bool = False):
         if not isinstance(spec, AcceleratorSpec):
             raise TypeError(f"spec must be an AcceleratorSpec, got {spec!r}")
         if spec.lanes < 1:
             raise ValueError(f"lanes must be >= 1, got {spec.lanes}")
+        if loadable and external_weights:
+            raise ValueError("loadable and external_weights exclude each other: an external "
+                             "weight memory is loaded by whoever owns it")
         self._spec = spec
         self._loadable = loadable
+        self._external = external_weights
         ports = {
             "pixels": In(stream.Signature(unsigned(8))),
             "scores": Out(stream.Signature(signed(spec.score_bits))),
@@ -160,6 +167,9 @@ class Accelerator(wiring.Component):
         }
         if loadable:
             ports["weights_in"] = In(stream.Signature(load_layout(spec)))
+        if external_weights:
+            ports["weight_addr"] = Out(range(max(spec.weight_words, 2)))
+            ports["weight_data"] = In(2 * spec.lanes)
         super().__init__(ports)
 
     @property
@@ -182,10 +192,17 @@ class Accelerator(wiring.Component):
 
         # --- memories -------------------------------------------------------------------
         words = [w for ly in spec.layers for w in ly.words]
-        # loadable: no initial contents (as iCE40 SPRAM); the weights_in stream fills it
-        m.submodules.weights = wmem = memory.Memory(
-            shape=unsigned(2 * lanes), depth=len(words), init=[] if self._loadable else words)
-        w_rd = wmem.read_port()
+        if self._external:
+            # the memory lives outside (SPRAM / BRAM of the board top): synchronous read,
+            # data the cycle after the address
+            w_addr, w_data = self.weight_addr, self.weight_data
+        else:
+            # loadable: no initial contents (as iCE40 SPRAM); the weights_in stream fills it
+            m.submodules.weights = wmem = memory.Memory(
+                shape=unsigned(2 * lanes), depth=len(words),
+                init=[] if self._loadable else words)
+            w_rd = wmem.read_port()
+            w_addr, w_data = w_rd.addr, w_rd.data
         if self._loadable:
             w_wr = wmem.write_port()
             m.d.comb += [
@@ -272,7 +289,7 @@ class Accelerator(wiring.Component):
         for rd, _ in ev_mems:
             m.d.comb += rd.addr.eq(k)
         m.d.sync += s2_event.eq(ev_data)
-        m.d.comb += w_rd.addr.eq(s1_gbase + ev_data.index)
+        m.d.comb += w_addr.eq(s1_gbase + ev_data.index)
 
         # stage 2: the PE array
         m.submodules.pe = pe = PEArray(lanes, acc_bits)
@@ -280,7 +297,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             pe.valid.eq(s2_valid), pe.end.eq(s2_end),
             pe.magnitude.eq(s2_event.magnitude), pe.sign.eq(s2_event.sign),
-            pe.weights.eq(w_rd.data), pe.shift.eq(shift),
+            pe.weights.eq(w_data), pe.shift.eq(shift),
         ]
 
         # --- output serializer: one neuron per cycle -----------------------------------

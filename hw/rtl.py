@@ -20,8 +20,9 @@ def load_spec(export_dir: Path, lanes: int | None = None) -> AcceleratorSpec:
     return AcceleratorSpec.from_network(net)
 
 
-def verilog_text(spec: AcceleratorSpec, name: str = "gxnor_accel", loadable=False) -> str:
-    top = Accelerator(spec, loadable=loadable)
+def verilog_text(spec: AcceleratorSpec, name: str = "gxnor_accel", loadable=False,
+                 external_weights=False) -> str:
+    top = Accelerator(spec, loadable=loadable, external_weights=external_weights)
     return verilog.convert(top, name=name, emit_src=False)
 
 

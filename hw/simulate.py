@@ -9,7 +9,8 @@ from .accelerator import Accelerator, AcceleratorSpec
 
 
 def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0,
-               stall_every: int = 0, vcd: str | None = None, load: bool = False) -> list[dict]:
+               stall_every: int = 0, vcd: str | None = None, load: bool = False,
+               external: bool = False) -> list[dict]:
     """Feed ``images`` (uint8, any shape with n_pixels per image) through the accelerator.
 
     ``idle_every`` > 0 inserts an idle cycle on the pixel stream after every so many pixels;
@@ -18,7 +19,7 @@ def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0
     first (the SPRAM path). Returns per
     image: ``cls``, ``scores`` (list), ``cycles``, ``events`` (list per layer).
     """
-    dut = Accelerator(spec, loadable=load)
+    dut = Accelerator(spec, loadable=load, external_weights=external)
     flat = np.asarray(images, dtype=np.uint8).reshape(len(images), -1)
     if flat.shape[1] != spec.n_pixels:
         raise ValueError(f"images have {flat.shape[1]} pixels, the network takes "
@@ -69,6 +70,14 @@ def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
+    if external:
+        words = [w for ly in spec.layers for w in ly.words]
+
+        async def memory(ctx):  # a synchronous ROM outside the accelerator
+            async for _, _, addr in ctx.tick().sample(dut.weight_addr):
+                ctx.set(dut.weight_data, words[addr] if addr < len(words) else 0)
+
+        sim.add_process(memory)
     sim.add_testbench(feed, background=True)
     sim.add_testbench(collect)
     if vcd:

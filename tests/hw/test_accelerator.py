@@ -70,6 +70,11 @@ def test_weights_loaded_through_the_stream_port(random_export):
     check(export, images, load=True)
 
 
+def test_external_weight_memory(random_export):
+    export = random_export([9, 5, 3], 4, input_shape=(1, 4, 4), seed=8)
+    check(export, random_images(3, (4, 4), density=0.5, seed=9), external=True)
+
+
 def test_without_loading_the_empty_memory_gives_other_answers(random_export):
     # the load test above can fail: an accelerator whose memory was never written computes
     # with all-zero weights and disagrees with the golden model

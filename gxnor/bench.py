@@ -82,7 +82,7 @@ def bench_golden(out: Path, run_dir: Path, data_dir, lanes: int = 8) -> dict:
     from gxnor.model import checkpoint, data
     from gxnor.sim import cycles, golden
 
-    exp = export_run(run_dir, out / "export" / run_dir.name, lanes=lanes)
+    exp = export_run(run_dir, out / "export" / f"{run_dir.name}-p{lanes}", lanes=lanes)
     net, _ = checkpoint.load(run_dir)
     ds = data.load(net.cfg.dataset, data_dir)
     images, labels = ds.test.images, ds.test.labels
@@ -124,7 +124,7 @@ def bench_golden(out: Path, run_dir: Path, data_dir, lanes: int = 8) -> dict:
         "dense_ops": res.dense_ops,
         **cycle_stats,
     }
-    (out / f"golden-{run_dir.name}.json").write_text(json.dumps(result, indent=1))
+    (out / f"golden-{run_dir.name}-p{lanes}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "disagreements"}, indent=1))
     return result
 
@@ -192,6 +192,8 @@ def main(args) -> int:
     if "golden" in what:
         for run in sorted((out / "runs").glob("*")) or [default_run]:
             bench_golden(out, run, args.data_dir)
+        for lanes in (32, 128):
+            bench_golden(out, default_run, args.data_dir, lanes=lanes)
     if "hw" in what:
         bench_hw(out, default_run)
     return 0

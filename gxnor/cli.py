@@ -89,12 +89,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from gxnor.model import data
 
     ds = data.load(args.dataset, args.data_dir)
     for split in ("train", "test"):
         s = getattr(ds, split)
-        counts = " ".join(str(c) for c in __import__("numpy").bincount(s.labels))
+        counts = " ".join(str(c) for c in np.bincount(s.labels))
         print(f"{ds.name} {split}: images {s.images.shape} labels per class: {counts}")
     return EXIT_OK
 

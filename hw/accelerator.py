@@ -37,8 +37,8 @@ from .codes import event_layout
 from .pe import PEArray
 from .threshold import ScoreUnit, ThresholdUnit, score_layout, threshold_layout
 
-CYCLE_BITS = 32
-EVENT_COUNT_BITS = 16
+CYCLE_BITS = cycles.CYCLE_BITS
+EVENT_COUNT_BITS = cycles.EVENT_COUNT_BITS
 
 
 @dataclass(frozen=True)
@@ -236,9 +236,9 @@ class Accelerator(wiring.Component):
         ev_count = Array(Signal(count_bits, name=f"ev_count{b}") for b in range(2))
 
         # --- per-layer constants --------------------------------------------------------
-        def table(values, shape=None):
+        def table(values):
             width = max(1, max(int(v) for v in values).bit_length())
-            return Array(Const(int(v), shape or width) for v in values)
+            return Array(Const(int(v), width) for v in values)
 
         wbase, tbase = [], []
         wa = ta = 0

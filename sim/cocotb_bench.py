@@ -26,9 +26,6 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from gxnor.sim import cycles, golden
 
-EVENT_BITS = 16
-CYCLE_BITS = 32
-
 
 def high(signal) -> bool:
     """1 exactly (X/Z, e.g. before Icarus first evaluates a combinational block, count as 0)."""
@@ -125,9 +122,10 @@ class AcceleratorBench:
     def _check(self, word: int):
         got = {
             "cls": word & ((1 << self.cls_bits) - 1),
-            "cycles": (word >> self.cls_bits) & ((1 << CYCLE_BITS) - 1),
-            "events": [(word >> (self.cls_bits + CYCLE_BITS + EVENT_BITS * i))
-                       & ((1 << EVENT_BITS) - 1) for i in range(len(self.outputs))],
+            "cycles": (word >> self.cls_bits) & ((1 << cycles.CYCLE_BITS) - 1),
+            "events": [(word >> (self.cls_bits + cycles.CYCLE_BITS
+                                 + cycles.EVENT_COUNT_BITS * i))
+                       & ((1 << cycles.EVENT_COUNT_BITS) - 1) for i in range(len(self.outputs))],
             "scores": self.scores,
         }
         self.scores = []

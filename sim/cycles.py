@@ -29,6 +29,11 @@ SETUP = 1  # cycles: load layer constants, event count
 PIPELINE = 2  # cycles from issuing a token to the PE array: event-list read, weight-ROM read
 DRAIN = 1  # cycles after the last serializer step before the next layer starts
 
+# Widths of the counters the accelerator reports with every result (class, then the cycle
+# count, then one event count per layer, from the least significant bit up).
+CYCLE_BITS = 32
+EVENT_COUNT_BITS = 16
+
 
 def group_sizes(n_out: int, lanes: int) -> list[int]:
     """n_g for each group g: P neurons, the last group what is left."""

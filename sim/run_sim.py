@@ -78,6 +78,10 @@ def main(args) -> int:
         r = runner.run(args.export_dir, images, out / Path(args.export_dir).name, sim=sim,
                        waves=args.waves)
         print(_line(str(args.export_dir), r))
+        if args.waves:
+            build = Path(r["log"]).parent
+            for wave in sorted(build.glob("*.fst")) + sorted(build.glob("*.vcd")):
+                print(f"waves: {wave}")
         (out / f"{Path(args.export_dir).name}-{sim}.json").write_text(json.dumps(r, indent=1))
         return 0
     except runner.SimulationFailed as exc:

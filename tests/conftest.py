@@ -2,10 +2,16 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from gxnor import toolchain
 
 toolchain.setup()
+
+# CI runs the same hypothesis examples every time (reproducible); locally they vary.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,16 +14,17 @@ from gxnor.sim import golden
 
 
 def _torch_layers(net, images):
-    """Integer accumulators and ternary outputs of the torch model, layer by layer."""
+    """Integer accumulators, batch-norm outputs and ternary outputs of the torch model."""
     x = net.prepare(torch.from_numpy(images))
-    accs, outs = [], []
+    accs, ys, outs = [], [], []
     with torch.no_grad():
         for block in net.blocks:
             z = block.preactivation(x)
             accs.append(z.numpy())
+            ys.append(block.bn(z).numpy())
             x = block(x)
             outs.append(x.numpy())
-    return accs, outs
+    return accs, ys, outs
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -39,14 +40,25 @@ def test_golden_reproduces_torch_layers(tmp_path_factory, sizes, classes, lanes,
     g = golden.Network(tmp / "exp")
     images = random_images(64, (5, 3), density=0.4, seed=seed)
     res = g.run(images)
-    accs, outs = _torch_layers(net, images)
+    accs, ys, outs = _torch_layers(net, images)
+    same = np.ones(len(images), bool)  # images whose earlier layers agreed exactly
     for i, acc in enumerate(accs):
-        assert np.array_equal(res.acc[i], acc.astype(np.int64)), f"layer {i} accumulators"
-    for i, out in enumerate(outs[:-1]):
-        # identical except where torch's float32 batch-norm sits exactly on a threshold
-        assert np.mean(res.out[i] == out) > 0.999, f"layer {i} activations"
-    torch_cls = outs[-1].argmax(1)
-    assert np.mean(res.classes == torch_cls) >= 0.95
+        assert np.array_equal(res.acc[i][same], acc[same].astype(np.int64)), f"layer {i} acc"
+        if i == len(accs) - 1:
+            break
+        # identical, except where torch's float32 batch-norm output sits on a step (+-r) to
+        # within float32 rounding: the only acceptable cause of a difference
+        differ = res.out[i] != outs[i]
+        on_step = np.abs(np.abs(ys[i]) - net.cfg.r) <= 1e-5 * (1 + np.abs(ys[i]))
+        assert not np.any(differ[same] & ~on_step[same]), f"layer {i} activations"
+        same &= ~differ.any(axis=1)
+    # classes: equal unless the two best float scores are within the fixed-point rounding
+    out = g.layers[-1].spec
+    tolerance = (out["acc_max_abs"] + 1) / 2.0 ** out["output"]["frac_bits"]
+    top2 = np.sort(ys[-1], axis=1)[:, -2:]
+    close = (top2[:, 1] - top2[:, 0]) <= tolerance
+    assert not np.any(same & (res.classes != ys[-1].argmax(1)) & ~close)
+    assert same.mean() > 0.9  # ties are rare: most images must be compared end to end
 
 
 def test_widths_not_multiple_of_lanes_pad_with_zero_codes(tmp_path):

@@ -106,6 +106,11 @@ class AcceleratorSpec:
         return max(ly.acc_bits for ly in self.layers)
 
     @property
+    def words(self) -> list[int]:
+        """Every layer's ROM words in weight-memory address order (layer after layer)."""
+        return [w for ly in self.layers for w in ly.words]
+
+    @property
     def weight_words(self) -> int:
         return sum(len(ly.words) for ly in self.layers)
 
@@ -176,11 +181,6 @@ class Accelerator(wiring.Component):
     def spec(self) -> AcceleratorSpec:
         return self._spec
 
-    def expected_cycles(self, events_per_layer) -> int:
-        """The cycle model for this configuration (the one definition in gxnor.sim.cycles)."""
-        return cycles.image_cycles(events_per_layer, [ly.n_out for ly in self._spec.layers],
-                                   self._spec.lanes)
-
     def elaborate(self, platform):
         spec = self._spec
         lanes, n_layers = spec.lanes, len(spec.layers)
@@ -191,7 +191,7 @@ class Accelerator(wiring.Component):
         m = Module()
 
         # --- memories -------------------------------------------------------------------
-        words = [w for ly in spec.layers for w in ly.words]
+        words = spec.words
         if self._external:
             # the memory lives outside (SPRAM / BRAM of the board top): synchronous read,
             # data the cycle after the address

@@ -28,8 +28,7 @@ def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0
 
     async def feed(ctx):
         if load:
-            words = [w for ly in spec.layers for w in ly.words]
-            for addr, word in enumerate(words):
+            for addr, word in enumerate(spec.words):
                 ctx.set(dut.weights_in.payload, {"addr": addr, "data": word})
                 ctx.set(dut.weights_in.valid, 1)
                 await ctx.tick().until(dut.weights_in.ready)
@@ -71,7 +70,7 @@ def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     if external:
-        words = [w for ly in spec.layers for w in ly.words]
+        words = spec.words
 
         async def memory(ctx):  # a synchronous ROM outside the accelerator
             async for _, _, addr in ctx.tick().sample(dut.weight_addr):

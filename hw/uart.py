@@ -9,13 +9,22 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 
-def _check_divisor(divisor) -> None:
-    if not isinstance(divisor, int) or divisor < 4:
-        raise ValueError(f"divisor must be an integer >= 4 (clock cycles per bit), "
-                         f"got {divisor!r}")
+class _UARTBase(wiring.Component):
+    """Holds and checks ``divisor``, the clock cycles per bit (clock frequency / baud)."""
+
+    def __init__(self, divisor: int):
+        if not isinstance(divisor, int) or divisor < 4:
+            raise ValueError(f"divisor must be an integer >= 4 (clock cycles per bit), "
+                             f"got {divisor!r}")
+        self._divisor = divisor
+        super().__init__()
+
+    @property
+    def divisor(self) -> int:
+        return self._divisor
 
 
-class UARTTx(wiring.Component):
+class UARTTx(_UARTBase):
     """Sends each byte of the ``data`` stream on ``tx``.
 
     Timing: a byte takes 10 * divisor cycles; ``data.ready`` is high only while the line is
@@ -24,15 +33,6 @@ class UARTTx(wiring.Component):
 
     data: In(stream.Signature(8))
     tx: Out(1, init=1)
-
-    def __init__(self, divisor: int):
-        _check_divisor(divisor)
-        self._divisor = divisor
-        super().__init__()
-
-    @property
-    def divisor(self) -> int:
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()
@@ -54,7 +54,7 @@ class UARTTx(wiring.Component):
         return m
 
 
-class UARTRx(wiring.Component):
+class UARTRx(_UARTBase):
     """Receives bytes from ``rx`` into the ``data`` stream.
 
     The line is synchronised with two flip-flops and sampled in the middle of each bit. A frame
@@ -68,15 +68,6 @@ class UARTRx(wiring.Component):
     data: Out(stream.Signature(8))
     framing_error: Out(1)
     overrun: Out(1)
-
-    def __init__(self, divisor: int):
-        _check_divisor(divisor)
-        self._divisor = divisor
-        super().__init__()
-
-    @property
-    def divisor(self) -> int:
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()

@@ -16,8 +16,6 @@ Proposals:
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .quant import num_states, state_step
@@ -108,7 +106,3 @@ def transition(state: torch.Tensor, dw: torch.Tensor, n_bits: int, h: float, m: 
     moved = state.to(torch.int32) + (kappa + jump).to(torch.int32)
     return moved.clamp_(0, num_states(n_bits) - 1).to(state.dtype)
 
-
-def transition_probability(nu_over_step: float, m: float) -> float:
-    """tau(nu) = tanh(m |nu| / step), the probability of the extra step."""
-    return math.tanh(m * abs(nu_over_step))

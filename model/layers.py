@@ -121,6 +121,3 @@ class LatentLinear(_LatentMixin, _LinearShape):
 
 class LatentConv2d(_LatentMixin, _ConvShape):
     """STE baseline convolution (no bias)."""
-
-
-DISCRETE_TYPES = (DiscreteLinear, DiscreteConv2d, LatentLinear, LatentConv2d)

@@ -22,10 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from gxnor.export import codes, thresholds
-
-MANIFEST = "manifest.json"
-FORMAT = "gxnor-export"
-FORMAT_VERSION = 1
+from gxnor.export.exporter import FORMAT, FORMAT_VERSION, MANIFEST
 
 
 class ExportFormatError(ValueError):
@@ -193,9 +190,6 @@ class Network:
                 res.out.append(y)
                 x = y
         return res
-
-    def classify(self, images: np.ndarray) -> np.ndarray:
-        return self.run(images).classes
 
 
 def _exact_dtype(max_abs: int):

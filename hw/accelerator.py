@@ -66,8 +66,12 @@ class AcceleratorSpec:
     score_bits: int
 
     @classmethod
-    def from_network(cls, net) -> AcceleratorSpec:
-        """From a loaded :class:`gxnor.sim.golden.Network`."""
+    def from_network(cls, net, lanes: int | None = None) -> AcceleratorSpec:
+        """From a loaded :class:`gxnor.sim.golden.Network`, for ``lanes`` lanes (default: the
+        export's; other lane counts repack the same weights)."""
+        lanes = net.lanes if lanes is None else lanes
+        if lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {lanes}")
         if net.n_bits > 1:
             raise ValueError(f"{net.dir}: weights are Z_{net.n_bits}; the gated-XNOR array "
                              "runs binary (N=0) and ternary (N=1) weights only")
@@ -81,16 +85,18 @@ class AcceleratorSpec:
             out = layer.spec["output"]
             if layer.is_last:
                 layers.append(LayerSpec(layer.n_in, layer.n_out, layer.spec["acc_bits"],
-                                        tuple(layer.rom_words()), coef=tuple(out["coef"]),
+                                        tuple(layer.words_for(lanes, net.n_bits)),
+                                        coef=tuple(out["coef"]),
                                         offset=tuple(out["offset"])))
             else:
                 tbits = max(tbits, out["threshold_bits"])
                 layers.append(LayerSpec(layer.n_in, layer.n_out, layer.spec["acc_bits"],
-                                        tuple(layer.rom_words()), tuple(out["flip"]),
+                                        tuple(layer.words_for(lanes, net.n_bits)),
+                                        tuple(out["flip"]),
                                         tuple(out["lo"]), tuple(out["hi"])))
         if net.layers[0].n_in > 2**16 or any(ly.n_out > 2**16 for ly in layers):
             raise ValueError(f"{net.dir}: layers wider than 65536 are not supported")
-        return cls(net.lanes, tuple(layers), tbits, last["coef_bits"], last["offset_bits"],
+        return cls(lanes, tuple(layers), tbits, last["coef_bits"], last["offset_bits"],
                    last["score_bits"])
 
     @property

@@ -13,17 +13,22 @@ from .accelerator import Accelerator, AcceleratorSpec
 
 
 def load_spec(export_dir: Path, lanes: int | None = None) -> AcceleratorSpec:
-    net = golden.Network(export_dir)
-    if lanes is not None and lanes != net.lanes:
-        raise ValueError(f"{export_dir}: exported for {net.lanes} lanes, --lanes {lanes} asked; "
-                         f"re-export with `gxnor export --lanes {lanes}`")
-    return AcceleratorSpec.from_network(net)
+    """The accelerator spec of an export, for ``lanes`` lanes (default: the export's)."""
+    return AcceleratorSpec.from_network(golden.Network(export_dir), lanes)
 
 
 def verilog_text(spec: AcceleratorSpec, name: str = "gxnor_accel", loadable=False,
                  external_weights=False) -> str:
     top = Accelerator(spec, loadable=loadable, external_weights=external_weights)
     return verilog.convert(top, name=name, emit_src=False)
+
+
+def board_verilog_text(spec: AcceleratorSpec, name: str = "gxnor_board", **core) -> str:
+    """Verilog of :class:`~gxnor.hw.board.BoardCore` (ports clk, rst, rx, tx, activity,
+    loaded); ``core`` are its keyword arguments (divisor, weights, timeout, ...)."""
+    from .board import BoardCore
+
+    return verilog.convert(BoardCore(spec, **core), name=name, emit_src=False)
 
 
 def write_rtl(export_dir: Path, out: Path, lanes: int | None = None,

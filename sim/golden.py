@@ -48,6 +48,17 @@ class Layer:
         """The ROM image as integers, one per word (lane 0 in the low bits)."""
         return [int.from_bytes(row.tobytes(), "little") for row in self.rom]
 
+    def words_for(self, lanes: int, n_bits: int) -> list[int]:
+        """ROM words for an array of ``lanes`` lanes: the export's own image when the lane
+        counts match, else the same weights packed by the exporter's rules for ``lanes``."""
+        if lanes == self.spec["rom"]["lanes"]:
+            return self.rom_words()
+        from gxnor.export.exporter import rom_words
+
+        data = codes.pack_rom(codes.encode(rom_words(self.weights, lanes), n_bits),
+                              codes.code_bits(n_bits))
+        return [int.from_bytes(row.tobytes(), "little") for row in data]
+
     @property
     def is_last(self) -> bool:
         return self.spec["output"]["kind"] == "scores"

@@ -14,6 +14,8 @@ import numpy as np
 
 from gxnor import toolchain
 
+from . import protocol
+
 SIMULATORS = ("icarus", "verilator")
 TOP = "gxnor_accel"
 
@@ -56,21 +58,71 @@ def run(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | Non
 
     Raises SimulationFailed when a cocotb test failed or did not run.
     """
-    from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
-
     from gxnor.hw import rtl
 
-    sim = sim or default_simulator()
-    if sim not in SIMULATORS:
-        raise ValueError(f"simulator must be one of {SIMULATORS}, got {sim!r}")
-    toolchain.setup()
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     if verilog is None:
         verilog = rtl.write_rtl(Path(export_dir), build_dir / "rtl", name=TOP)[0]
     img_path = build_dir / "images.npy"
     np.save(img_path, np.asarray(images, np.uint8))
+    return _cocotb(verilog, TOP, "gxnor.sim.cocotb_bench", build_dir, sim=sim, seed=seed,
+                   waves=waves, env={
+                       "GXNOR_EXPORT": str(Path(export_dir).resolve()),
+                       "GXNOR_IMAGES": str(img_path),
+                       "GXNOR_IDLE": str(idle), "GXNOR_STALL": str(stall),
+                       "GXNOR_SEED": str(seed)})
+
+
+BOARD_TOP = "gxnor_board"
+BOARD_DIVISOR = 8  # clock cycles per UART bit in simulation (the board tops use their baud)
+
+
+def run_board(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | None = None,
+              mode: str = "run", lanes: int | None = None, weights: str = "ram",
+              waves: bool = False) -> dict:
+    """The board core (``gxnor.hw.board.BoardCore``) in cocotb, driven through its UART pins
+    by the host runtime (``gxnor.sim.host.session``, ``mode`` "run" or "selftest").
+
+    ``weights="ram"`` starts with an empty weight memory, as the iCE40 SPRAM does, so the host
+    loads the weights over the UART first. Returns the session's report; raises
+    SimulationFailed when the cocotb test failed.
+    """
+    from gxnor.hw import rtl
+
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    spec = rtl.load_spec(Path(export_dir), lanes)
+    divisor = BOARD_DIVISOR
+    # abandon a stalled frame after 64 byte times
+    timeout = 64 * 10 * divisor
+    verilog = build_dir / f"{BOARD_TOP}.v"
+    verilog.write_text(rtl.board_verilog_text(
+        spec, name=BOARD_TOP, divisor=divisor, weights=weights, timeout=timeout,
+        clock_hz=int(1e9 // 10), net_id=protocol.network_id(export_dir)))
+    img_path = build_dir / "images.npy"
+    np.save(img_path, np.asarray(images, np.uint8))
+    # a read may wait for a whole batch's worth of compute and the device's own timeout
+    read_timeout = 4 * timeout + 4 * sum(ly.n_in * ly.n_out for ly in spec.layers)
+    return _cocotb(verilog, BOARD_TOP, "gxnor.sim.cocotb_board", build_dir, sim=sim,
+                   waves=waves, env={
+                       "GXNOR_EXPORT": str(Path(export_dir).resolve()),
+                       "GXNOR_IMAGES": str(img_path), "GXNOR_MODE": mode,
+                       "GXNOR_DIVISOR": str(divisor),
+                       "GXNOR_READ_TIMEOUT": str(read_timeout)})
+
+
+def _cocotb(verilog: Path, top: str, test_module: str, build_dir: Path, *, sim: str | None,
+            env: dict, seed: int = 0, waves: bool = False) -> dict:
+    """Build ``verilog`` and run the cocotb ``test_module`` on it; the report it wrote plus
+    the test counts. Raises SimulationFailed when a test failed or none ran."""
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    sim = sim or default_simulator()
+    if sim not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {SIMULATORS}, got {sim!r}")
+    toolchain.setup()
     report_path = build_dir / f"report-{sim}.json"
     report_path.unlink(missing_ok=True)
     runner = get_runner(sim)
@@ -81,7 +133,7 @@ def run(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | Non
         else []
     sim_build = build_dir / f"sim_build-{sim}"
     source = icarus_copy(verilog) if sim == "icarus" else verilog
-    runner.build(sources=[source], hdl_toplevel=TOP, build_dir=sim_build,
+    runner.build(sources=[source], hdl_toplevel=top, build_dir=sim_build,
                  build_args=build_args, always=True, waves=waves,
                  timescale=("1ns", "1ps"), log_file=sim_build / "build.log")
     results_xml = sim_build / "results.xml"
@@ -90,14 +142,9 @@ def run(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | Non
     # pytest it returns quietly. Either way the results file decides.
     with contextlib.suppress(SystemExit):
         runner.test(
-            test_module="gxnor.sim.cocotb_bench", hdl_toplevel=TOP, build_dir=sim_build,
+            test_module=test_module, hdl_toplevel=top, build_dir=sim_build,
             test_dir=sim_build, waves=waves, seed=seed,
-            extra_env={
-                "GXNOR_EXPORT": str(Path(export_dir).resolve()),
-                "GXNOR_IMAGES": str(img_path),
-                "GXNOR_IDLE": str(idle), "GXNOR_STALL": str(stall), "GXNOR_SEED": str(seed),
-                "GXNOR_REPORT": str(report_path),
-            },
+            extra_env={**env, "GXNOR_REPORT": str(report_path)},
             results_xml=str(results_xml), log_file=sim_build / "test.log",
         )
     if not results_xml.exists():

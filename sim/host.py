@@ -1,0 +1,312 @@
+"""The host runtime: ``gxnor run``. One client (:class:`Device`) for the board's UART protocol
+(``gxnor.sim.protocol``) over any byte transport: a serial port (pyserial), or the board core
+running in cocotb (``--sim``, see ``gxnor.sim.cocotb_board``), so the same code that drives a
+real board is tested without one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from . import protocol as P
+
+
+class Device:
+    """A gxnor board behind a byte transport with ``write(bytes)`` and ``read(n) -> bytes``
+    (fewer bytes than asked, or none, means the read timed out)."""
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.reader = P.FrameReader()
+        self._frames: deque = deque()
+        self.info: P.Info | None = None
+
+    # ---- frames ------------------------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        self.transport.write(bytes(data))
+
+    def read_frame(self) -> tuple[int, bytes]:
+        while not self._frames:
+            data = self.transport.read(self.reader.needed())
+            if not data:
+                raise TimeoutError("no answer from the board (is it configured with the gxnor "
+                                   "bitstream, and the port / baud rate right?)")
+            self._frames.extend(self.reader.feed(data))
+        return self._frames.popleft()
+
+    def answer(self, request_cmd: int) -> bytes:
+        """The next answer's payload; an ERROR answer raises :class:`protocol.DeviceError`."""
+        cmd, payload = self.read_frame()
+        if cmd == P.ERROR_ANSWER:
+            if len(payload) != 2:
+                raise P.ProtocolError(f"ERROR answer with {len(payload)} bytes")
+            raise P.DeviceError(payload[0], payload[1])
+        if cmd != request_cmd | P.RESPONSE:
+            raise P.ProtocolError(f"answer 0x{cmd:02x} to request 0x{request_cmd:02x}")
+        return payload
+
+    def request(self, cmd: int, payload: bytes = b"") -> bytes:
+        self.send(P.frame(cmd, payload))
+        return self.answer(cmd)
+
+    # ---- commands ----------------------------------------------------------------------
+    def ping(self) -> P.Info:
+        self.info = P.Info.decode(self.request(P.Cmd.PING))
+        return self.info
+
+    def stats(self) -> dict:
+        return P.decode_stats(self.request(P.Cmd.STATS))
+
+    def load(self, words: list[int], max_payload: int = 1024) -> int:
+        info = self.info or self.ping()
+        if len(words) != info.weight_words:
+            raise ValueError(f"{len(words)} weight words for a board that holds "
+                             f"{info.weight_words}")
+        written = 0
+        for f in P.load_frames(words, info.word_bytes, max_payload):
+            self.send(f)
+            written += int.from_bytes(self.answer(P.Cmd.LOAD), "little")
+        self.info = self.ping()
+        return written
+
+    def run(self, images: np.ndarray, window: int = 4) -> list[P.RunResult]:
+        """Classify ``images`` (uint8, n_pixels each), ``window`` RUN frames in flight."""
+        info = self.info or self.ping()
+        flat = np.asarray(images, np.uint8).reshape(len(images), -1)
+        if flat.shape[1] != info.n_pixels:
+            raise ValueError(f"images have {flat.shape[1]} pixels; the board's network takes "
+                             f"{info.n_pixels}")
+        out: list[P.RunResult] = []
+        sent = 0
+        while len(out) < len(flat):
+            while sent < len(flat) and sent - len(out) < window:
+                self.send(P.frame(P.Cmd.RUN, flat[sent].tobytes()))
+                sent += 1
+            try:
+                out.append(P.RunResult.decode(self.answer(P.Cmd.RUN), info))
+            except P.DeviceError as exc:
+                raise P.DeviceError(exc.code, exc.cmd) from exc
+        return out
+
+    def prepare(self, export_dir: Path | None) -> P.Info:
+        """PING; check the network against ``export_dir``; load the weights if the board's
+        memory needs them."""
+        info = self.ping()
+        if export_dir is None:
+            if info.weights_ram and info.loaded_words < info.weight_words:
+                raise ValueError("the board's weight memory is empty (SPRAM): pass --export-dir "
+                                 "with the exported network to load it")
+            return info
+        nid = P.network_id(export_dir)
+        if nid != info.net_id:
+            raise ValueError(f"{export_dir}: network id {nid:08x}, the board runs {info.net_id:08x}"
+                             " (build the bitstream from this export)")
+        if info.weights_ram and info.loaded_words < info.weight_words:
+            self.load(board_words(export_dir, info))
+        return self.info
+
+
+def board_words(export_dir: Path, info: P.Info) -> list[int]:
+    """The export's weights packed for the board's lane count, in weight-memory order."""
+    from . import golden
+
+    net = golden.Network(export_dir)
+    return [w for ly in net.layers for w in ly.words_for(info.lanes, net.n_bits)]
+
+
+def selftest(dev: Device, images: np.ndarray, export_dir: Path | None) -> dict:
+    """Exercise the protocol's error paths between good images; returns the checks made.
+
+    Malformed frames: garbage bytes, a bad header checksum, an unknown command, a RUN of the
+    wrong length, a RUN with a bad payload checksum between two good ones (back to back), a
+    LOAD past the end of memory, and a RUN cut off in the middle (timeout). Every one must get
+    its ERROR answer and the good images around them their results.
+    """
+    info = dev.prepare(export_dir)
+    flat = np.asarray(images, np.uint8).reshape(len(images), -1)
+    if len(flat) < 4:
+        raise ValueError("the self-test needs at least 4 images")
+    checks: list[dict] = []
+    results: dict[int, P.RunResult] = {}
+
+    def check(name, got, want):
+        checks.append({"check": name, "got": got, "want": want, "ok": got == want})
+
+    def expect_error(name, data, code):
+        dev.send(data)
+        try:
+            dev.answer(P.Cmd.RUN)
+            check(name, "answer", P.Err(code).name)
+        except P.DeviceError as exc:
+            check(name, P.Err(exc.code).name if exc.code in P.Err._value2member_map_
+                  else exc.code, P.Err(code).name)
+
+    before = dev.stats()
+    good = lambda k: P.frame(P.Cmd.RUN, flat[k].tobytes())  # noqa: E731
+    dev.send(b"\x00\x13\x37")  # no SYNC byte: dropped
+    bad_head = bytearray(P.frame(P.Cmd.PING))
+    bad_head[4] ^= 0xFF
+    expect_error("bad header checksum", bytes(bad_head), P.Err.HEADER_CRC)
+    expect_error("unknown command", P.frame(0x42, b"abc"), P.Err.COMMAND)
+    expect_error("RUN of the wrong length", P.frame(P.Cmd.RUN, flat[0][:-1].tobytes()),
+                 P.Err.LENGTH)
+    bad_crc = bytearray(good(1))
+    bad_crc[-1] ^= 0x01
+    dev.send(good(0) + bytes(bad_crc) + good(1))  # back to back
+    results[0] = P.RunResult.decode(dev.answer(P.Cmd.RUN), info)
+    try:
+        dev.answer(P.Cmd.RUN)
+        check("RUN with a bad payload checksum", "answer", "PAYLOAD_CRC")
+    except P.DeviceError as exc:
+        check("RUN with a bad payload checksum", P.Err(exc.code).name, "PAYLOAD_CRC")
+    results[1] = P.RunResult.decode(dev.answer(P.Cmd.RUN), info)
+    past_end = P.frame(P.Cmd.LOAD, info.weight_words.to_bytes(P.LOAD_ADDR_BYTES, "little")
+                       + bytes(info.word_bytes))
+    expect_error("LOAD past the end", past_end, P.Err.ADDRESS)
+    cut = good(2)[: P.HEADER_BYTES + info.n_pixels // 2]
+    expect_error("RUN cut off (timeout)", cut, P.Err.TIMEOUT)
+    for k, r in enumerate(dev.run(flat[2:]), start=2):
+        results[k] = r
+    after = dev.stats()
+    check("STATS images", after["images"] - before["images"], len(flat))
+    check("STATS errors", after["errors"] - before["errors"], 6)
+    check("STATS dropped >= 3", after["dropped"] - before["dropped"] >= 3, True)
+    check("STATS rx_errors", after["rx_errors"] - before["rx_errors"], 0)
+    check("INFO after the errors", dev.ping().net_id, info.net_id)
+    return {"checks": checks,
+            "results": [results[k].__dict__ for k in range(len(flat))]}
+
+
+def session(dev: Device, images: np.ndarray, export_dir: Path | None, mode: str) -> dict:
+    """What ``gxnor run`` does on a board or in simulation; returns a JSON-able report."""
+    t0 = time.perf_counter()
+    if mode == "selftest":
+        report = selftest(dev, images, export_dir)
+    else:
+        dev.prepare(export_dir)
+        t1 = time.perf_counter()
+        results = dev.run(images)
+        report = {"results": [r.__dict__ for r in results],
+                  "run_seconds": time.perf_counter() - t1}
+        report["stats"] = dev.stats()
+    report["info"] = {k: (v.decode() if isinstance(v, bytes) else v)
+                      for k, v in (dev.info.__dict__ if dev.info else {}).items()}
+    report["seconds"] = time.perf_counter() - t0
+    return report
+
+
+class SerialTransport:
+    def __init__(self, port: str, baud: int, timeout: float = 2.0):
+        import serial
+
+        try:
+            self.ser = serial.Serial(port, baud, timeout=timeout)
+        except serial.SerialException as exc:
+            raise FileNotFoundError(f"{port}: cannot open the serial port ({exc}); is the "
+                                    "board plugged in? (iCEBreaker: /dev/ttyUSB1, ULX3S: "
+                                    "/dev/ttyUSB0)") from exc
+
+    def write(self, data: bytes) -> None:
+        self.ser.write(data)
+
+    def read(self, n: int) -> bytes:
+        return self.ser.read(n)
+
+
+def load_images(specs: list[str], data_dir=None) -> tuple[np.ndarray, np.ndarray | None, list]:
+    """``mnist:N`` / ``mnist:START:N`` (test images, with labels), ``.npy`` (uint8 arrays),
+    or image files (PNG/PGM/..., grayscale)."""
+    images, labels, names = [], [], []
+    for spec in specs:
+        if spec.startswith(("mnist:", "digits:")):
+            from gxnor.model import data
+
+            name, *nums = spec.split(":")
+            try:
+                start, n = (0, int(nums[0])) if len(nums) == 1 else (int(nums[0]), int(nums[1]))
+            except (ValueError, IndexError) as exc:
+                raise ValueError(f"{spec}: expected {name}:N or {name}:START:N") from exc
+            ds = data.load(name, data_dir).test
+            images += list(ds.images[start:start + n])
+            labels += [int(x) for x in ds.labels[start:start + n]]
+            names += [f"{name}[{k}]" for k in range(start, start + n)]
+            continue
+        path = Path(spec)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such image file")
+        if path.suffix == ".npy":
+            arr = np.load(path)
+            if arr.dtype != np.uint8:
+                raise ValueError(f"{path}: dtype {arr.dtype}, expected uint8 pixels")
+            arr = arr.reshape(-1, *arr.shape[-2:]) if arr.ndim >= 2 else arr.reshape(1, -1)
+            images += list(arr)
+            labels += [None] * len(arr)
+            names += [f"{path.name}[{k}]" for k in range(len(arr))]
+        else:
+            from PIL import Image, UnidentifiedImageError
+
+            try:
+                img = np.asarray(Image.open(path).convert("L"), np.uint8)
+            except UnidentifiedImageError as exc:
+                raise ValueError(f"{path}: not an image file") from exc
+            images.append(img)
+            labels.append(None)
+            names.append(path.name)
+    if not images:
+        raise ValueError("no images given (mnist:N, .npy or image files)")
+    lab = np.array(labels) if all(x is not None for x in labels) else None
+    return np.stack([np.asarray(i).reshape(-1) for i in images]), lab, names
+
+
+def print_report(report: dict, names: list, labels) -> None:
+    info = report["info"]
+    clock = info.get("clock_hz") or 0
+    for k, r in enumerate(report.get("results", [])):
+        lat = f"{r['cycles'] / clock * 1e6:8.1f} us" if clock else f"{r['cycles']} cycles"
+        lab = "" if labels is None else f"  label {labels[k]}"
+        print(f"{names[k]:>14s}: class {r['cls']}{lab}  latency {lat} ({r['cycles']} cycles)"
+              f"  events {'/'.join(str(e) for e in r['events'])}")
+    for c in report.get("checks", []):
+        print(f"{'ok  ' if c['ok'] else 'FAIL'} {c['check']}: got {c['got']}, want {c['want']}")
+    if labels is not None and report.get("results"):
+        acc = np.mean([r["cls"] == y for r, y in zip(report["results"], labels, strict=True)])
+        print(f"accuracy {100 * acc:.2f}% on {len(labels)} images")
+    if "run_seconds" in report and report["run_seconds"] > 0:
+        print(f"{len(report['results']) / report['run_seconds']:.1f} images/s end to end "
+              "(link included)")
+
+
+def main(args) -> int:
+    images, labels, names = load_images(args.images, getattr(args, "data_dir", None))
+    mode = "selftest" if args.selftest else "run"
+    if args.sim:
+        from . import runner
+
+        if args.export_dir is None:
+            raise ValueError("--sim needs --export-dir: the simulated board is built from it")
+        report = runner.run_board(args.export_dir, images, Path(args.out), sim=args.sim,
+                                  mode=mode, lanes=args.lanes)
+    else:
+        dev = Device(SerialTransport(args.port, args.baud))
+        report = session(dev, images, args.export_dir, mode)
+    print_report(report, names, labels)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    failed = [c for c in report.get("checks", []) if not c["ok"]]
+    if args.export_dir is not None and report.get("results"):
+        from . import golden
+
+        want = golden.Network(args.export_dir).run(images.reshape(len(images), -1)).classes
+        got = np.array([r["cls"] for r in report["results"]])
+        bad = np.nonzero(got != want)[0]
+        print(f"golden model: {len(got) - len(bad)}/{len(got)} classes agree")
+        if len(bad):
+            print(f"disagree on {[names[i] for i in bad[:10]]}", file=sys.stderr)
+            return 1
+    return 1 if failed else 0

@@ -1,0 +1,265 @@
+"""The host <-> board UART protocol: the one definition, used by the board RTL
+(``gxnor.hw.board``) and by the host runtime (``gxnor.sim.host``). Specified in docs/PROTOCOL.md.
+
+Every message, in both directions, is one frame::
+
+    SYNC(0xA5) CMD LEN_LO LEN_HI HCRC PAYLOAD[LEN] PCRC
+
+``HCRC`` is the CRC-8 of ``CMD LEN_LO LEN_HI``, ``PCRC`` the CRC-8 of the payload (0 for an
+empty payload). CRC-8: polynomial x^8 + x^2 + x + 1 (0x07), initial value 0, no reflection, no
+final XOR (CRC-8/SMBUS). Multi-byte fields are little-endian.
+
+Requests and their answers (answer command = request command | 0x80):
+
+* ``PING`` (empty) -> ``INFO``: what the board runs (see :class:`Info`).
+* ``LOAD`` (u32 first word address, then whole weight words of ``word_bytes`` each) ->
+  ``u16`` words written. Writes the weight memory (needed where it is SPRAM).
+* ``RUN`` (exactly ``n_pixels`` bytes, one uint8 per pixel) -> the class scores
+  (``score_bytes`` each, signed), the class (u8), the cycle count (u32) and the events per layer
+  (u16 each). RUN frames may be sent back to back; the answers come in order.
+* ``STATS`` (empty) -> u32 images, u32 error answers, u32 bytes dropped outside frames,
+  u32 UART receive errors (framing + overrun).
+
+A malformed request is answered by an ``ERROR`` frame (payload: error code, request command) and
+the board carries on with the next frame. A frame that stops for ``timeout`` cycles in the
+middle is abandoned with ``ERROR(TIMEOUT)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+
+SYNC = 0xA5
+VERSION = 1
+MAGIC = b"GX"
+HEADER_BYTES = 5  # SYNC CMD LEN_LO LEN_HI HCRC
+MAX_PAYLOAD = 0xFFFF
+RESPONSE = 0x80  # answer command = request | RESPONSE
+
+
+class Cmd(IntEnum):
+    PING = 0x01
+    LOAD = 0x02
+    RUN = 0x03
+    STATS = 0x04
+    ERROR = 0x7F  # answer only (0x7F | 0x80 = 0xFF on the wire)
+
+
+class Err(IntEnum):
+    HEADER_CRC = 1  # header checksum wrong: the length cannot be trusted, resynchronise
+    PAYLOAD_CRC = 2  # payload checksum wrong (a RUN's result is discarded)
+    LENGTH = 3  # payload length wrong for the command
+    COMMAND = 4  # unknown command
+    TIMEOUT = 5  # the frame stopped in the middle
+    ADDRESS = 6  # LOAD past the end of the weight memory
+
+
+ERROR_ANSWER = Cmd.ERROR | RESPONSE
+
+# Field layouts (struct format, little-endian) of the fixed-size payloads
+INFO_FORMAT = "<2sBHHBBBBIIBIIH"
+INFO_FIELDS = ("magic", "version", "lanes", "n_pixels", "num_classes", "n_layers", "score_bytes",
+               "word_bytes", "weight_words", "net_id", "weights_ram", "loaded_words", "clock_hz",
+               "divisor")
+STATS_FORMAT = "<IIII"
+STATS_FIELDS = ("images", "errors", "dropped", "rx_errors")
+LOAD_ADDR_BYTES = 4
+
+
+def _crc8_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+        table.append(crc)
+    return tuple(table)
+
+
+CRC8_TABLE = _crc8_table()
+
+
+def crc8_update(crc: int, byte: int) -> int:
+    return CRC8_TABLE[crc ^ byte]
+
+
+def crc8(data: bytes) -> int:
+    crc = 0
+    for b in data:
+        crc = CRC8_TABLE[crc ^ b]
+    return crc
+
+
+def frame(cmd: int, payload: bytes = b"") -> bytes:
+    """One frame on the wire."""
+    if not 0 <= cmd <= 0xFF:
+        raise ValueError(f"command {cmd} is not a byte")
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes; a frame holds at most {MAX_PAYLOAD}")
+    head = bytes([cmd]) + len(payload).to_bytes(2, "little")
+    return bytes([SYNC]) + head + bytes([crc8(head)]) + bytes(payload) + bytes([crc8(payload)])
+
+
+class ProtocolError(Exception):
+    """The other side sent something that is not a valid frame or not the expected answer."""
+
+
+class DeviceError(Exception):
+    """The board answered a request with an ERROR frame."""
+
+    def __init__(self, code: int, cmd: int):
+        self.code, self.cmd = code, cmd
+        name = Err(code).name if code in Err._value2member_map_ else f"code {code}"
+        try:
+            cname = Cmd(cmd).name
+        except ValueError:
+            cname = f"0x{cmd:02x}"
+        super().__init__(f"board answered ERROR {name} to a {cname} request")
+
+
+class FrameReader:
+    """Splits a byte stream into (cmd, payload) frames, checking both checksums.
+
+    ``feed(data)`` returns the complete frames; bytes before a SYNC are counted in ``dropped``.
+    A frame with a bad checksum raises :class:`ProtocolError` (the host does not resynchronise
+    silently: a corrupted answer is an error worth reporting).
+    """
+
+    def __init__(self):
+        self._buf = bytearray()
+        self.dropped = 0
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self._buf += data
+        frames = []
+        while True:
+            start = self._buf.find(SYNC)
+            if start < 0:
+                self.dropped += len(self._buf)
+                self._buf.clear()
+                break
+            if start:
+                self.dropped += start
+                del self._buf[:start]
+            if len(self._buf) < HEADER_BYTES:
+                break
+            head = bytes(self._buf[1:4])
+            if crc8(head) != self._buf[4]:
+                raise ProtocolError(f"answer header checksum wrong: {bytes(self._buf[:5]).hex()}")
+            length = int.from_bytes(head[1:], "little")
+            end = HEADER_BYTES + length + 1
+            if len(self._buf) < end:
+                break
+            payload = bytes(self._buf[HEADER_BYTES:end - 1])
+            if crc8(payload) != self._buf[end - 1]:
+                raise ProtocolError(f"answer payload checksum wrong (command 0x{head[0]:02x}, "
+                                    f"{length} bytes)")
+            frames.append((head[0], payload))
+            del self._buf[:end]
+        return frames
+
+    def needed(self) -> int:
+        """Bytes still missing for the frame in the buffer (at least 1)."""
+        if len(self._buf) < HEADER_BYTES:
+            return HEADER_BYTES - len(self._buf)
+        length = int.from_bytes(self._buf[2:4], "little")
+        return max(1, HEADER_BYTES + length + 1 - len(self._buf))
+
+
+@dataclass(frozen=True)
+class Info:
+    magic: bytes
+    version: int
+    lanes: int
+    n_pixels: int
+    num_classes: int
+    n_layers: int
+    score_bytes: int
+    word_bytes: int
+    weight_words: int
+    net_id: int
+    weights_ram: int
+    loaded_words: int
+    clock_hz: int
+    divisor: int
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Info:
+        if len(payload) != struct.calcsize(INFO_FORMAT):
+            raise ProtocolError(f"INFO answer has {len(payload)} bytes, expected "
+                                f"{struct.calcsize(INFO_FORMAT)}")
+        info = cls(*struct.unpack(INFO_FORMAT, payload))
+        if info.magic != MAGIC or info.version != VERSION:
+            raise ProtocolError(f"not a gxnor board (magic {info.magic!r}, version "
+                                f"{info.version}; expected {MAGIC!r}, {VERSION})")
+        return info
+
+    def encode(self) -> bytes:
+        return struct.pack(INFO_FORMAT, *(getattr(self, f) for f in INFO_FIELDS))
+
+    @property
+    def run_answer_bytes(self) -> int:
+        return self.num_classes * self.score_bytes + 1 + 4 + 2 * self.n_layers
+
+
+@dataclass(frozen=True)
+class RunResult:
+    cls: int
+    scores: list[int] = field(default_factory=list)
+    cycles: int = 0
+    events: list[int] = field(default_factory=list)
+
+    @classmethod
+    def decode(cls, payload: bytes, info: Info) -> RunResult:
+        if len(payload) != info.run_answer_bytes:
+            raise ProtocolError(f"RUN answer has {len(payload)} bytes, expected "
+                                f"{info.run_answer_bytes}")
+        sb = info.score_bytes
+        scores = [int.from_bytes(payload[i * sb:(i + 1) * sb], "little", signed=True)
+                  for i in range(info.num_classes)]
+        pos = info.num_classes * sb
+        label = payload[pos]
+        cyc = int.from_bytes(payload[pos + 1:pos + 5], "little")
+        events = [int.from_bytes(payload[pos + 5 + 2 * i:pos + 7 + 2 * i], "little")
+                  for i in range(info.n_layers)]
+        return cls(label, scores, cyc, events)
+
+    def encode(self, info: Info) -> bytes:
+        sb = info.score_bytes
+        return (b"".join(s.to_bytes(sb, "little", signed=True) for s in self.scores)
+                + bytes([self.cls]) + self.cycles.to_bytes(4, "little")
+                + b"".join(e.to_bytes(2, "little") for e in self.events))
+
+
+def decode_stats(payload: bytes) -> dict:
+    if len(payload) != struct.calcsize(STATS_FORMAT):
+        raise ProtocolError(f"STATS answer has {len(payload)} bytes, expected "
+                            f"{struct.calcsize(STATS_FORMAT)}")
+    return dict(zip(STATS_FIELDS, struct.unpack(STATS_FORMAT, payload), strict=True))
+
+
+def load_frames(words: list[int], word_bytes: int, max_payload: int = 1024) -> list[bytes]:
+    """LOAD frames that write ``words`` from address 0, ``max_payload`` bytes at most each."""
+    per = max(1, (max_payload - LOAD_ADDR_BYTES) // word_bytes)
+    out = []
+    for start in range(0, len(words), per):
+        chunk = words[start:start + per]
+        payload = start.to_bytes(LOAD_ADDR_BYTES, "little") + b"".join(
+            w.to_bytes(word_bytes, "little") for w in chunk)
+        out.append(frame(Cmd.LOAD, payload))
+    return out
+
+
+def score_bytes(score_bits: int) -> int:
+    return (score_bits + 7) // 8
+
+
+def network_id(export_dir: str | Path) -> int:
+    """32-bit identity of an export (the first bytes of its manifest's SHA-256): the board
+    reports it so the host can check it talks to the network it expects."""
+    digest = hashlib.sha256((Path(export_dir) / "manifest.json").read_bytes()).digest()
+    return int.from_bytes(digest[:4], "little")

@@ -155,20 +155,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="synthesise, place and route a bitstream for a board")
     b.add_argument("export_dir", type=Path)
-    b.add_argument("--board", required=True, help="icebreaker, ulx3s-85f, ...")
-    b.add_argument("--lanes", type=int)
-    b.add_argument("--out", type=Path, default=Path("build"))
+    b.add_argument("--board", required=True, help="icebreaker, ulx3s-85f, ecpix5-85f")
+    b.add_argument("--lanes", type=int, help="PE lanes (default: the board's)")
+    b.add_argument("--clock", type=float, help="core clock in MHz (default: the board's)")
+    b.add_argument("--baud", type=int, help="UART baud rate (default 1000000)")
+    b.add_argument("--out", type=Path, default=Path("build"),
+                   help="outputs go to OUT/BOARD (default %(default)s)")
+    b.add_argument("--data-dir", type=Path, help="dataset for the throughput prediction")
     b.set_defaults(func=_cmd_build)
 
     f = sub.add_parser("flash", help="program a board with openFPGALoader / iceprog")
     f.add_argument("--board", required=True)
-    f.add_argument("--bitstream", type=Path, help="default build/BOARD/top.bit|bin")
+    f.add_argument("--bitstream", type=Path, help="default OUT/BOARD/top.bin|bit")
+    f.add_argument("--out", type=Path, default=Path("build"))
     f.set_defaults(func=_cmd_flash)
 
     u = sub.add_parser("run", help="classify images on a board (or the simulated board)")
-    u.add_argument("images", nargs="*", help="image files, or mnist:N for N test images")
-    u.add_argument("--port", default="/dev/ttyUSB1")
-    u.add_argument("--export-dir", type=Path)
+    u.add_argument("images", nargs="+",
+                   help="mnist:N, mnist:START:N, .npy files of uint8 images, or image files")
+    u.add_argument("--port", default="/dev/ttyUSB1",
+                   help="serial port (iCEBreaker /dev/ttyUSB1, ULX3S /dev/ttyUSB0)")
+    u.add_argument("--baud", type=int, default=1_000_000)
+    u.add_argument("--export-dir", type=Path,
+                   help="the exported network: checked against the board, loaded into its "
+                   "weight memory if needed, and used to check the classes")
+    u.add_argument("--selftest", action="store_true",
+                   help="also send malformed frames and check the board's error answers")
+    u.add_argument("--sim", choices=["icarus", "verilator"],
+                   help="no board: run the board core in cocotb behind the same client")
+    u.add_argument("--lanes", type=int, help="--sim: PE lanes (default: the export's)")
+    u.add_argument("--out", type=Path, default=Path("build/run-sim"), help="--sim build folder")
+    u.add_argument("--json", type=Path, help="write the report as JSON")
+    u.add_argument("--data-dir", type=Path)
     u.set_defaults(func=_cmd_run)
 
     k = sub.add_parser("bench", help="run the measurements recorded in docs/BENCHMARKS.md")

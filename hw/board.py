@@ -109,19 +109,26 @@ class FrameTx(wiring.Component):
         left = Signal(16)
         hdr = Array([Const(P.SYNC, 8), cmd, length[:8], length[8:], crc])
         hidx = Signal(range(5))
+        # the CRC takes each sent byte one cycle later (off the payload's path); a CRC byte
+        # goes out only when no update is pending
+        crc_byte, crc_pending = Signal(8), Signal()
+        fold = Signal()
+        m.d.sync += [crc_byte.eq(self.out.payload), crc_pending.eq(fold)]
+        with m.If(crc_pending):
+            m.d.sync += crc.eq(crc8_next(crc, crc_byte))
         with m.FSM(name="frame_tx"):
             with m.State("IDLE"):
-                m.d.comb += self.idle.eq(1)
-                with m.If(self.start):
+                m.d.comb += self.idle.eq(~crc_pending)
+                with m.If(self.start & ~crc_pending):
                     m.d.sync += [cmd.eq(self.cmd), length.eq(self.length), hidx.eq(0),
                                  crc.eq(0)]
                     m.next = "HEADER"
             with m.State("HEADER"):
-                m.d.comb += [self.out.valid.eq(1), self.out.payload.eq(hdr[hidx])]
-                with m.If(self.out.ready):
+                m.d.comb += [self.out.valid.eq((hidx != 4) | ~crc_pending),
+                             self.out.payload.eq(hdr[hidx])]
+                with m.If(self.out.valid & self.out.ready):
                     m.d.sync += hidx.eq(hidx + 1)
-                    with m.If((hidx != 0) & (hidx != 4)):
-                        m.d.sync += crc.eq(crc8_next(crc, self.out.payload))
+                    m.d.comb += fold.eq((hidx != 0) & (hidx != 4))
                     with m.If(hidx == 4):
                         m.d.sync += [crc.eq(0), left.eq(length)]
                         with m.If(length == 0):
@@ -133,12 +140,13 @@ class FrameTx(wiring.Component):
                              self.out.payload.eq(self.data.payload),
                              self.data.ready.eq(self.out.ready)]
                 with m.If(self.data.valid & self.out.ready):
-                    m.d.sync += [crc.eq(crc8_next(crc, self.data.payload)), left.eq(left - 1)]
+                    m.d.comb += fold.eq(1)
+                    m.d.sync += left.eq(left - 1)
                     with m.If(left == 1):
                         m.next = "CRC"
             with m.State("CRC"):
-                m.d.comb += [self.out.valid.eq(1), self.out.payload.eq(crc)]
-                with m.If(self.out.ready):
+                m.d.comb += [self.out.valid.eq(~crc_pending), self.out.payload.eq(crc)]
+                with m.If(self.out.valid & self.out.ready):
                     m.next = "IDLE"
         return m
 
@@ -273,9 +281,12 @@ class BoardCore(wiring.Component):
                      urx.data.ready.eq(1)]
         with m.If((urx.data.valid & ~rxf.w_rdy) | urx.framing_error):
             m.d.sync += rx_errors.eq(rx_errors + 1)
-        byte, have = rxf.r_data, rxf.r_rdy
+        # one register stage between the FIFO's block RAM and the parser (timing)
+        byte, have = Signal(8), Signal()
         take = Signal()
-        m.d.comb += rxf.r_en.eq(take)
+        with m.If(~have | take):
+            m.d.comb += rxf.r_en.eq(1)
+            m.d.sync += [byte.eq(rxf.r_data), have.eq(rxf.r_rdy)]
 
         # weights: the LOAD writer, else the accelerator reads
         w_addr, w_data, w_en = Signal.like(wst.addr), Signal(2 * spec.lanes), Signal()

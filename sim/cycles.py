@@ -65,3 +65,11 @@ def image_cycles(events_per_layer, layer_outputs: list[int], lanes: int):
 def dense_cycles(layer_inputs: list[int], layer_outputs: list[int], lanes: int) -> int:
     """The same array without zero-skipping: every input is an event."""
     return int(image_cycles(layer_inputs, layer_outputs, lanes))
+
+
+def io_cycles(n_pixels: int, n_classes: int) -> int:
+    """Cycles per image outside the compute count: one per input pixel (the accelerator does
+    not overlap input with compute), then per class a score-buffer read and a score, then the
+    result (output ``ready`` held high)."""
+    return n_pixels + 2 * n_classes + 1
+

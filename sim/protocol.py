@@ -254,6 +254,16 @@ def load_frames(words: list[int], word_bytes: int, max_payload: int = 1024) -> l
     return out
 
 
+def frame_bytes(payload: int) -> int:
+    return HEADER_BYTES + payload + 1
+
+
+def link_images_per_s(baud: float, n_pixels: int, answer_payload: int) -> float:
+    """Images/s an 8N1 UART carries at ``baud`` (10 bits per byte): RUN frames one way and
+    their answers the other way at the same time (full duplex)."""
+    return baud / 10 / max(frame_bytes(n_pixels), frame_bytes(answer_payload))
+
+
 def score_bytes(score_bits: int) -> int:
     return (score_bits + 7) // 8
 

@@ -334,13 +334,20 @@ class Accelerator(wiring.Component):
             m.d.sync += ser_lane.eq(ser_lane + 1)
             with m.If(ser_lane == ser_size - 1):
                 m.d.sync += ser_active.eq(0)
-            with m.If(is_last):
-                m.d.comb += [sb_wr.addr.eq(neuron), sb_wr.data.eq(score.score), sb_wr.en.eq(1)]
-                with m.If((neuron == 0) | (score.score > best)):
-                    m.d.sync += [best.eq(score.score), best_cls.eq(neuron)]
-            with m.Elif(thr.out.nonzero):
+            # (last layer: the score goes through one register stage, below)
+            with m.If(~is_last & thr.out.nonzero):
                 m.d.comb += write_event.eq(1)
                 m.d.sync += dst_count.eq(dst_count + 1)
+        # last layer: score register (cycles.SCORE_LATENCY), then argmax and score buffer
+        sc_valid = Signal()
+        sc_value = Signal(signed(spec.score_bits))
+        sc_neuron = Signal.like(neuron)
+        m.d.sync += [sc_valid.eq(ser_active & is_last), sc_value.eq(score.score),
+                     sc_neuron.eq(neuron)]
+        with m.If(sc_valid):
+            m.d.comb += [sb_wr.addr.eq(sc_neuron), sb_wr.data.eq(sc_value), sb_wr.en.eq(1)]
+            with m.If((sc_neuron == 0) | (sc_value > best)):
+                m.d.sync += [best.eq(sc_value), best_cls.eq(sc_neuron)]
         with m.If(trigger):
             m.d.sync += [ser_active.eq(1), ser_lane.eq(0), ser_size.eq(s2_size),
                          ser_nbase.eq(s2_nbase)]
@@ -409,7 +416,7 @@ class Accelerator(wiring.Component):
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += cycle_count.eq(cycle_count + 1)
-                with m.If(~s1_valid & ~s2_valid & ~ser_active):
+                with m.If(~s1_valid & ~s2_valid & ~ser_active & ~sc_valid):
                     with m.If(is_last):
                         m.d.sync += out_index.eq(0)
                         m.next = "FETCH"

@@ -231,6 +231,9 @@ class BoardCore(wiring.Component):
         if spec.n_pixels > P.MAX_PAYLOAD:
             raise ValueError(f"{spec.n_pixels} pixels do not fit one RUN frame "
                              f"({P.MAX_PAYLOAD} bytes)")
+        if not isinstance(divisor, int) or divisor < 4:
+            raise ValueError(f"divisor must be an integer >= 4 (clock cycles per UART bit), "
+                             f"got {divisor!r}")
         if timeout < 16 * divisor:
             raise ValueError(f"timeout of {timeout} cycles is shorter than two UART bytes")
         self._spec, self._divisor, self._weights = spec, divisor, weights
@@ -504,6 +507,8 @@ class BoardCore(wiring.Component):
                           res.cycles, *res.events)
         assert len(result_bits) == 8 * (run_len - n_cls * sb)
         r_valid, r_byte = Signal(), Signal(8)
+        score_ext = Signal(8 * sb)  # the score sign-extended to whole bytes
+        m.d.comb += score_ext.eq(acc.scores.payload.as_signed())
         ridx = Signal(range(max(sb, len(result_bits) // 8) + 1))
         nscore = Signal(range(n_cls + 1))
         activity = Signal()
@@ -520,7 +525,7 @@ class BoardCore(wiring.Component):
                         m.next = "DISCARD"
             with m.State("SCORES"):
                 m.d.comb += [r_valid.eq(acc.scores.valid),
-                             r_byte.eq(acc.scores.payload.word_select(ridx, 8))]
+                             r_byte.eq(score_ext.word_select(ridx, 8))]
                 with m.If(acc.scores.valid & ftx.data.ready):
                     m.d.sync += ridx.eq(ridx + 1)
                     with m.If(ridx == sb - 1):

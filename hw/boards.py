@@ -119,12 +119,14 @@ def ecp5_pll(f_in: float, f_out: float) -> dict:
             out = pfd * clkfb
             if out > f_out:
                 break
-            for clkop in range(1, 129):
-                if ECP5_VCO[0] <= out * clkop <= ECP5_VCO[1]:
-                    if best is None or out > best["f_out"]:
-                        best = {"CLKI_DIV": clki, "CLKFB_DIV": clkfb, "CLKOP_DIV": clkop,
-                                "f_out": out}
-                    break
+            # the output divider that puts the VCO nearest the middle of its range
+            mid = sum(ECP5_VCO) / 2
+            clkop = min(range(1, 129), key=lambda d: abs(out * d - mid))
+            if not ECP5_VCO[0] <= out * clkop <= ECP5_VCO[1]:
+                continue
+            if best is None or out > best["f_out"]:
+                best = {"CLKI_DIV": clki, "CLKFB_DIV": clkfb, "CLKOP_DIV": clkop,
+                        "f_out": out}
     if best is None:
         raise ValueError(f"no ECP5 PLL setting gives <= {f_out / 1e6:g} MHz from "
                          f"{f_in / 1e6:g} MHz")
@@ -294,8 +296,10 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
         platform = _platform(b)
         top = BoardTop(b, spec, clock, baud, P.network_id(export_dir))
         try:
-            platform.build(top, name="top", build_dir=str(bdir), do_program=False,
-                           **_overrides(b, fallback))
+            # build the plan and run it: platform.build() would also insist on the
+            # programmer being installed, which a bitstream does not need
+            plan = platform.build(top, name="top", do_build=False, **_overrides(b, fallback))
+            plan.execute_local(str(bdir))
             break
         except subprocess.CalledProcessError as exc:
             if fallback or b.family != "ecp5":

@@ -14,7 +14,11 @@ n_out outputs and P lanes, G = ceil(n_out / P) groups of n_g = min(P, n_out - g 
 
     cycles(E) = SETUP + sum_{g=0}^{G-1} max(E + 1, n_{g-1}) + PIPELINE + n_{G-1} + DRAIN
 
-An image costs the sum over its layers; the count starts on the cycle after the last pixel is
+The last layer's scores pass one more register (``SCORE_LATENCY``) before the argmax, so
+
+    image cycles = sum over layers of cycles(E_l) + SCORE_LATENCY
+
+An image costs that sum; the count starts on the cycle after the last pixel is
 accepted and stops when the class is known (loading pixels and streaming results out are not
 counted). The dense reference is the same array with E = n_in for every layer.
 """
@@ -28,6 +32,7 @@ import numpy as np
 SETUP = 1  # cycles: load layer constants, event count
 PIPELINE = 2  # cycles from issuing a token to the PE array: event-list read, weight-ROM read
 DRAIN = 1  # cycles after the last serializer step before the next layer starts
+SCORE_LATENCY = 1  # last layer: register between the score multiply-add and the argmax
 
 # Widths of the counters the accelerator reports with every result (class, then the cycle
 # count, then one event count per layer, from the least significant bit up).
@@ -59,7 +64,7 @@ def event_bound(events, n_out: int, lanes: int):
 def image_cycles(events_per_layer, layer_outputs: list[int], lanes: int):
     """Cycles per image; ``events_per_layer[l]`` is E of layer l (int or per-image array)."""
     return sum(layer_cycles(e, n, lanes)
-               for e, n in zip(events_per_layer, layer_outputs, strict=True))
+               for e, n in zip(events_per_layer, layer_outputs, strict=True)) + SCORE_LATENCY
 
 
 def dense_cycles(layer_inputs: list[int], layer_outputs: list[int], lanes: int) -> int:

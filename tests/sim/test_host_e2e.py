@@ -1,0 +1,77 @@
+"""End to end without a board: the host runtime (gxnor.sim.host) talks the UART protocol to the
+board core's Verilog running in cocotb, through its rx/tx pins (gxnor.sim.cocotb_board)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from gxnor import cli
+from gxnor.model.random_net import random_images
+from gxnor.sim import golden, runner
+
+pytestmark = pytest.mark.sim
+
+
+def test_selftest_with_weight_load_and_malformed_frames(random_export, tmp_path):
+    """Empty weight memory (the SPRAM case) loaded over the UART, then the self-test: six kinds
+    of malformed frame between good images, a RUN with a bad checksum back to back between two
+    good ones, a frame cut off mid-way; every good image gets the golden model's answer."""
+    export = random_export([9, 5, 3], 4, input_shape=(1, 4, 4), seed=3)
+    images = random_images(8, (4, 4), density=0.4, seed=3)
+    rep = runner.run_board(export, images, tmp_path, sim="icarus", mode="selftest",
+                           weights="ram")
+    failed = [c for c in rep["checks"] if not c["ok"]]
+    assert not failed
+    assert len(rep["checks"]) >= 10
+    assert rep["info"]["loaded_words"] == rep["info"]["weight_words"]
+    want = golden.Network(export).run(images)
+    got = rep["results"]
+    assert [r["cls"] for r in got] == want.classes.tolist()
+    assert [r["scores"] for r in got] == want.scores.tolist()
+    assert [r["events"] for r in got] == np.stack(want.events, 1).tolist()
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_trained_mnist_net_back_to_back_on_verilator(mnist_trained_export, mnist_path, tmp_path):
+    """The trained 784-256-256-10 net as the iCEBreaker runs it (32 lanes, repacked from the
+    8-lane export), test images back to back through the UART pins."""
+    from gxnor.model import data
+
+    images = data.load("mnist", mnist_path).test.images[:6]
+    rep = runner.run_board(mnist_trained_export, images, tmp_path, sim="verilator",
+                           mode="run", lanes=32, weights="rom")
+    want = golden.Network(mnist_trained_export).run(images)
+    assert [r["cls"] for r in rep["results"]] == want.classes.tolist()
+    assert [r["scores"] for r in rep["results"]] == want.scores.tolist()
+    assert rep["stats"] == {"images": 6, "errors": 0, "dropped": 0, "rx_errors": 0}
+    assert rep["info"]["lanes"] == 32
+
+
+def test_gxnor_run_sim_cli(random_export, tmp_path, capsys):
+    export = random_export([6, 3], 4, input_shape=(1, 3, 3), seed=5)
+    images = random_images(5, (3, 3), density=0.5, seed=5)
+    np.save(tmp_path / "imgs.npy", images)
+    out = tmp_path / "report.json"
+    code = cli.main(["run", "--sim", "icarus", "--export-dir", str(export), "--selftest",
+                     "--out", str(tmp_path / "sim"), "--json", str(out),
+                     str(tmp_path / "imgs.npy")])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "golden model: 5/5 classes agree" in text
+    assert "FAIL" not in text and "ok   RUN cut off (timeout)" in text
+    assert len(json.loads(out.read_text())["results"]) == 5
+
+
+def test_gxnor_run_input_errors(tmp_path, capsys):
+    assert cli.main(["run", "--port", str(tmp_path / "ttyNONE"), str(tmp_path / "x.npy")]) == 2
+    assert "x.npy: no such image file" in capsys.readouterr().err
+    np.save(tmp_path / "f.npy", np.zeros((2, 3, 3), np.float32))
+    assert cli.main(["run", str(tmp_path / "f.npy")]) == 2
+    assert "expected uint8" in capsys.readouterr().err
+    np.save(tmp_path / "u.npy", np.zeros((2, 3, 3), np.uint8))
+    assert cli.main(["run", "--port", str(tmp_path / "ttyNONE"), str(tmp_path / "u.npy")]) == 2
+    assert "ttyNONE: cannot open the serial port" in capsys.readouterr().err
+    assert cli.main(["run", "mnist:x"]) == 2
+    assert "mnist:N or mnist:START:N" in capsys.readouterr().err

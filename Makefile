@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.gxnor-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train export rtl sim bitstream flash demo test lint bench doctor clean
+.PHONY: help install train export rtl sim bitstream flash run-sim demo test lint bench doctor clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,14 +50,22 @@ sim: install ## cocotb: random-network suite + IMAGES test images of the export 
 	$(GXNOR) sim --sim $(SIM)
 	$(GXNOR) sim $(EXPORT) --images $(IMAGES) --sim $(SIM)
 
-bitstream: install ## bitstream for BOARD (icebreaker, ulx3s-85f, ...) into build/BOARD
+bitstream: install $(EXPORT)/manifest.json ## bitstream + report for BOARD (icebreaker, ulx3s-85f, ecpix5-85f) into build/BOARD
 	$(GXNOR) build $(EXPORT) --board $(BOARD)
 
-flash: install ## program BOARD with the last bitstream
+# a fresh clone has no export yet: `make bitstream` trains and exports first
+$(EXPORT)/manifest.json: | $(STAMP)
+	@test -f $(RUN)/checkpoint.pt || $(MAKE) train
+	$(MAKE) export
+
+flash: install ## program BOARD with build/BOARD's bitstream (openFPGALoader / iceprog)
 	$(GXNOR) flash --board $(BOARD)
 
-demo: install ## the whole chain on a fresh machine: train, export, rtl, sim (and bitstream)
-	$(MAKE) train export rtl sim CONFIG=$(CONFIG)
+run-sim: install ## host runtime -> board core in cocotb/Verilator over its UART pins (self-test, 8 images)
+	$(GXNOR) run --sim verilator --export-dir $(EXPORT) --selftest mnist:8
+
+demo: install ## the whole chain on a fresh machine: train, export, rtl, sim, run-sim, bitstream
+	$(MAKE) train export rtl sim run-sim bitstream CONFIG=$(CONFIG)
 
 test: install ## the test suite (pytest; HDL simulation and synthesis included)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

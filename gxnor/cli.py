@@ -184,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--sim", choices=["icarus", "verilator"],
                    help="no board: run the board core in cocotb behind the same client")
     u.add_argument("--lanes", type=int, help="--sim: PE lanes (default: the export's)")
+    u.add_argument("--weights", choices=["rom", "ram"], default="rom",
+                   help="--sim: weights built in (rom, as on the ECP5 boards) or an empty "
+                   "memory the host loads over the UART first (ram, as the iCEBreaker's SPRAM)")
     u.add_argument("--out", type=Path, default=Path("build/run-sim"), help="--sim build folder")
     u.add_argument("--json", type=Path, help="write the report as JSON")
     u.add_argument("--data-dir", type=Path)

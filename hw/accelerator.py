@@ -7,8 +7,9 @@ Data path, per layer (see ``gxnor.sim.cycles`` for the exact timing contract):
    compacted as (index, magnitude, sign) events. Replaying a list gives one event per cycle
    with no bubbles; zero activations cost no cycle at all.
 2. **Issue**: for each group of P output neurons, the E events of the list are issued back to
-   back, then an END token. Stage 1 reads the event list, stage 2 the weight ROM word
-   (P two-bit codes, address = layer base + group * n_in + index).
+   back, then an END token. Four register stages (``cycles.PIPELINE``) read the event list,
+   then the weight word (P two-bit codes, address = layer base + group * n_in + index); every
+   block RAM output goes straight into a register.
 3. **PE array** (:class:`~gxnor.hw.pe.PEArray`): P gated-XNOR accumulators.
 4. **Serializer**: on END the accumulators move to a shadow bank; one neuron per cycle goes
    through the :class:`~gxnor.hw.threshold.ThresholdUnit` (hidden layers: its nonzero outputs
@@ -274,36 +275,40 @@ class Accelerator(wiring.Component):
         group_size = Signal(range(lanes + 1))
         m.d.comb += group_size.eq(Mux(g == c_last_group[layer], c_last_size[layer], lanes))
 
-        # --- pipeline registers: stage 1 (event list read), stage 2 (weight ROM read) -----
-        s1_valid, s1_end = Signal(), Signal()
-        s1_gbase = Signal.like(gbase)
-        s1_nbase, s1_size = Signal.like(nbase), Signal.like(group_size)
-        s2_valid, s2_end = Signal(), Signal()
-        s2_nbase, s2_size = Signal.like(nbase), Signal.like(group_size)
-        s2_event = Signal(ev_shape)
-
+        # --- pipeline (cycles.PIPELINE = 4 register stages from issue to the PE array) ----
+        # p1: the event list answers (block RAM output)
+        # p2: event registered; weight address = group base + event index
+        # p3: the weight memory answers
+        # p4: weight word registered; the PE array accumulates
+        # Block RAM outputs only feed registers: they are slow (ECP5 EBR: 5.8 ns).
+        token = data.StructLayout({"valid": 1, "end": 1, "gbase": len(gbase),
+                                   "nbase": len(nbase), "size": len(group_size)})
+        p1, p2, p3, p4 = (Signal(token, name=f"p{i}") for i in range(1, 5))
+        p2_event, p4_event = Signal(ev_shape), Signal(ev_shape)
+        p3_event = Signal(ev_shape)
+        p4_weights = Signal(2 * lanes)
         issue_valid, issue_end = Signal(), Signal()
-        m.d.sync += [
-            s1_valid.eq(issue_valid), s1_end.eq(issue_end), s1_gbase.eq(gbase),
-            s1_nbase.eq(nbase), s1_size.eq(group_size),
-            s2_valid.eq(s1_valid), s2_end.eq(s1_end),
-            s2_nbase.eq(s1_nbase), s2_size.eq(s1_size),
-        ]
-        # stage 1: the event list answers; look up the weight word
         ev_data = Signal(ev_shape)
         m.d.comb += ev_data.eq(Mux(src, ev_mems[1][0].data, ev_mems[0][0].data))
         for rd, _ in ev_mems:
             m.d.comb += rd.addr.eq(k)
-        m.d.sync += s2_event.eq(ev_data)
-        m.d.comb += w_addr.eq(s1_gbase + ev_data.index)
+        m.d.sync += [
+            p1.valid.eq(issue_valid), p1.end.eq(issue_end), p1.gbase.eq(gbase),
+            p1.nbase.eq(nbase), p1.size.eq(group_size),
+            p2.eq(p1), p2_event.eq(ev_data),
+            p3.eq(p2), p3_event.eq(p2_event),
+            p4.eq(p3), p4_event.eq(p3_event), p4_weights.eq(w_data),
+        ]
+        m.d.comb += w_addr.eq(p2.gbase + p2_event.index)
+        s2_valid, s2_end, s2_nbase, s2_size = p4.valid, p4.end, p4.nbase, p4.size
+        pipeline_busy = p1.valid | p2.valid | p3.valid | p4.valid
 
-        # stage 2: the PE array
         m.submodules.pe = pe = PEArray(lanes, acc_bits)
         shift = Signal()
         m.d.comb += [
-            pe.valid.eq(s2_valid), pe.end.eq(s2_end),
-            pe.magnitude.eq(s2_event.magnitude), pe.sign.eq(s2_event.sign),
-            pe.weights.eq(w_data), pe.shift.eq(shift),
+            pe.valid.eq(p4.valid), pe.end.eq(p4.end),
+            pe.magnitude.eq(p4_event.magnitude), pe.sign.eq(p4_event.sign),
+            pe.weights.eq(p4_weights), pe.shift.eq(shift),
         ]
 
         # --- output serializer: one neuron per cycle -----------------------------------
@@ -416,7 +421,7 @@ class Accelerator(wiring.Component):
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += cycle_count.eq(cycle_count + 1)
-                with m.If(~s1_valid & ~s2_valid & ~ser_active & ~sc_valid):
+                with m.If(~pipeline_busy & ~ser_active & ~sc_valid):
                     with m.If(is_last):
                         m.d.sync += out_index.eq(0)
                         m.next = "FETCH"

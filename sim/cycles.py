@@ -30,7 +30,8 @@ import math
 import numpy as np
 
 SETUP = 1  # cycles: load layer constants, event count
-PIPELINE = 2  # cycles from issuing a token to the PE array: event-list read, weight-ROM read
+PIPELINE = 4  # cycles from issuing a token to the PE array: event-list read and register,
+# weight-memory read and register (block RAM outputs only feed registers: timing)
 DRAIN = 1  # cycles after the last serializer step before the next layer starts
 SCORE_LATENCY = 1  # last layer: register between the score multiply-add and the argmax
 

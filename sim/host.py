@@ -291,7 +291,7 @@ def main(args) -> int:
         if args.export_dir is None:
             raise ValueError("--sim needs --export-dir: the simulated board is built from it")
         report = runner.run_board(args.export_dir, images, Path(args.out), sim=args.sim,
-                                  mode=mode, lanes=args.lanes)
+                                  mode=mode, lanes=args.lanes, weights=args.weights)
     else:
         dev = Device(SerialTransport(args.port, args.baud))
         report = session(dev, images, args.export_dir, mode)

@@ -32,9 +32,13 @@ def test_bad_input_exits_2_and_names_the_file(tmp_path):
     assert out.returncode == 2 and "manifest.json: missing" in out.stderr
 
 
-def test_stages_not_built_yet_exit_3(tmp_path):
+def test_build_and_flash_input_errors_exit_2(tmp_path):
     out = gxnor("build", str(tmp_path), "--board", "icebreaker")
-    assert out.returncode == 3 and "not available in this build yet" in out.stderr
+    assert out.returncode == 2 and "manifest.json: missing" in out.stderr
+    out = gxnor("build", str(tmp_path), "--board", "upduino-v3")
+    assert out.returncode == 2 and "no UART" in out.stderr
+    out = gxnor("flash", "--board", "icebreaker", "--out", str(tmp_path))
+    assert out.returncode == 2 and "top.bin: no bitstream" in out.stderr
 
 
 def test_list_configs():

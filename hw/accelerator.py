@@ -325,13 +325,22 @@ class Accelerator(wiring.Component):
         m.submodules.threshold = thr = ThresholdUnit(acc_bits, spec.threshold_bits)
         m.submodules.score = score = ScoreUnit(acc_bits, spec.coef_bits, spec.offset_bits,
                                                spec.score_bits)
-        m.d.comb += [thr.acc.eq(pe.shadow[0]), thr.thresholds.eq(t_rd.data),
-                     score.acc.eq(pe.shadow[0]), score.params.eq(s_rd.data)]
+        # one register stage (cycles.SERIALIZER_LATENCY) between the serializer's reads (the
+        # shadow accumulator, the threshold / score-parameter block RAMs) and the units
+        q_valid = Signal()
+        q_acc = Signal.like(pe.shadow[0])
+        q_thr = Signal.like(t_rd.data)
+        q_par = Signal.like(s_rd.data)
+        q_neuron = Signal.like(neuron)
+        m.d.sync += [q_valid.eq(ser_active), q_acc.eq(pe.shadow[0]), q_thr.eq(t_rd.data),
+                     q_par.eq(s_rd.data), q_neuron.eq(neuron)]
+        m.d.comb += [thr.acc.eq(q_acc), thr.thresholds.eq(q_thr),
+                     score.acc.eq(q_acc), score.params.eq(q_par)]
         best = Signal(signed(spec.score_bits))
         best_cls = Signal(range(max(spec.num_classes, 2)))
         dst_count = ev_count[~src]
         new_event = Signal(ev_shape)
-        m.d.comb += [new_event.index.eq(neuron), new_event.magnitude.eq(1),
+        m.d.comb += [new_event.index.eq(q_neuron), new_event.magnitude.eq(1),
                      new_event.sign.eq(thr.out.sign)]
         write_event = Signal()
         with m.If(ser_active):
@@ -339,16 +348,15 @@ class Accelerator(wiring.Component):
             m.d.sync += ser_lane.eq(ser_lane + 1)
             with m.If(ser_lane == ser_size - 1):
                 m.d.sync += ser_active.eq(0)
-            # (last layer: the score goes through one register stage, below)
-            with m.If(~is_last & thr.out.nonzero):
-                m.d.comb += write_event.eq(1)
-                m.d.sync += dst_count.eq(dst_count + 1)
+        with m.If(q_valid & ~is_last & thr.out.nonzero):
+            m.d.comb += write_event.eq(1)
+            m.d.sync += dst_count.eq(dst_count + 1)
         # last layer: score register (cycles.SCORE_LATENCY), then argmax and score buffer
         sc_valid = Signal()
         sc_value = Signal(signed(spec.score_bits))
         sc_neuron = Signal.like(neuron)
-        m.d.sync += [sc_valid.eq(ser_active & is_last), sc_value.eq(score.score),
-                     sc_neuron.eq(neuron)]
+        m.d.sync += [sc_valid.eq(q_valid & is_last), sc_value.eq(score.score),
+                     sc_neuron.eq(q_neuron)]
         with m.If(sc_valid):
             m.d.comb += [sb_wr.addr.eq(sc_neuron), sb_wr.data.eq(sc_value), sb_wr.en.eq(1)]
             with m.If((sc_neuron == 0) | (sc_value > best)):
@@ -421,7 +429,7 @@ class Accelerator(wiring.Component):
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += cycle_count.eq(cycle_count + 1)
-                with m.If(~pipeline_busy & ~ser_active & ~sc_valid):
+                with m.If(~pipeline_busy & ~ser_active & ~q_valid & ~sc_valid):
                     with m.If(is_last):
                         m.d.sync += out_index.eq(0)
                         m.next = "FETCH"

@@ -10,9 +10,11 @@ n_out outputs and P lanes, G = ceil(n_out / P) groups of n_g = min(P, n_out - g 
   until the serializer has finished group g-1 (n_{g-1} cycles: one threshold or score per
   cycle), so group g occupies the issue stage for max(E + 1, n_{g-1}) cycles (n_{-1} = 0).
 * After the last END token: ``PIPELINE`` cycles to reach the PE array, n_{G-1} serializer
-  cycles, ``DRAIN`` cycles to hand over to the next layer.
+  cycles, ``SERIALIZER_LATENCY`` cycles through the register in front of the threshold / score
+  units, ``DRAIN`` cycles to hand over to the next layer.
 
-    cycles(E) = SETUP + sum_{g=0}^{G-1} max(E + 1, n_{g-1}) + PIPELINE + n_{G-1} + DRAIN
+    cycles(E) = SETUP + sum_{g=0}^{G-1} max(E + 1, n_{g-1}) + PIPELINE + n_{G-1}
+                + SERIALIZER_LATENCY + DRAIN
 
 The last layer's scores pass one more register (``SCORE_LATENCY``) before the argmax, so
 
@@ -33,6 +35,7 @@ SETUP = 1  # cycles: load layer constants, event count
 PIPELINE = 4  # cycles from issuing a token to the PE array: event-list read and register,
 # weight-memory read and register (block RAM outputs only feed registers: timing)
 DRAIN = 1  # cycles after the last serializer step before the next layer starts
+SERIALIZER_LATENCY = 1  # every layer: register between the serializer's reads and its units
 SCORE_LATENCY = 1  # last layer: register between the score multiply-add and the argmax
 
 # Widths of the counters the accelerator reports with every result (class, then the cycle
@@ -51,7 +54,7 @@ def layer_cycles(events, n_out: int, lanes: int):
     """Exact cycles of one layer for E = ``events`` (an int or an integer array)."""
     e = np.asarray(events, dtype=np.int64)
     sizes = group_sizes(n_out, lanes)
-    total = SETUP + e + 1 + PIPELINE + sizes[-1] + DRAIN
+    total = SETUP + e + 1 + PIPELINE + sizes[-1] + SERIALIZER_LATENCY + DRAIN
     for prev in sizes[:-1]:
         total = total + np.maximum(e + 1, prev)
     return total if total.ndim else int(total)

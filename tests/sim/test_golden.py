@@ -37,7 +37,7 @@ def test_rejects_wrong_image_shape(random_export):
 def test_cycle_model_formula_by_hand():
     # 5 outputs on 2 lanes: groups of 2, 2, 1. With E = 0: max(1, 0) + max(1, 2) + max(1, 2)
     assert cycles.group_sizes(5, 2) == [2, 2, 1]
-    base = cycles.SETUP + cycles.PIPELINE + 1 + cycles.DRAIN
+    base = cycles.SETUP + cycles.PIPELINE + 1 + cycles.SERIALIZER_LATENCY + cycles.DRAIN
     assert cycles.layer_cycles(0, 5, 2) == base + 1 + 2 + 2
     assert cycles.layer_cycles(10, 5, 2) == base + 3 * 11
     np.testing.assert_array_equal(cycles.layer_cycles(np.array([0, 10]), 5, 2),

@@ -325,8 +325,9 @@ class Accelerator(wiring.Component):
         m.submodules.threshold = thr = ThresholdUnit(acc_bits, spec.threshold_bits)
         m.submodules.score = score = ScoreUnit(acc_bits, spec.coef_bits, spec.offset_bits,
                                                spec.score_bits)
-        # one register stage (cycles.SERIALIZER_LATENCY) between the serializer's reads (the
-        # shadow accumulator, the threshold / score-parameter block RAMs) and the units
+        # cycles.SERIALIZER_LATENCY = 2 register stages: one between the serializer's reads (the
+        # shadow accumulator, the threshold / score-parameter block RAMs) and the units, one
+        # after the units (event-list write, or the score before the argmax)
         q_valid = Signal()
         q_acc = Signal.like(pe.shadow[0])
         q_thr = Signal.like(t_rd.data)
@@ -340,18 +341,24 @@ class Accelerator(wiring.Component):
         best_cls = Signal(range(max(spec.num_classes, 2)))
         dst_count = ev_count[~src]
         new_event = Signal(ev_shape)
-        m.d.comb += [new_event.index.eq(q_neuron), new_event.magnitude.eq(1),
-                     new_event.sign.eq(thr.out.sign)]
         write_event = Signal()
         with m.If(ser_active):
             m.d.comb += shift.eq(1)
             m.d.sync += ser_lane.eq(ser_lane + 1)
             with m.If(ser_lane == ser_size - 1):
                 m.d.sync += ser_active.eq(0)
-        with m.If(q_valid & ~is_last & thr.out.nonzero):
+        # hidden layers: the threshold outcome is registered, then appended to the event list
+        r_valid, r_write, r_sign = Signal(), Signal(), Signal()
+        r_neuron = Signal.like(neuron)
+        m.d.sync += [r_valid.eq(q_valid & ~is_last),
+                     r_write.eq(q_valid & ~is_last & thr.out.nonzero), r_sign.eq(thr.out.sign),
+                     r_neuron.eq(q_neuron)]
+        m.d.comb += [new_event.index.eq(r_neuron), new_event.magnitude.eq(1),
+                     new_event.sign.eq(r_sign)]
+        with m.If(r_write):
             m.d.comb += write_event.eq(1)
             m.d.sync += dst_count.eq(dst_count + 1)
-        # last layer: score register (cycles.SCORE_LATENCY), then argmax and score buffer
+        # last layer: the score is registered, then argmax and score buffer
         sc_valid = Signal()
         sc_value = Signal(signed(spec.score_bits))
         sc_neuron = Signal.like(neuron)
@@ -429,7 +436,7 @@ class Accelerator(wiring.Component):
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += cycle_count.eq(cycle_count + 1)
-                with m.If(~pipeline_busy & ~ser_active & ~q_valid & ~sc_valid):
+                with m.If(~pipeline_busy & ~ser_active & ~q_valid & ~r_valid & ~sc_valid):
                     with m.If(is_last):
                         m.d.sync += out_index.eq(0)
                         m.next = "FETCH"

@@ -10,17 +10,13 @@ n_out outputs and P lanes, G = ceil(n_out / P) groups of n_g = min(P, n_out - g 
   until the serializer has finished group g-1 (n_{g-1} cycles: one threshold or score per
   cycle), so group g occupies the issue stage for max(E + 1, n_{g-1}) cycles (n_{-1} = 0).
 * After the last END token: ``PIPELINE`` cycles to reach the PE array, n_{G-1} serializer
-  cycles, ``SERIALIZER_LATENCY`` cycles through the register in front of the threshold / score
+  cycles, ``SERIALIZER_LATENCY`` cycles through the registers around the threshold / score
   units, ``DRAIN`` cycles to hand over to the next layer.
 
     cycles(E) = SETUP + sum_{g=0}^{G-1} max(E + 1, n_{g-1}) + PIPELINE + n_{G-1}
                 + SERIALIZER_LATENCY + DRAIN
 
-The last layer's scores pass one more register (``SCORE_LATENCY``) before the argmax, so
-
-    image cycles = sum over layers of cycles(E_l) + SCORE_LATENCY
-
-An image costs that sum; the count starts on the cycle after the last pixel is
+An image costs the sum over its layers; the count starts on the cycle after the last pixel is
 accepted and stops when the class is known (loading pixels and streaming results out are not
 counted). The dense reference is the same array with E = n_in for every layer.
 """
@@ -35,8 +31,9 @@ SETUP = 1  # cycles: load layer constants, event count
 PIPELINE = 4  # cycles from issuing a token to the PE array: event-list read and register,
 # weight-memory read and register (block RAM outputs only feed registers: timing)
 DRAIN = 1  # cycles after the last serializer step before the next layer starts
-SERIALIZER_LATENCY = 1  # every layer: register between the serializer's reads and its units
-SCORE_LATENCY = 1  # last layer: register between the score multiply-add and the argmax
+# every layer: registers between the serializer's reads and its threshold / score unit, and
+# between the unit and the event-list write (hidden layers) or the argmax (last layer)
+SERIALIZER_LATENCY = 2
 
 # Widths of the counters the accelerator reports with every result (class, then the cycle
 # count, then one event count per layer, from the least significant bit up).
@@ -68,7 +65,7 @@ def event_bound(events, n_out: int, lanes: int):
 def image_cycles(events_per_layer, layer_outputs: list[int], lanes: int):
     """Cycles per image; ``events_per_layer[l]`` is E of layer l (int or per-image array)."""
     return sum(layer_cycles(e, n, lanes)
-               for e, n in zip(events_per_layer, layer_outputs, strict=True)) + SCORE_LATENCY
+               for e, n in zip(events_per_layer, layer_outputs, strict=True))
 
 
 def dense_cycles(layer_inputs: list[int], layer_outputs: list[int], lanes: int) -> int:

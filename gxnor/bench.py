@@ -4,7 +4,8 @@ Each benchmark writes JSON under ``--out`` (default build/bench) and prints a Ma
 Benchmarks: ``train`` (accuracy, time, memory of DST/STE runs; long; or name single runs;
 ``table`` only tabulates finished runs), ``golden`` (torch vs
 golden agreement, golden throughput, events and cycles on MNIST), ``hw`` (cycles vs the event
-bound and the dense array, yosys resource counts for several lane counts).
+bound and the dense array, yosys resource counts for several lane counts), ``boards``
+(bitstreams per board: resources, Fmax, predicted images/s, wall time).
 """
 
 from __future__ import annotations
@@ -174,11 +175,32 @@ def bench_hw(out: Path, run_dir: Path, lanes_list=(8, 32, 128)) -> list[dict]:
     return rows
 
 
+def bench_boards(out: Path, export: Path, data_dir, names=("icebreaker", "ulx3s-85f")) -> list:
+    """Bitstreams of the default net per board: resources, Fmax, predicted images/s, wall
+    time (the same build as `make bitstream`)."""
+    from gxnor.hw import boards
+
+    rows = []
+    for name in names:
+        t0 = time.perf_counter()
+        r = boards.build(export, name, out / "boards", data_dir=data_dir)
+        tp = r["throughput"]
+        rows.append({"board": name, "lanes": r["lanes"], "clock MHz": r["clock_hz"] / 1e6,
+                     "Fmax MHz": round(r["fmax_hz"] / 1e6, 2), "timing met": r["timing_met"],
+                     "resources": {k: v["used"] for k, v in r["resources"].items()},
+                     "core images/s": round(tp["core_images_per_s"]),
+                     "link images/s": round(tp["link_images_per_s"], 1),
+                     "wall s": round(time.perf_counter() - t0, 1)})
+        print(rows[-1], flush=True)
+    (out / "boards.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
 def main(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    what = set(args.what or ["train", "golden", "hw"])
-    unknown = what - {"train", "golden", "hw", "table"} - set(TRAIN_RUNS)
+    what = set(args.what or ["train", "golden", "hw", "boards"])
+    unknown = what - {"train", "golden", "hw", "boards", "table"} - set(TRAIN_RUNS)
     if unknown:
         raise ValueError(f"unknown benchmark(s) {sorted(unknown)}")
     if "train" in what or what & set(TRAIN_RUNS):
@@ -196,4 +218,9 @@ def main(args) -> int:
             bench_golden(out, default_run, args.data_dir, lanes=lanes)
     if "hw" in what:
         bench_hw(out, default_run)
+    if "boards" in what:
+        from gxnor.export.exporter import export_run
+
+        export = export_run(default_run, out / "export" / f"{default_run.name}-boards", lanes=8)
+        bench_boards(out, export, args.data_dir)
     return 0

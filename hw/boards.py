@@ -35,7 +35,9 @@ class Board:
     platform: str  # "module:Class" of amaranth-boards
     family: str  # "ice40" | "ecp5"
     lanes: int  # default PE lanes
-    clock_hz: int  # default core clock (PLL output)
+    clock_hz: int  # default core clock (PLL output), chosen below the measured Fmax
+    # (ECP5 at 128 lanes: 86 MHz when asked for 100; the unregistered score multiply-add
+    # is the critical path, see docs/BENCHMARKS.md)
     weights: str  # BoardCore weight memory: "spram" (loaded over UART) or "rom"
     program: tuple  # programmer command, the bitstream appended
     port: str  # the serial port the board's FTDI usually gets on Linux
@@ -51,11 +53,11 @@ BOARDS = {
         notes="iCE40UP5K: weights live in the four SPRAMs and are loaded over the UART "
               "(`gxnor run --export-dir` does it)"),
     "ulx3s-85f": Board(
-        "ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", 128, 100_000_000,
+        "ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", 128, 75_000_000,
         "rom", ("openFPGALoader", "-b", "ulx3s"), "/dev/ttyUSB0",
         notes="ECP5 LFE5U-85F: weights initialised in block RAM"),
     "ecpix5-85f": Board(
-        "ecpix5-85f", "amaranth_boards.ecpix5:ECPIX585Platform", "ecp5", 128, 100_000_000,
+        "ecpix5-85f", "amaranth_boards.ecpix5:ECPIX585Platform", "ecp5", 128, 75_000_000,
         "rom", ("openFPGALoader", "-b", "ecpix5"), "/dev/ttyUSB1",
         notes="ECP5 LFE5UM5G-85F: weights initialised in block RAM"),
 }

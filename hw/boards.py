@@ -204,12 +204,16 @@ class BoardTop(Elaboratable):
             self.spec, divisor=divisor, weights=self.board.weights,
             timeout=max(16 * divisor, self.clock_hz // 100), clock_hz=self.clock_hz,
             net_id=self.net_id)
-        uart = platform.request(*self.board.uart)
-        m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+        uart = platform.request(*self.board.uart, dir="-")
+        m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
+        m.d.comb += [core.rx.eq(rx_buf.i), tx_buf.o.eq(core.tx)]
         leds = [r for r in platform.resources if r[0] == "led"]
-        if len(leds) >= 2:
-            led0, led1 = platform.request("led", 0), platform.request("led", 1)
-            m.d.comb += [led0.o.eq(core.activity), led1.o.eq(core.loaded)]
+        if len(leds) >= 2:  # LED 0 toggles per answered image, LED 1: weights loaded
+            for k, sig in enumerate((core.activity, core.loaded)):
+                m.submodules[f"led{k}"] = led = io.Buffer("o", platform.request("led", k,
+                                                                                 dir="-"))
+                m.d.comb += led.o.eq(sig)
         return m
 
 

@@ -270,7 +270,7 @@ def _resources(report: dict, family: str) -> dict:
     names = {"ice40": {"LUT/FF cells (ICESTORM_LC)": "ICESTORM_LC", "EBR (ICESTORM_RAM)":
                        "ICESTORM_RAM", "SPRAM": "ICESTORM_SPRAM", "DSP": "ICESTORM_DSP",
                        "PLL": "ICESTORM_PLL"},
-             "ecp5": {"LUT4 + FF slices (TRELLIS_COMB)": "TRELLIS_COMB",
+             "ecp5": {"LUT4 (TRELLIS_COMB)": "TRELLIS_COMB",
                       "FF (TRELLIS_FF)": "TRELLIS_FF", "EBR (DP16KD)": "DP16KD",
                       "DSP (MULT18X18D)": "MULT18X18D", "PLL (EHXPLLL)": "EHXPLLL"}}[family]
     return {label: util[key] for label, key in names.items() if key in util}

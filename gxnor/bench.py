@@ -169,7 +169,7 @@ def bench_hw(out: Path, run_dir: Path, lanes_list=(8, 32, 128)) -> list[dict]:
             cells.pop("$scopeinfo", None)
             rows.append({"lanes": lanes, "family": family, "note": note,
                          "seconds": round(time.perf_counter() - t0, 1),
-                         "weight_memory_bits": spec.weight_words * 2 * lanes, **cells})
+                         "weight_memory_bits": spec.weight_words * spec.word_bits, **cells})
             print(rows[-1], flush=True)
     (out / "hw.json").write_text(json.dumps(rows, indent=1))
     return rows

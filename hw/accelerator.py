@@ -32,6 +32,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from gxnor.export import codes
 from gxnor.sim import cycles
 
 from .codes import event_layout
@@ -122,6 +123,15 @@ class AcceleratorSpec:
         return sum(len(ly.words) for ly in self.layers)
 
     @property
+    def word_bits(self) -> int:
+        """Bits of a weight word: one gated-XNOR code per lane."""
+        return codes.CODE_BITS * self.lanes
+
+    @property
+    def word_bytes(self) -> int:
+        return codes.word_bytes(self.lanes, codes.CODE_BITS)
+
+    @property
     def event_depth(self) -> int:
         """Entries of each event list: the widest layer input."""
         return max(ly.n_in for ly in self.layers)
@@ -138,7 +148,7 @@ def result_layout(spec: AcceleratorSpec) -> data.StructLayout:
 def load_layout(spec: AcceleratorSpec) -> data.StructLayout:
     return data.StructLayout({
         "addr": range(max(spec.weight_words, 2)),
-        "data": 2 * spec.lanes,
+        "data": spec.word_bits,
     })
 
 
@@ -181,7 +191,7 @@ class Accelerator(wiring.Component):
             ports["weights_in"] = In(stream.Signature(load_layout(spec)))
         if external_weights:
             ports["weight_addr"] = Out(range(max(spec.weight_words, 2)))
-            ports["weight_data"] = In(2 * spec.lanes)
+            ports["weight_data"] = In(spec.word_bits)
         super().__init__(ports)
 
     @property
@@ -206,7 +216,7 @@ class Accelerator(wiring.Component):
         else:
             # loadable: no initial contents (as iCE40 SPRAM); the weights_in stream fills it
             m.submodules.weights = wmem = memory.Memory(
-                shape=unsigned(2 * lanes), depth=len(words),
+                shape=unsigned(spec.word_bits), depth=len(words),
                 init=[] if self._loadable else words)
             w_rd = wmem.read_port()
             w_addr, w_data = w_rd.addr, w_rd.data
@@ -286,7 +296,7 @@ class Accelerator(wiring.Component):
         p1, p2, p3, p4 = (Signal(token, name=f"p{i}") for i in range(1, 5))
         p2_event, p4_event = Signal(ev_shape), Signal(ev_shape)
         p3_event = Signal(ev_shape)
-        p4_weights = Signal(2 * lanes)
+        p4_weights = Signal(spec.word_bits)
         issue_valid, issue_end = Signal(), Signal()
         ev_data = Signal(ev_shape)
         m.d.comb += ev_data.eq(Mux(src, ev_mems[1][0].data, ev_mems[0][0].data))

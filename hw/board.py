@@ -26,7 +26,6 @@ Data path::
 
 
 import math
-import struct
 
 from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import fifo, memory, stream, wiring
@@ -38,6 +37,8 @@ from .accelerator import Accelerator, AcceleratorSpec
 from .uart import UARTRx, UARTTx
 
 WEIGHT_MEMORIES = ("rom", "ram", "spram")
+# the parser's answers, in the order of its answer table
+ANSWER_INFO, ANSWER_STATS, ANSWER_LOAD, ANSWER_ERROR = range(4)
 SPRAM_WORDS, SPRAM_BITS, SPRAM_BLOCKS = 16384, 16, 4
 
 
@@ -58,26 +59,11 @@ def crc8_next(crc, byte):
     return Cat(*bits)
 
 
-def _field_bytes(fmt: str) -> list[int]:
-    """Byte sizes of each field of a little-endian struct format."""
-    return [struct.calcsize("<" + f) for f in _fields(fmt)]
-
-
-def _fields(fmt: str) -> list[str]:
-    out, num = [], ""
-    for ch in fmt.lstrip("<"):
-        if ch.isdigit():
-            num += ch
-        else:
-            out.append(num + ch)
-            num = ""
-    return out
-
-
-def _pack(fmt: str, names, values: dict):
-    """A Cat() of the fields of a struct format (little-endian): the payload as bits."""
+def _pack(layout, values: dict):
+    """A Cat() of a protocol payload layout's fields (little-endian): the payload as bits.
+    ``values`` holds an int, bytes or a Value per field."""
     parts = []
-    for name, size in zip(names, _field_bytes(fmt), strict=True):
+    for name, size in P.field_bytes(layout):
         v = values[name]
         if isinstance(v, bytes):
             v = int.from_bytes(v, "little")
@@ -242,10 +228,6 @@ class BoardCore(wiring.Component):
         super().__init__()
 
     @property
-    def word_bytes(self) -> int:
-        return (2 * self._spec.lanes + 7) // 8
-
-    @property
     def score_bytes(self) -> int:
         return P.score_bytes(self._spec.score_bits)
 
@@ -253,7 +235,7 @@ class BoardCore(wiring.Component):
         """What PING answers (``loaded_words`` is live in the hardware)."""
         spec = self._spec
         return P.Info(P.MAGIC, P.VERSION, spec.lanes, spec.n_pixels, spec.num_classes,
-                      len(spec.layers), self.score_bytes, self.word_bytes, spec.weight_words,
+                      len(spec.layers), self.score_bytes, spec.word_bytes, spec.weight_words,
                       self._net_id, int(self._weights != "rom"), loaded_words,
                       int(self._clock_hz), self._divisor)
 
@@ -261,21 +243,21 @@ class BoardCore(wiring.Component):
         spec = self._spec
         m = Module()
         n_layers, n_cls = len(spec.layers), spec.num_classes
-        sb, wb = self.score_bytes, self.word_bytes
+        sb, wb = self.score_bytes, spec.word_bytes
 
         m.submodules.uart_rx = urx = UARTRx(self._divisor)
         m.submodules.uart_tx = utx = UARTTx(self._divisor)
         m.submodules.rx_fifo = rxf = fifo.SyncFIFOBuffered(width=8, depth=self._fifo_depth)
         m.submodules.frame_tx = ftx = FrameTx()
         m.submodules.accel = acc = Accelerator(spec, external_weights=True)
-        m.submodules.weights = wst = WeightStore(spec.weight_words, 2 * spec.lanes,
+        m.submodules.weights = wst = WeightStore(spec.weight_words, spec.word_bits,
                                                  self._weights, spec.words)
         m.submodules.verdicts = vq = fifo.SyncFIFO(width=3, depth=4)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, ftx.out, utx.data)
 
         # statistics
-        images, errors, dropped, rx_errors = (Signal(32, name=n) for n in P.STATS_FIELDS)
+        images, errors, dropped, rx_errors = (Signal(32, name=n) for n, _ in P.STATS_LAYOUT)
         loaded_words = Signal(32)
         m.d.comb += self.loaded.eq((self._weights == "rom") | (loaded_words >= spec.weight_words))
 
@@ -292,7 +274,7 @@ class BoardCore(wiring.Component):
             m.d.sync += [byte.eq(rxf.r_data), have.eq(rxf.r_rdy)]
 
         # weights: the LOAD writer, else the accelerator reads
-        w_addr, w_data, w_en = Signal.like(wst.addr), Signal(2 * spec.lanes), Signal()
+        w_addr, w_data, w_en = Signal.like(wst.addr), Signal(spec.word_bits), Signal()
         m.d.comb += [wst.addr.eq(Mux(w_en, w_addr, acc.weight_addr)), wst.wdata.eq(w_data),
                      wst.we.eq(w_en), acc.weight_data.eq(wst.rdata)]
 
@@ -305,7 +287,7 @@ class BoardCore(wiring.Component):
         # ---- parser --------------------------------------------------------------------
         cmd, length, crc, count = Signal(8), Signal(16), Signal(8), Signal(16)
         code = Signal(3)
-        kind = Signal(2)  # 0 INFO, 1 STATS, 2 LOAD answer, 3 ERROR
+        kind = Signal(2)  # ANSWER_*
         addr = Signal(8 * P.LOAD_ADDR_BYTES)
         word = Signal(8 * wb)
         wbyte = Signal(range(max(wb, 2)))
@@ -322,21 +304,18 @@ class BoardCore(wiring.Component):
         crc_next = crc8_next(crc, byte)
         new_word = Cat(word[8:], byte) if wb > 1 else byte
 
-        info_vec = _pack(P.INFO_FORMAT, P.INFO_FIELDS,
-                         {**self.info().__dict__, "loaded_words": loaded_words})
-        stats_vec = _pack(P.STATS_FORMAT, P.STATS_FIELDS, {"images": images, "errors": errors,
-                                                           "dropped": dropped,
-                                                           "rx_errors": rx_errors})
-        info_len, stats_len = len(info_vec) // 8, len(stats_vec) // 8
-        answers = [  # (command, length, payload bits) per kind
-            (P.Cmd.PING | P.RESPONSE, info_len, info_vec),
-            (P.Cmd.STATS | P.RESPONSE, stats_len, stats_vec),
-            (P.Cmd.LOAD | P.RESPONSE, 2, nwords),
-            (P.ERROR_ANSWER, 2, Cat(code, Const(0, 5), cmd)),
+        info_vec = _pack(P.INFO_LAYOUT, {**self.info().__dict__, "loaded_words": loaded_words})
+        stats_vec = _pack(P.STATS_LAYOUT, {"images": images, "errors": errors,
+                                           "dropped": dropped, "rx_errors": rx_errors})
+        answers = [  # (command, payload bits) per ANSWER_*
+            (P.Cmd.PING | P.RESPONSE, info_vec),
+            (P.Cmd.STATS | P.RESPONSE, stats_vec),
+            (P.Cmd.LOAD | P.RESPONSE, _pack(P.LOAD_ANSWER_LAYOUT, {"words": nwords})),
+            (P.ERROR_ANSWER, _pack(P.ERROR_LAYOUT, {"code": code, "cmd": cmd})),
         ]
         ans_cmd = Array(Const(int(a[0]), 8) for a in answers)[kind]
-        ans_len = Array(Const(a[1], 16) for a in answers)[kind]
-        ans_byte = Array(a[2].word_select(bidx[:6], 8) for a in answers)[kind]
+        ans_len = Array(Const(len(a[1]) // 8, 16) for a in answers)[kind]
+        ans_byte = Array(a[1].word_select(bidx[:6], 8) for a in answers)[kind]
         p_valid, p_byte = Signal(), Signal(8)
 
         def timeout_to(state_if_feed=None):
@@ -344,8 +323,26 @@ class BoardCore(wiring.Component):
                 if state_if_feed:
                     m.next = state_if_feed
                 else:
-                    m.d.sync += code.eq(P.Err.TIMEOUT)
-                    m.next = "ERROR"
+                    fail(P.Err.TIMEOUT)
+
+        def fail(err):
+            m.d.sync += code.eq(err)
+            m.next = "ERROR"
+
+        def payload_end(checks, on_ok):
+            """The payload checksum byte: a bad checksum, then each (condition, error) of
+            ``checks``, answer ERROR; otherwise ``on_ok()`` and ANSWER."""
+            m.d.comb += [take.eq(have), waiting.eq(1)]
+            with m.If(have):
+                with m.If(byte != crc):
+                    fail(P.Err.PAYLOAD_CRC)
+                for cond, err in checks:
+                    with m.Elif(cond):
+                        fail(err)
+                with m.Else():
+                    on_ok()
+                    m.next = "ANSWER"
+            timeout_to()
 
         def header_byte(field, nxt):
             m.d.comb += [take.eq(have), waiting.eq(1)]
@@ -374,8 +371,7 @@ class BoardCore(wiring.Component):
                 with m.If(have):
                     m.d.sync += [crc.eq(0), count.eq(length)]
                     with m.If(byte != crc):
-                        m.d.sync += code.eq(P.Err.HEADER_CRC)
-                        m.next = "ERROR"
+                        fail(P.Err.HEADER_CRC)
                     with m.Elif(cmd == P.Cmd.RUN):
                         with m.If(length == spec.n_pixels):
                             m.next = "FEED"
@@ -451,46 +447,28 @@ class BoardCore(wiring.Component):
                         m.d.sync += [wbyte.eq(0), addr.eq(addr + 1), nwords.eq(nwords + 1)]
                         with m.If(addr < spec.weight_words):
                             m.d.comb += [w_en.eq(1), w_addr.eq(addr),
-                                         w_data.eq(new_word[:2 * spec.lanes])]
+                                         w_data.eq(new_word[:spec.word_bits])]
                         with m.Else():
                             m.d.sync += addr_err.eq(1)
                     with m.If(count == 1):
                         m.next = "LOAD_CRC"
                 timeout_to()
             with m.State("LOAD_CRC"):
-                m.d.comb += [take.eq(have), waiting.eq(1)]
-                with m.If(have):
-                    with m.If(byte != crc):
-                        m.d.sync += code.eq(P.Err.PAYLOAD_CRC)
-                        m.next = "ERROR"
-                    with m.Elif(wbyte != 0):
-                        m.d.sync += code.eq(P.Err.LENGTH)
-                        m.next = "ERROR"
-                    with m.Elif(addr_err):
-                        m.d.sync += code.eq(P.Err.ADDRESS)
-                        m.next = "ERROR"
-                    with m.Else():
-                        m.d.sync += [loaded_words.eq(loaded_words + nwords), kind.eq(2)]
-                        m.next = "ANSWER"
-                timeout_to()
+                def loaded():
+                    m.d.sync += [loaded_words.eq(loaded_words + nwords), kind.eq(ANSWER_LOAD)]
+                payload_end([(wbyte != 0, P.Err.LENGTH), (addr_err, P.Err.ADDRESS)], loaded)
             with m.State("CTRL_CRC"):
-                m.d.comb += [take.eq(have), waiting.eq(1)]
-                with m.If(have):
-                    with m.If(byte != crc):
-                        m.d.sync += code.eq(P.Err.PAYLOAD_CRC)
-                        m.next = "ERROR"
-                    with m.Else():
-                        m.d.sync += kind.eq(Mux(cmd == P.Cmd.PING, 0, 1))
-                        m.next = "ANSWER"
-                timeout_to()
+                def ctrl():
+                    m.d.sync += kind.eq(Mux(cmd == P.Cmd.PING, ANSWER_INFO, ANSWER_STATS))
+                payload_end([], ctrl)
             with m.State("ERROR"):
-                m.d.sync += kind.eq(3)
+                m.d.sync += kind.eq(ANSWER_ERROR)
                 m.next = "ANSWER"
             with m.State("ANSWER"):  # after every RUN answer before it, in request order
                 with m.If((inflight == 0) & ftx.idle):
                     m.d.comb += [ftx.start.eq(1), ftx.cmd.eq(ans_cmd), ftx.length.eq(ans_len)]
                     m.d.sync += bidx.eq(0)
-                    with m.If(kind == 3):
+                    with m.If(kind == ANSWER_ERROR):
                         m.d.sync += errors.eq(errors + 1)
                     m.next = "SEND"
             with m.State("SEND"):
@@ -501,11 +479,12 @@ class BoardCore(wiring.Component):
                         m.next = "HUNT"
 
         # ---- RUN answers -----------------------------------------------------------------
-        run_len = n_cls * sb + 1 + 4 + 2 * n_layers
+        run_len = P.run_answer_bytes(n_cls, sb, n_layers)
         res = acc.result.payload
-        result_bits = Cat(res.cls, Const(0, 8 - len(res.cls)) if len(res.cls) < 8 else Cat(),
-                          res.cycles, *res.events)
+        result_bits = Cat(res.cls, Const(0, 8 * P.CLASS_BYTES - len(res.cls)), res.cycles,
+                          *res.events)
         assert len(result_bits) == 8 * (run_len - n_cls * sb)
+        run_error = _pack(P.ERROR_LAYOUT, {"code": vq.r_data, "cmd": P.Cmd.RUN})
         r_valid, r_byte = Signal(), Signal(8)
         score_ext = Signal(8 * sb)  # the score sign-extended to whole bytes
         m.d.comb += score_ext.eq(acc.scores.payload.as_signed())
@@ -513,6 +492,17 @@ class BoardCore(wiring.Component):
         nscore = Signal(range(n_cls + 1))
         activity = Signal()
         m.d.comb += self.activity.eq(activity)
+
+        def send_value(valid, bits, on_last):
+            """Hand ``bits`` to the frame writer a byte at a time (while ``valid``); with its
+            last byte, ``on_last()`` (which acknowledges the source)."""
+            m.d.comb += [r_valid.eq(valid), r_byte.eq(bits.word_select(ridx, 8))]
+            with m.If(valid & ftx.data.ready):
+                m.d.sync += ridx.eq(ridx + 1)
+                with m.If(ridx == len(bits) // 8 - 1):
+                    m.d.sync += ridx.eq(0)
+                    on_last()
+
         with m.FSM(name="answer"):
             with m.State("WAIT"):
                 with m.If(vq.r_rdy & ftx.idle):
@@ -524,37 +514,29 @@ class BoardCore(wiring.Component):
                     with m.Else():
                         m.next = "DISCARD"
             with m.State("SCORES"):
-                m.d.comb += [r_valid.eq(acc.scores.valid),
-                             r_byte.eq(score_ext.word_select(ridx, 8))]
-                with m.If(acc.scores.valid & ftx.data.ready):
-                    m.d.sync += ridx.eq(ridx + 1)
-                    with m.If(ridx == sb - 1):
-                        m.d.comb += acc.scores.ready.eq(1)
-                        m.d.sync += [ridx.eq(0), nscore.eq(nscore + 1)]
-                        with m.If(nscore == n_cls - 1):
-                            m.next = "RESULT"
+                def score_sent():
+                    m.d.comb += acc.scores.ready.eq(1)
+                    m.d.sync += nscore.eq(nscore + 1)
+                    with m.If(nscore == n_cls - 1):
+                        m.next = "RESULT"
+                send_value(acc.scores.valid, score_ext, score_sent)
             with m.State("RESULT"):
-                m.d.comb += [r_valid.eq(acc.result.valid),
-                             r_byte.eq(result_bits.word_select(ridx, 8))]
-                with m.If(acc.result.valid & ftx.data.ready):
-                    m.d.sync += ridx.eq(ridx + 1)
-                    with m.If(ridx == len(result_bits) // 8 - 1):
-                        m.d.comb += acc.result.ready.eq(1)
-                        m.d.sync += images.eq(images + 1)
-                        m.next = "DONE"
+                def result_sent():
+                    m.d.comb += acc.result.ready.eq(1)
+                    m.d.sync += images.eq(images + 1)
+                    m.next = "DONE"
+                send_value(acc.result.valid, result_bits, result_sent)
             with m.State("DISCARD"):  # a rejected RUN: drop its result, answer ERROR
                 m.d.comb += [acc.scores.ready.eq(1), acc.result.ready.eq(ftx.idle)]
                 with m.If(acc.result.valid & ftx.idle):
-                    m.d.comb += [ftx.start.eq(1), ftx.cmd.eq(P.ERROR_ANSWER), ftx.length.eq(2)]
+                    m.d.comb += [ftx.start.eq(1), ftx.cmd.eq(P.ERROR_ANSWER),
+                                 ftx.length.eq(len(run_error) // 8)]
                     m.d.sync += [ridx.eq(0), errors.eq(errors + 1)]
                     m.next = "ERROR"
             with m.State("ERROR"):
-                err_bits = Cat(vq.r_data, Const(0, 5), Const(P.Cmd.RUN, 8))
-                m.d.comb += [r_valid.eq(1), r_byte.eq(err_bits.word_select(ridx[:1], 8))]
-                with m.If(ftx.data.ready):
-                    m.d.sync += ridx.eq(ridx + 1)
-                    with m.If(ridx == 1):
-                        m.next = "DONE"
+                def error_sent():
+                    m.next = "DONE"
+                send_value(Const(1), run_error, error_sent)
             with m.State("DONE"):  # the frame's checksum is out: next answer
                 with m.If(ftx.idle):
                     m.d.comb += [vq.r_en.eq(1), dec.eq(1)]

@@ -138,24 +138,27 @@ def ecp5_pll(f_in: float, f_out: float) -> dict:
 class BoardTop(Elaboratable):
     """PLL + power-on reset + :class:`BoardCore` on the board's UART pins and LEDs."""
 
-    def __init__(self, board: Board, spec: AcceleratorSpec, clock_hz: int, baud: int,
-                 net_id: int):
+    def __init__(self, board: Board, spec: AcceleratorSpec, f_in: float, clock_hz: int,
+                 baud: int, net_id: int):
+        """``f_in``: the board oscillator; the PLL (none when ``clock_hz`` equals it), the
+        actual clock and the UART divisor follow from it here, before any build."""
         self.board, self.spec, self.baud, self.net_id = board, spec, baud, net_id
-        self.requested_hz = clock_hz
-        self.pll: dict | None = None
-        self.clock_hz = clock_hz
-
-    def _pll(self, platform) -> dict | None:
-        f_in = platform.default_clk_frequency
-        if abs(f_in - self.requested_hz) < 1:
-            return None
-        return (ice40_pll if self.board.family == "ice40" else ecp5_pll)(f_in, self.requested_hz)
+        self.f_in = f_in
+        if abs(f_in - clock_hz) < 1:
+            self.pll = None
+            self.clock_hz = int(clock_hz)
+        else:
+            pll = ice40_pll if board.family == "ice40" else ecp5_pll
+            self.pll = pll(f_in, clock_hz)
+            self.clock_hz = int(round(self.pll["f_out"]))
+        self.divisor = round(self.clock_hz / baud)
+        if self.divisor < 4 or abs(self.clock_hz / self.divisor / baud - 1) > 0.02:
+            raise ValueError(f"{baud} baud is not within 2% of {self.clock_hz} Hz / an "
+                             "integer >= 4; choose another --baud or --clock")
 
     def elaborate(self, platform):
         m = Module()
-        self.pll = self._pll(platform)
         if self.pll is not None:
-            self.clock_hz = int(round(self.pll["f_out"]))
             m.domains.sync = cd = ClockDomain("sync")
             lock = Signal()
             clk_in = platform.request(platform.default_clk, dir="-")
@@ -182,7 +185,7 @@ class BoardTop(Elaboratable):
                     i_PHASESEL0=Const(0), i_PHASESEL1=Const(0), i_PHASEDIR=Const(1),
                     i_PHASESTEP=Const(1), i_PHASELOADREG=Const(1), i_PLLWAKESYNC=Const(0),
                     i_ENCLKOP=Const(0), o_CLKOP=cd.clk, o_LOCK=lock,
-                    a_FREQUENCY_PIN_CLKI=f"{platform.default_clk_frequency / 1e6:g}",
+                    a_FREQUENCY_PIN_CLKI=f"{self.f_in / 1e6:g}",
                     a_FREQUENCY_PIN_CLKOP=f"{self.clock_hz / 1e6:g}")
             # power-on reset: held until the PLL locks, then 15 us more (iCE40 block RAMs read
             # as zero for ~3 us after configuration)
@@ -196,10 +199,7 @@ class BoardTop(Elaboratable):
                 m.d.por += timer.eq(timer + 1)
             m.d.comb += cd.rst.eq(timer != delay)
             # nextpnr derives the PLL output's frequency constraint from its parameters
-        divisor = round(self.clock_hz / self.baud)
-        if divisor < 4 or abs(self.clock_hz / divisor / self.baud - 1) > 0.02:
-            raise ValueError(f"{self.baud} baud is not within 2% of {self.clock_hz} Hz / an "
-                             "integer >= 4; choose another --baud or --clock")
+        divisor = self.divisor
         m.submodules.core = core = BoardCore(
             self.spec, divisor=divisor, weights=self.board.weights,
             timeout=max(16 * divisor, self.clock_hz // 100), clock_hz=self.clock_hz,
@@ -239,21 +239,25 @@ def predicted_throughput(spec: AcceleratorSpec, export_dir: Path, clock_hz: floa
                          images: int = 1000, data_dir=None) -> dict:
     """Images/s from the cycle model: the export's own test images when its dataset is at
     hand (mean events per layer), else the dense worst case."""
+    from gxnor.model.data import DatasetError
+    from gxnor.sim.run_sim import dataset_images
+
     outs = [ly.n_out for ly in spec.layers]
     io_c = cycles.io_cycles(spec.n_pixels, spec.num_classes)
-    source = "dense worst case (dataset not found)"
     try:
-        from gxnor.sim.run_sim import dataset_images
-
         imgs = dataset_images(export_dir, images, data_dir)
+    except (ValueError, OSError, DatasetError):  # no dataset at hand: the dense bound
+        imgs = None
+    if imgs is None:
+        source = "dense worst case (dataset not found)"
+        mean_c = max_c = cycles.dense_cycles([ly.n_in for ly in spec.layers], outs, spec.lanes)
+    else:
         res = golden.Network(export_dir).run(imgs)
         compute = cycles.image_cycles(res.events, outs, spec.lanes)
         mean_c, max_c = float(compute.mean()), int(compute.max())
         source = f"{len(imgs)} test images of the export's dataset"
-    except Exception:  # noqa: BLE001 - any dataset problem: fall back to the bound
-        mean_c = max_c = cycles.dense_cycles([ly.n_in for ly in spec.layers], outs, spec.lanes)
     sb = P.score_bytes(spec.score_bits)
-    answer = spec.num_classes * sb + 1 + 4 + 2 * len(spec.layers)
+    answer = P.run_answer_bytes(spec.num_classes, sb, len(spec.layers))
     return {
         "cycles_source": source,
         "compute_cycles_mean": mean_c, "compute_cycles_max": max_c,
@@ -297,10 +301,11 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
                   bdir / "nextpnr-report.json"):
         stale.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    flow = "abc9"
-    for fallback in ((False, True) if b.family == "ecp5" else (False,)):
+    flows = (False, True) if b.family == "ecp5" else (False,)  # fallback LUT mapping?
+    for k, fallback in enumerate(flows):
         platform = _platform(b)
-        top = BoardTop(b, spec, clock, baud, P.network_id(export_dir))
+        top = BoardTop(b, spec, platform.default_clk_frequency, clock, baud,
+                       P.network_id(export_dir))
         try:
             # build the plan and run it: platform.build() would also insist on the
             # programmer being installed, which a bitstream does not need
@@ -308,11 +313,11 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
             plan.execute_local(str(bdir))
             break
         except subprocess.CalledProcessError as exc:
-            if fallback or b.family != "ecp5":
+            if k == len(flows) - 1:
                 raise RuntimeError(f"{b.name}: the toolchain failed ({exc}); logs in {bdir} "
                                    "(top.rpt: yosys, top.tim: nextpnr)") from exc
             log(f"{b.name}: synthesis with ABC9 failed; retrying with `abc -lut 4`")
-            flow = "abc -lut 4"
+    flow = "abc -lut 4" if fallback else "abc9"
     seconds = time.perf_counter() - t0
     pnr = json.loads((bdir / "nextpnr-report.json").read_text())
     fmax = pnr.get("fmax", {})
@@ -328,11 +333,11 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
         "board": b.name, "device": f"{platform.device}-{platform.package}",
         "export": str(export_dir.resolve()), "net_id": f"{P.network_id(export_dir):08x}",
         "layers": [[ly.n_in, ly.n_out] for ly in spec.layers], "lanes": spec.lanes,
-        "weights": b.weights, "weight_bits": spec.weight_words * 2 * spec.lanes,
+        "weights": b.weights, "weight_bits": spec.weight_words * spec.word_bits,
         "clock_hz": target, "pll": top.pll, "fmax_hz": achieved,
         "fmax_per_clock": {k: v for k, v in fmax.items()},
         "timing_met": met,
-        "baud": baud, "divisor": round(target / baud),
+        "baud": baud, "divisor": top.divisor,
         "resources": res, "synthesis": flow,
         "build_seconds": round(seconds, 1),
         "bitstream": str(bitfile), "bitstream_bytes": bitfile.stat().st_size,

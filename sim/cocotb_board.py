@@ -6,7 +6,8 @@ simulated time at the core's baud rate. Nothing else of the host path is replace
 
 Parameters come from the environment (set by ``gxnor.sim.runner.run_board``):
 ``GXNOR_EXPORT``, ``GXNOR_IMAGES`` (.npy), ``GXNOR_MODE`` (``run`` or ``selftest``),
-``GXNOR_DIVISOR`` (clock cycles per bit), ``GXNOR_READ_TIMEOUT`` (cycles a read may wait),
+``GXNOR_DIVISOR`` (clock cycles per bit), ``GXNOR_CLOCK_NS`` (clock period),
+``GXNOR_READ_TIMEOUT`` (cycles a read may wait),
 ``GXNOR_REPORT`` (JSON written at the end).
 """
 
@@ -25,7 +26,7 @@ from cocotb.triggers import Event, FallingEdge, First, RisingEdge, Timer
 
 from gxnor.sim import host
 
-CLOCK_NS = 10
+CLOCK_NS = int(os.environ.get("GXNOR_CLOCK_NS", "10"))  # set by the runner
 
 
 class UARTPins:

@@ -44,9 +44,8 @@ class Device:
         """The next answer's payload; an ERROR answer raises :class:`protocol.DeviceError`."""
         cmd, payload = self.read_frame()
         if cmd == P.ERROR_ANSWER:
-            if len(payload) != 2:
-                raise P.ProtocolError(f"ERROR answer with {len(payload)} bytes")
-            raise P.DeviceError(payload[0], payload[1])
+            err = P.decode_layout(P.ERROR_LAYOUT, payload, "ERROR")
+            raise P.DeviceError(err["code"], err["cmd"])
         if cmd != request_cmd | P.RESPONSE:
             raise P.ProtocolError(f"answer 0x{cmd:02x} to request 0x{request_cmd:02x}")
         return payload
@@ -71,7 +70,8 @@ class Device:
         written = 0
         for f in P.load_frames(words, info.word_bytes, max_payload):
             self.send(f)
-            written += int.from_bytes(self.answer(P.Cmd.LOAD), "little")
+            written += P.decode_layout(P.LOAD_ANSWER_LAYOUT, self.answer(P.Cmd.LOAD),
+                                       "LOAD")["words"]
         self.info = self.ping()
         return written
 
@@ -88,10 +88,7 @@ class Device:
             while sent < len(flat) and sent - len(out) < window:
                 self.send(P.frame(P.Cmd.RUN, flat[sent].tobytes()))
                 sent += 1
-            try:
-                out.append(P.RunResult.decode(self.answer(P.Cmd.RUN), info))
-            except P.DeviceError as exc:
-                raise P.DeviceError(exc.code, exc.cmd) from exc
+            out.append(P.RunResult.decode(self.answer(P.Cmd.RUN), info))
         return out
 
     def prepare(self, export_dir: Path | None) -> P.Info:
@@ -138,14 +135,17 @@ def selftest(dev: Device, images: np.ndarray, export_dir: Path | None) -> dict:
     def check(name, got, want):
         checks.append({"check": name, "got": got, "want": want, "ok": got == want})
 
-    def expect_error(name, data, code):
-        dev.send(data)
+    def next_error(name, code):
+        """The next answer must be ERROR(code)."""
         try:
             dev.answer(P.Cmd.RUN)
-            check(name, "answer", P.Err(code).name)
+            check(name, "answer", code.name)
         except P.DeviceError as exc:
-            check(name, P.Err(exc.code).name if exc.code in P.Err._value2member_map_
-                  else exc.code, P.Err(code).name)
+            check(name, exc.name, code.name)
+
+    def expect_error(name, data, code):
+        dev.send(data)
+        next_error(name, code)
 
     before = dev.stats()
     good = lambda k: P.frame(P.Cmd.RUN, flat[k].tobytes())  # noqa: E731
@@ -160,11 +160,7 @@ def selftest(dev: Device, images: np.ndarray, export_dir: Path | None) -> dict:
     bad_crc[-1] ^= 0x01
     dev.send(good(0) + bytes(bad_crc) + good(1))  # back to back
     results[0] = P.RunResult.decode(dev.answer(P.Cmd.RUN), info)
-    try:
-        dev.answer(P.Cmd.RUN)
-        check("RUN with a bad payload checksum", "answer", "PAYLOAD_CRC")
-    except P.DeviceError as exc:
-        check("RUN with a bad payload checksum", P.Err(exc.code).name, "PAYLOAD_CRC")
+    next_error("RUN with a bad payload checksum", P.Err.PAYLOAD_CRC)
     results[1] = P.RunResult.decode(dev.answer(P.Cmd.RUN), info)
     past_end = P.frame(P.Cmd.LOAD, info.weight_words.to_bytes(P.LOAD_ADDR_BYTES, "little")
                        + bytes(info.word_bytes))

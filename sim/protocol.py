@@ -60,14 +60,32 @@ class Err(IntEnum):
 
 ERROR_ANSWER = Cmd.ERROR | RESPONSE
 
-# Field layouts (struct format, little-endian) of the fixed-size payloads
-INFO_FORMAT = "<2sBHHBBBBIIBIIH"
-INFO_FIELDS = ("magic", "version", "lanes", "n_pixels", "num_classes", "n_layers", "score_bytes",
-               "word_bytes", "weight_words", "net_id", "weights_ram", "loaded_words", "clock_hz",
-               "divisor")
-STATS_FORMAT = "<IIII"
-STATS_FIELDS = ("images", "errors", "dropped", "rx_errors")
+# Fixed-size payloads: (field, struct code) in wire order, little-endian
+INFO_LAYOUT = (("magic", "2s"), ("version", "B"), ("lanes", "H"), ("n_pixels", "H"),
+               ("num_classes", "B"), ("n_layers", "B"), ("score_bytes", "B"),
+               ("word_bytes", "B"), ("weight_words", "I"), ("net_id", "I"),
+               ("weights_ram", "B"), ("loaded_words", "I"), ("clock_hz", "I"), ("divisor", "H"))
+STATS_LAYOUT = (("images", "I"), ("errors", "I"), ("dropped", "I"), ("rx_errors", "I"))
+LOAD_ANSWER_LAYOUT = (("words", "H"),)
+ERROR_LAYOUT = (("code", "B"), ("cmd", "B"))
+
+
+def layout_format(layout) -> str:
+    return "<" + "".join(code for _, code in layout)
+
+
+def field_bytes(layout) -> list[tuple[str, int]]:
+    """(field, bytes) of each field of a payload layout."""
+    return [(name, struct.calcsize("<" + code)) for name, code in layout]
+
+
 LOAD_ADDR_BYTES = 4
+CLASS_BYTES, CYCLES_BYTES, EVENTS_BYTES = 1, 4, 2  # RUN answer fields after the scores
+
+
+def run_answer_bytes(num_classes: int, score_bytes: int, n_layers: int) -> int:
+    """Payload bytes of a RUN answer: the scores, the class, the cycles, events per layer."""
+    return num_classes * score_bytes + CLASS_BYTES + CYCLES_BYTES + EVENTS_BYTES * n_layers
 
 
 def _crc8_table() -> tuple[int, ...]:
@@ -113,12 +131,10 @@ class DeviceError(Exception):
 
     def __init__(self, code: int, cmd: int):
         self.code, self.cmd = code, cmd
-        name = Err(code).name if code in Err._value2member_map_ else f"code {code}"
-        try:
-            cname = Cmd(cmd).name
-        except ValueError:
-            cname = f"0x{cmd:02x}"
-        super().__init__(f"board answered ERROR {name} to a {cname} request")
+        #: the error code's name (``PAYLOAD_CRC``, ...), or ``code N`` for an unknown one
+        self.name = Err(code).name if code in Err._value2member_map_ else f"code {code}"
+        cname = Cmd(cmd).name if cmd in Cmd._value2member_map_ else f"0x{cmd:02x}"
+        super().__init__(f"board answered ERROR {self.name} to a {cname} request")
 
 
 class FrameReader:
@@ -189,21 +205,18 @@ class Info:
 
     @classmethod
     def decode(cls, payload: bytes) -> Info:
-        if len(payload) != struct.calcsize(INFO_FORMAT):
-            raise ProtocolError(f"INFO answer has {len(payload)} bytes, expected "
-                                f"{struct.calcsize(INFO_FORMAT)}")
-        info = cls(*struct.unpack(INFO_FORMAT, payload))
+        info = cls(**decode_layout(INFO_LAYOUT, payload, "INFO"))
         if info.magic != MAGIC or info.version != VERSION:
             raise ProtocolError(f"not a gxnor board (magic {info.magic!r}, version "
                                 f"{info.version}; expected {MAGIC!r}, {VERSION})")
         return info
 
     def encode(self) -> bytes:
-        return struct.pack(INFO_FORMAT, *(getattr(self, f) for f in INFO_FIELDS))
+        return struct.pack(layout_format(INFO_LAYOUT), *(getattr(self, f) for f, _ in INFO_LAYOUT))
 
     @property
     def run_answer_bytes(self) -> int:
-        return self.num_classes * self.score_bytes + 1 + 4 + 2 * self.n_layers
+        return run_answer_bytes(self.num_classes, self.score_bytes, self.n_layers)
 
 
 @dataclass(frozen=True)
@@ -222,24 +235,33 @@ class RunResult:
         scores = [int.from_bytes(payload[i * sb:(i + 1) * sb], "little", signed=True)
                   for i in range(info.num_classes)]
         pos = info.num_classes * sb
-        label = payload[pos]
-        cyc = int.from_bytes(payload[pos + 1:pos + 5], "little")
-        events = [int.from_bytes(payload[pos + 5 + 2 * i:pos + 7 + 2 * i], "little")
-                  for i in range(info.n_layers)]
+        label = int.from_bytes(payload[pos:pos + CLASS_BYTES], "little")
+        pos += CLASS_BYTES
+        cyc = int.from_bytes(payload[pos:pos + CYCLES_BYTES], "little")
+        pos += CYCLES_BYTES
+        events = [int.from_bytes(payload[pos + EVENTS_BYTES * i:pos + EVENTS_BYTES * (i + 1)],
+                                 "little") for i in range(info.n_layers)]
         return cls(label, scores, cyc, events)
 
     def encode(self, info: Info) -> bytes:
         sb = info.score_bytes
         return (b"".join(s.to_bytes(sb, "little", signed=True) for s in self.scores)
-                + bytes([self.cls]) + self.cycles.to_bytes(4, "little")
-                + b"".join(e.to_bytes(2, "little") for e in self.events))
+                + self.cls.to_bytes(CLASS_BYTES, "little")
+                + self.cycles.to_bytes(CYCLES_BYTES, "little")
+                + b"".join(e.to_bytes(EVENTS_BYTES, "little") for e in self.events))
+
+
+def decode_layout(layout, payload: bytes, what: str) -> dict:
+    """A fixed-size payload as {field: value}; a wrong length is a ProtocolError."""
+    fmt = layout_format(layout)
+    if len(payload) != struct.calcsize(fmt):
+        raise ProtocolError(f"{what} answer has {len(payload)} bytes, expected "
+                            f"{struct.calcsize(fmt)}")
+    return dict(zip((n for n, _ in layout), struct.unpack(fmt, payload), strict=True))
 
 
 def decode_stats(payload: bytes) -> dict:
-    if len(payload) != struct.calcsize(STATS_FORMAT):
-        raise ProtocolError(f"STATS answer has {len(payload)} bytes, expected "
-                            f"{struct.calcsize(STATS_FORMAT)}")
-    return dict(zip(STATS_FIELDS, struct.unpack(STATS_FORMAT, payload), strict=True))
+    return decode_layout(STATS_LAYOUT, payload, "STATS")
 
 
 def load_frames(words: list[int], word_bytes: int, max_payload: int = 1024) -> list[bytes]:

@@ -76,6 +76,7 @@ def run(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | Non
 
 BOARD_TOP = "gxnor_board"
 BOARD_DIVISOR = 8  # clock cycles per UART bit in simulation (the board tops use their baud)
+BOARD_CLOCK_NS = 10  # the simulated board clock (reported by PING as 100 MHz)
 
 
 def run_board(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | None = None,
@@ -99,7 +100,7 @@ def run_board(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str
     verilog = build_dir / f"{BOARD_TOP}.v"
     verilog.write_text(rtl.board_verilog_text(
         spec, name=BOARD_TOP, divisor=divisor, weights=weights, timeout=timeout,
-        clock_hz=int(1e9 // 10), net_id=protocol.network_id(export_dir)))
+        clock_hz=int(1e9 // BOARD_CLOCK_NS), net_id=protocol.network_id(export_dir)))
     img_path = build_dir / "images.npy"
     np.save(img_path, np.asarray(images, np.uint8))
     # a read may wait for a whole batch's worth of compute and the device's own timeout
@@ -108,7 +109,7 @@ def run_board(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str
                    waves=waves, env={
                        "GXNOR_EXPORT": str(Path(export_dir).resolve()),
                        "GXNOR_IMAGES": str(img_path), "GXNOR_MODE": mode,
-                       "GXNOR_DIVISOR": str(divisor),
+                       "GXNOR_DIVISOR": str(divisor), "GXNOR_CLOCK_NS": str(BOARD_CLOCK_NS),
                        "GXNOR_READ_TIMEOUT": str(read_timeout)})
 
 

@@ -96,7 +96,7 @@ class Device:
         memory needs them."""
         info = self.ping()
         if export_dir is None:
-            if info.weights_ram and info.loaded_words < info.weight_words:
+            if info.needs_weights:
                 raise ValueError("the board's weight memory is empty (SPRAM): pass --export-dir "
                                  "with the exported network to load it")
             return info
@@ -104,7 +104,7 @@ class Device:
         if nid != info.net_id:
             raise ValueError(f"{export_dir}: network id {nid:08x}, the board runs {info.net_id:08x}"
                              " (build the bitstream from this export)")
-        if info.weights_ram and info.loaded_words < info.weight_words:
+        if info.needs_weights:
             self.load(board_words(export_dir, info))
         return self.info
 

@@ -215,6 +215,11 @@ class Info:
         return struct.pack(layout_format(INFO_LAYOUT), *(getattr(self, f) for f, _ in INFO_LAYOUT))
 
     @property
+    def needs_weights(self) -> bool:
+        """The weight memory starts empty (SPRAM) and has not been filled yet."""
+        return bool(self.weights_ram) and self.loaded_words < self.weight_words
+
+    @property
     def run_answer_bytes(self) -> int:
         return run_answer_bytes(self.num_classes, self.score_bytes, self.n_layers)
 

@@ -31,9 +31,10 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: this exact version resolves to the CPU wheel (see ../shared/TOOLCHAIN.md)
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e '.[dev]'
-	@if ! command -v iverilog >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iverilog; \
-	  else echo "Icarus Verilog is missing: run 'sudo apt-get install -y iverilog'"; exit 1; fi; fi
+	# Icarus (cocotb) and openFPGALoader (gxnor flash; its test runs the real programmer)
+	@if ! command -v iverilog >/dev/null || ! command -v openFPGALoader >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iverilog openfpgaloader; \
+	  else echo "missing: run 'sudo apt-get install -y iverilog openfpgaloader'"; exit 1; fi; fi
 	$(GXNOR) doctor --warm
 	@touch $@
 

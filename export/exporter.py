@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from gxnor.base import files
+from gxnor.base.errors import InputError
 
 from . import codes, thresholds
 
@@ -25,8 +25,21 @@ MANIFEST = "manifest.json"
 PIXEL_BITS = 8
 
 
-class ExportError(ValueError):
+class ExportError(InputError):
     """Bad input to the exporter; the message names the file, layer and field."""
+
+
+def is_export(folder: Path) -> bool:
+    """``folder`` holds a gxnor export (its manifest names the format)."""
+    try:
+        m = json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and m.get("format") == FORMAT
+
+
+#: an export folder is identified by its manifest (docs/FORMAT.md): no marker file
+KIND = files.Kind("export", "gxnor export", recognize=is_export, marker=False)
 
 
 def sha256_file(path: Path) -> str:
@@ -186,12 +199,10 @@ def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dic
     return manifest, roms
 
 
-def write_export(manifest: dict, roms: list, out: Path) -> Path:
-    """Write ROM files and the manifest into ``out`` atomically (temp dir + rename)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+def write_export(manifest: dict, roms: list, out: Path, inputs=()) -> Path:
+    """Write ROM files and the manifest into ``out`` atomically (temp dir + rename); an
+    existing ``out`` is replaced only if it is an export (see :mod:`gxnor.base.files`)."""
+    with files.output_dir(out, KIND, inputs) as tmp:
         for (stem, data, word_bits), layer in zip(roms, manifest["layers"], strict=True):
             (tmp / f"{stem}.bin").write_bytes(data.tobytes())
             lines = codes.hex_lines(data, word_bits)
@@ -201,17 +212,7 @@ def write_export(manifest: dict, roms: list, out: Path) -> Path:
                 "bin": sha256_file(tmp / f"{stem}.bin"),
             }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out)
 
 
 def export_run(run_dir: Path, out: Path, lanes: int = 8) -> Path:
@@ -219,9 +220,10 @@ def export_run(run_dir: Path, out: Path, lanes: int = 8) -> Path:
 
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt" if run_dir.is_dir() else run_dir
+    files.check(out, KIND, [run_dir])  # before the (slow) checkpoint load
     try:
         net, payload = checkpoint.load(ckpt)
     except checkpoint.CheckpointError as exc:
         raise ExportError(str(exc)) from exc
     manifest, roms = build_manifest(net, payload, ckpt, lanes)
-    return write_export(manifest, roms, out)
+    return write_export(manifest, roms, out, inputs=[run_dir])

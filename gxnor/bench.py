@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gxnor.base import files
+from gxnor.base.errors import InputError
+
 # name -> (config, extra `gxnor train` arguments, minutes allowed)
 TRAIN_RUNS = {
     "mlp-dst-adam": ("mlp-ice40", [], 15),
@@ -71,7 +74,7 @@ def bench_train(out: Path, data_dir, names=None, threads: int | None = None) -> 
                                                  f["activation_sparsity"]),
             "input zeros %": round(100 * f["input_sparsity"], 1),
         })
-    (out / "train.json").write_text(json.dumps(rows, indent=1))
+    files.replace_file(out / "train.json", json.dumps(rows, indent=1))
     print(_table(rows, list(rows[0]) if rows else []))
     return rows
 
@@ -125,7 +128,7 @@ def bench_golden(out: Path, run_dir: Path, data_dir, lanes: int = 8) -> dict:
         "dense_ops": res.dense_ops,
         **cycle_stats,
     }
-    (out / f"golden-{run_dir.name}-p{lanes}.json").write_text(json.dumps(result, indent=1))
+    files.replace_file(out / f"golden-{run_dir.name}-p{lanes}.json", json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "disagreements"}, indent=1))
     return result
 
@@ -171,7 +174,7 @@ def bench_hw(out: Path, run_dir: Path, lanes_list=(8, 32, 128)) -> list[dict]:
                          "seconds": round(time.perf_counter() - t0, 1),
                          "weight_memory_bits": spec.weight_words * spec.word_bits, **cells})
             print(rows[-1], flush=True)
-    (out / "hw.json").write_text(json.dumps(rows, indent=1))
+    files.replace_file(out / "hw.json", json.dumps(rows, indent=1))
     return rows
 
 
@@ -192,17 +195,20 @@ def bench_boards(out: Path, export: Path, data_dir, names=("icebreaker", "ulx3s-
                      "link images/s": round(tp["link_images_per_s"], 1),
                      "wall s": round(time.perf_counter() - t0, 1)})
         print(rows[-1], flush=True)
-    (out / "boards.json").write_text(json.dumps(rows, indent=1))
+    files.replace_file(out / "boards.json", json.dumps(rows, indent=1))
     return rows
 
 
+#: the benchmark folder: results accumulate over runs (training runs are long)
+KIND = files.Kind("bench", "gxnor bench")
+
+
 def main(args) -> int:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     what = set(args.what or ["train", "golden", "hw", "boards"])
     unknown = what - {"train", "golden", "hw", "boards", "table"} - set(TRAIN_RUNS)
     if unknown:
-        raise ValueError(f"unknown benchmark(s) {sorted(unknown)}")
+        raise InputError(f"unknown benchmark(s) {sorted(unknown)}")
+    out = files.container(args.out, KIND)
     if "train" in what or what & set(TRAIN_RUNS):
         names = None if "train" in what else what & set(TRAIN_RUNS)
         bench_train(out, args.data_dir, names=names, threads=args.threads)

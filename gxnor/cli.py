@@ -10,22 +10,35 @@ import argparse
 import sys
 from pathlib import Path
 
+from gxnor.base import limits
+from gxnor.base.errors import InputError, StageFailed
+
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
-
-
-class UserError(Exception):
-    """Bad input: the message names the file / layer / field. Exit code 2."""
+EXIT_INTERRUPTED = 130
 
 
 class Unavailable(Exception):
     """A stage that this build does not provide yet. Exit code 3."""
 
 
+def _limited(limit: limits.Limit):
+    """An argparse ``type=`` that checks ``limit`` (argparse prints the message, exit 2)."""
+
+    def parse(text: str):
+        try:
+            return limit.parse(text)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = limit.option
+    return parse
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from gxnor.model import train
 
-    train.main(args)
-    return EXIT_OK
+    summary = train.main(args)
+    return EXIT_INTERRUPTED if summary and summary.get("interrupted") else EXIT_OK
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -113,39 +126,43 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", default="mlp-ice40",
                    help="network config (see --list-configs); default %(default)s")
     t.add_argument("--list-configs", action="store_true", help="list the configs and exit")
-    t.add_argument("--epochs", type=int, help="epochs (default: the config's)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=_limited(limits.EPOCHS), help="epochs (default: the config's)")
+    t.add_argument("--seed", type=_limited(limits.SEED), default=0)
     t.add_argument("--out", type=Path, help="run directory (default runs/CONFIG)")
     t.add_argument("--method", choices=["dst", "ste"], help="override the config's method")
     t.add_argument("--proposal", choices=["norm", "adam"],
                    help="DST update proposal: per-layer normalised gradient (no per-weight "
                    "fp32 state) or Adam (two fp32 moments per weight)")
-    t.add_argument("--lr", type=float, help="learning rate (default: the config's)")
-    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=_limited(limits.LEARNING_RATE),
+                   help="learning rate (default: the config's)")
+    t.add_argument("--batch-size", type=_limited(limits.BATCH))
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. --set r=1.0 --set loss=hinge")
-    t.add_argument("--time-limit", type=float, help="stop after this many minutes of training")
+    t.add_argument("--time-limit", type=_limited(limits.TIME_LIMIT_MIN),
+                   help="stop after this many minutes of training")
     t.add_argument("--data-dir", type=Path, help="folder with the MNIST IDX files")
-    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--threads", type=_limited(limits.THREADS), help="torch CPU threads")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("export", help="turn a trained run into integer ROM images + manifest")
     e.add_argument("run_dir", type=Path, help="training run directory (holds checkpoint.pt)")
     e.add_argument("--out", type=Path, required=True, help="output directory (written atomically)")
-    e.add_argument("--lanes", type=int, default=8, help="PE lanes P (ROM word = 2P bits)")
+    e.add_argument("--lanes", type=_limited(limits.LANES),
+                   default=8, help="PE lanes P (ROM word = 2P bits)")
     e.set_defaults(func=_cmd_export)
 
     r = sub.add_parser("rtl", help="write Verilog for an exported network")
     r.add_argument("export_dir", type=Path)
     r.add_argument("--out", type=Path, required=True)
-    r.add_argument("--lanes", type=int, help="PE lanes (default: the export's)")
+    r.add_argument("--lanes", type=_limited(limits.LANES), help="PE lanes (default: the export's)")
     r.set_defaults(func=_cmd_rtl)
 
     s = sub.add_parser("sim", help="cocotb verification of the Verilog against the golden model")
     s.add_argument("export_dir", type=Path, nargs="?",
                    help="exported network (default: run the random-network suite)")
-    s.add_argument("--images", type=int, default=100, help="test images to simulate")
+    s.add_argument("--images", type=_limited(limits.IMAGES),
+                   default=100, help="test images to simulate")
     s.add_argument("--sim", choices=["icarus", "verilator"], default=None,
                    help="simulator (default $SIM or icarus)")
     s.add_argument("--waves", action="store_true", help="dump waveforms")
@@ -156,9 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="synthesise, place and route a bitstream for a board")
     b.add_argument("export_dir", type=Path)
     b.add_argument("--board", required=True, help="icebreaker, ulx3s-85f, ecpix5-85f")
-    b.add_argument("--lanes", type=int, help="PE lanes (default: the board's)")
-    b.add_argument("--clock", type=float, help="core clock in MHz (default: the board's)")
-    b.add_argument("--baud", type=int, help="UART baud rate (default 1000000)")
+    b.add_argument("--lanes", type=_limited(limits.LANES), help="PE lanes (default: the board's)")
+    b.add_argument("--clock", type=_limited(limits.CLOCK_MHZ),
+                   help="core clock in MHz (default: the board's)")
+    b.add_argument("--baud", type=_limited(limits.BAUD), help="UART baud rate (default 1000000)")
     b.add_argument("--out", type=Path, default=Path("build"),
                    help="outputs go to OUT/BOARD (default %(default)s)")
     b.add_argument("--data-dir", type=Path, help="dataset for the throughput prediction")
@@ -175,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mnist:N, mnist:START:N, .npy files of uint8 images, or image files")
     u.add_argument("--port", default="/dev/ttyUSB1",
                    help="serial port (iCEBreaker /dev/ttyUSB1, ULX3S /dev/ttyUSB0)")
-    u.add_argument("--baud", type=int, default=1_000_000)
+    u.add_argument("--baud", type=_limited(limits.BAUD), default=1_000_000)
     u.add_argument("--export-dir", type=Path,
                    help="the exported network: checked against the board, loaded into its "
                    "weight memory if needed, and used to check the classes")
@@ -183,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also send malformed frames and check the board's error answers")
     u.add_argument("--sim", choices=["icarus", "verilator"],
                    help="no board: run the board core in cocotb behind the same client")
-    u.add_argument("--lanes", type=int, help="--sim: PE lanes (default: the export's)")
+    u.add_argument("--lanes", type=_limited(limits.LANES),
+                   help="--sim: PE lanes (default: the export's)")
     u.add_argument("--weights", choices=["rom", "ram"], default="rom",
                    help="--sim: weights built in (rom, as on the ECP5 boards) or an empty "
                    "memory the host loads over the UART first (ram, as the iCEBreaker's SPRAM)")
@@ -196,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("what", nargs="*", help="which benchmarks (default: all)")
     k.add_argument("--out", type=Path, default=Path("build/bench"))
     k.add_argument("--data-dir", type=Path)
-    k.add_argument("--threads", type=int, help="torch threads for the training runs")
+    k.add_argument("--threads", type=_limited(limits.THREADS),
+                   help="torch threads for the training runs")
     k.set_defaults(func=_cmd_bench)
 
     d = sub.add_parser("doctor", help="show where the external tools are")
@@ -216,13 +236,18 @@ def main(argv: list[str] | None = None) -> int:
 
     toolchain.setup()
     args = build_parser().parse_args(argv)
-    from gxnor.model.data import DatasetError
-
     try:
         return args.func(args)
-    except (UserError, DatasetError, FileNotFoundError, ValueError) as exc:
+    except InputError as exc:
         print(f"gxnor {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        # a file the user named that cannot be read as asked
+        print(f"gxnor {args.command}: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_INPUT
+    except StageFailed as exc:
+        print(f"gxnor {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
     except Unavailable as exc:
         print(f"gxnor {args.command}: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -32,6 +32,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from gxnor.base.errors import InputError
 from gxnor.export import codes
 from gxnor.sim import cycles
 
@@ -75,14 +76,14 @@ class AcceleratorSpec:
         if lanes < 1:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
         if net.n_bits > 1:
-            raise ValueError(f"{net.dir}: weights are Z_{net.n_bits}; the gated-XNOR array "
+            raise InputError(f"{net.dir}: weights are Z_{net.n_bits}; the gated-XNOR array "
                              "runs binary (N=0) and ternary (N=1) weights only")
         layers = []
         tbits = 2
         last = net.layers[-1].spec["output"]
         for layer in net.layers:
             if layer.type != "fc":
-                raise ValueError(f"{net.dir}: layers[{layer.index}] is {layer.type!r}; the "
+                raise InputError(f"{net.dir}: layers[{layer.index}] is {layer.type!r}; the "
                                  "accelerator runs fully connected layers only (so far)")
             out = layer.spec["output"]
             if layer.is_last:
@@ -97,7 +98,7 @@ class AcceleratorSpec:
                                         tuple(out["flip"]),
                                         tuple(out["lo"]), tuple(out["hi"])))
         if net.layers[0].n_in > 2**16 or any(ly.n_out > 2**16 for ly in layers):
-            raise ValueError(f"{net.dir}: layers wider than 65536 are not supported")
+            raise InputError(f"{net.dir}: layers wider than 65536 are not supported")
         return cls(lanes, tuple(layers), tbits, last["coef_bits"], last["offset_bits"],
                    last["score_bits"])
 

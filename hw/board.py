@@ -31,6 +31,7 @@ from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Mux, 
 from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from gxnor.base.errors import InputError
 from gxnor.sim import protocol as P
 
 from .accelerator import Accelerator, AcceleratorSpec
@@ -149,7 +150,7 @@ class WeightStore(wiring.Component):
             cols = math.ceil(width / SPRAM_BITS)
             rows = math.ceil(depth / SPRAM_WORDS)
             if cols * rows > SPRAM_BLOCKS:
-                raise ValueError(f"weights need {cols} x {rows} SPRAM blocks ({width}-bit words "
+                raise InputError(f"weights need {cols} x {rows} SPRAM blocks ({width}-bit words "
                                  f"x {depth}); the iCE40UP5K has {SPRAM_BLOCKS}: use fewer lanes "
                                  "or a smaller network")
         super().__init__({
@@ -213,9 +214,9 @@ class BoardCore(wiring.Component):
         if weights not in WEIGHT_MEMORIES:
             raise ValueError(f"weights must be one of {WEIGHT_MEMORIES}, got {weights!r}")
         if spec.num_classes > 256:
-            raise ValueError(f"{spec.num_classes} classes: the protocol's class field is a byte")
+            raise InputError(f"{spec.num_classes} classes: the protocol's class field is a byte")
         if spec.n_pixels > P.MAX_PAYLOAD:
-            raise ValueError(f"{spec.n_pixels} pixels do not fit one RUN frame "
+            raise InputError(f"{spec.n_pixels} pixels do not fit one RUN frame "
                              f"({P.MAX_PAYLOAD} bytes)")
         if not isinstance(divisor, int) or divisor < 4:
             raise ValueError(f"divisor must be an integer >= 4 (clock cycles per UART bit), "

@@ -22,6 +22,8 @@ from pathlib import Path
 from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 
+from gxnor.base import files
+from gxnor.base.errors import InputError, StageFailed
 from gxnor.sim import cycles, golden
 from gxnor.sim import protocol as P
 
@@ -79,8 +81,8 @@ def board(name: str) -> Board:
     if name in BOARDS:
         return BOARDS[name]
     if name in UNSUPPORTED:
-        raise ValueError(f"board {name!r} is not supported: {UNSUPPORTED[name]}")
-    raise ValueError(f"unknown board {name!r}; boards: {', '.join(BOARDS)}")
+        raise InputError(f"board {name!r} is not supported: {UNSUPPORTED[name]}")
+    raise InputError(f"unknown board {name!r}; boards: {', '.join(BOARDS)}")
 
 
 # ---- PLLs ----------------------------------------------------------------------------------
@@ -101,7 +103,7 @@ def ice40_pll(f_in: float, f_out: float) -> dict:
                 if out <= f_out and (best is None or out > best["f_out"]):
                     best = {"DIVR": divr, "DIVF": divf, "DIVQ": divq, "f_out": out, "pfd": pfd}
     if best is None:
-        raise ValueError(f"no iCE40 PLL setting gives <= {f_out / 1e6:g} MHz from "
+        raise InputError(f"no iCE40 PLL setting gives <= {f_out / 1e6:g} MHz from "
                          f"{f_in / 1e6:g} MHz")
     pfd = best["pfd"] / 1e6
     best["FILTER_RANGE"] = next(i for i, lim in enumerate((17, 26, 44, 66, 101), start=1)
@@ -130,7 +132,7 @@ def ecp5_pll(f_in: float, f_out: float) -> dict:
                 best = {"CLKI_DIV": clki, "CLKFB_DIV": clkfb, "CLKOP_DIV": clkop,
                         "f_out": out}
     if best is None:
-        raise ValueError(f"no ECP5 PLL setting gives <= {f_out / 1e6:g} MHz from "
+        raise InputError(f"no ECP5 PLL setting gives <= {f_out / 1e6:g} MHz from "
                          f"{f_in / 1e6:g} MHz")
     return best
 
@@ -153,7 +155,7 @@ class BoardTop(Elaboratable):
             self.clock_hz = int(round(self.pll["f_out"]))
         self.divisor = round(self.clock_hz / baud)
         if self.divisor < 4 or abs(self.clock_hz / self.divisor / baud - 1) > 0.02:
-            raise ValueError(f"{baud} baud is not within 2% of {self.clock_hz} Hz / an "
+            raise InputError(f"{baud} baud is not within 2% of {self.clock_hz} Hz / an "
                              "integer >= 4; choose another --baud or --clock")
 
     def elaborate(self, platform):
@@ -280,46 +282,67 @@ def _resources(report: dict, family: str) -> dict:
     return {label: util[key] for label, key in names.items() if key in util}
 
 
+#: a board build folder, OUT/BOARD (marker file; older ones are recognized by their report)
+KIND = files.Kind("build", "gxnor build",
+                  recognize=lambda f: files.is_json_of("board", f.name)(f / "report.json"))
+
+
 def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = None,
           clock_hz: float | None = None, baud: int | None = None, data_dir=None,
           log=print) -> dict:
-    """Synthesise, place and route ``export_dir`` for ``board_name`` into ``out/<board>``;
-    returns the report (also written as report.json / report.md)."""
+    """Synthesise, place and route ``export_dir`` for ``board_name`` into ``out/<board>``
+    (written atomically, see :mod:`gxnor.base.files`); returns the report (also written as
+    report.json / report.md). A toolchain failure raises StageFailed; the folder then holds
+    the tools' logs and no bitstream."""
     from gxnor import toolchain
 
     b = board(board_name)
-    toolchain.setup()
     export_dir = Path(export_dir)
+    bdir = Path(out) / b.name
+    dest = files.check(bdir, KIND, [export_dir])
+    toolchain.setup()
     net = golden.Network(export_dir)
     spec = AcceleratorSpec.from_network(net, lanes or b.lanes)
     clock = int(clock_hz or b.clock_hz)
     baud = int(baud or b.baud)
-    bdir = (Path(out) / b.name).resolve()
-    bdir.mkdir(parents=True, exist_ok=True)
-    bitfile = bdir / ("top.bin" if b.family == "ice40" else "top.bit")
-    for stale in (bitfile, bdir / "report.json", bdir / "report.md",
-                  bdir / "nextpnr-report.json"):
-        stale.unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    flows = (False, True) if b.family == "ecp5" else (False,)  # fallback LUT mapping?
-    for k, fallback in enumerate(flows):
-        platform = _platform(b)
-        top = BoardTop(b, spec, platform.default_clk_frequency, clock, baud,
-                       P.network_id(export_dir))
-        try:
-            # build the plan and run it: platform.build() would also insist on the
-            # programmer being installed, which a bitstream does not need
-            plan = platform.build(top, name="top", do_build=False, **_overrides(b, fallback))
-            plan.execute_local(str(bdir))
-            break
-        except subprocess.CalledProcessError as exc:
-            if k == len(flows) - 1:
-                raise RuntimeError(f"{b.name}: the toolchain failed ({exc}); logs in {bdir} "
-                                   "(top.rpt: yosys, top.tim: nextpnr)") from exc
-            log(f"{b.name}: synthesis with ABC9 failed; retrying with `abc -lut 4`")
+    platform = _platform(b)
+    top = BoardTop(b, spec, platform.default_clk_frequency, clock, baud,
+                   P.network_id(export_dir))
+    bitfile = dest / ("top.bin" if b.family == "ice40" else "top.bit")
+    failure = None
+    with files.output_dir(bdir, KIND, [export_dir]) as tmp:
+        t0 = time.perf_counter()
+        flows = (False, True) if b.family == "ecp5" else (False,)  # fallback LUT mapping?
+        for k, fallback in enumerate(flows):
+            try:
+                # build the plan and run it: platform.build() would also insist on the
+                # programmer being installed, which a bitstream does not need
+                plan = _platform(b).build(top, name="top", do_build=False,
+                                          **_overrides(b, fallback))
+                plan.execute_local(str(tmp))
+                failure = None
+                break
+            except subprocess.CalledProcessError as exc:
+                failure = exc
+                if k < len(flows) - 1:
+                    log(f"{b.name}: synthesis with ABC9 failed; retrying with `abc -lut 4`")
+        if failure is None:
+            seconds = time.perf_counter() - t0
+            report = _report(b, platform, top, spec, export_dir, tmp, bitfile, fallback,
+                             seconds, baud, data_dir)
+            (tmp / "report.json").write_text(json.dumps(report, indent=1))
+            (tmp / "report.md").write_text(report_markdown(report))
+    if failure is not None:
+        raise StageFailed(f"{b.name}: the toolchain failed ({failure}); logs in {bdir} "
+                          "(top.rpt: yosys, top.tim: nextpnr)")
+    return report
+
+
+def _report(b: Board, platform, top, spec, export_dir: Path, tmp: Path, bitfile: Path,
+            fallback: bool, seconds: float, baud: int, data_dir) -> dict:
+    """The build report, from nextpnr's JSON report in ``tmp`` and the cycle model."""
     flow = "abc -lut 4" if fallback else "abc9"
-    seconds = time.perf_counter() - t0
-    pnr = json.loads((bdir / "nextpnr-report.json").read_text())
+    pnr = json.loads((tmp / "nextpnr-report.json").read_text())
     fmax = pnr.get("fmax", {})
     target = top.clock_hz
     # the core clock's entry (nextpnr names clocks after their nets); every clock must pass
@@ -329,7 +352,7 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
     tp = predicted_throughput(spec, export_dir, target, baud, data_dir=data_dir)
     res = _resources(pnr, b.family)
     luts = next(iter(res.values()))["used"] if res else 0
-    report = {
+    return {
         "board": b.name, "device": f"{platform.device}-{platform.package}",
         "export": str(export_dir.resolve()), "net_id": f"{P.network_id(export_dir):08x}",
         "layers": [[ly.n_in, ly.n_out] for ly in spec.layers], "lanes": spec.lanes,
@@ -340,19 +363,10 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
         "baud": baud, "divisor": top.divisor,
         "resources": res, "synthesis": flow,
         "build_seconds": round(seconds, 1),
-        "bitstream": str(bitfile), "bitstream_bytes": bitfile.stat().st_size,
+        "bitstream": str(bitfile), "bitstream_bytes": (tmp / bitfile.name).stat().st_size,
         "throughput": tp,
         "core_images_per_s_per_klut": tp["core_images_per_s"] / max(luts, 1) * 1000,
     }
-    _write_atomic(bdir / "report.json", json.dumps(report, indent=1))
-    _write_atomic(bdir / "report.md", report_markdown(report))
-    return report
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def report_markdown(r: dict) -> str:
@@ -409,7 +423,7 @@ def flash_command(b: Board, bitstream: Path) -> list[str]:
         return [shutil.which("openFPGALoader"), "-b", "ice40_generic", "-f", str(bitstream)]
     if exe is None:
         pkg = {"iceprog": "fpga-icestorm", "openFPGALoader": "openfpgaloader"}[tool]
-        raise FileNotFoundError(f"{tool} not found: install it (Debian/Ubuntu: `sudo apt-get "
+        raise InputError(f"{tool} not found: install it (Debian/Ubuntu: `sudo apt-get "
                                 f"install {pkg}`) or point ${env} at it")
     return [exe, *rest, str(bitstream)]
 
@@ -419,21 +433,17 @@ def flash(board_name: str, bitstream: Path | None = None, out: Path = Path("buil
     if bitstream is None:
         bitstream = Path(out) / b.name / ("top.bin" if b.family == "ice40" else "top.bit")
     if not Path(bitstream).exists():
-        raise FileNotFoundError(f"{bitstream}: no bitstream; run `make bitstream BOARD={b.name}`"
+        raise InputError(f"{bitstream}: no bitstream; run `make bitstream BOARD={b.name}`"
                                 " first")
     cmd = flash_command(b, Path(bitstream))
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed (exit {done.returncode}): is the "
+        raise StageFailed(f"{' '.join(cmd)} failed (exit {done.returncode}): is the "
                            f"{b.name} connected and accessible (USB permissions)?\n"
                            f"{(done.stdout + done.stderr).strip()[-1500:]}")
 
 
 def flash_main(args) -> int:
-    try:
-        flash(args.board, args.bitstream, getattr(args, "out", Path("build")))
-    except RuntimeError as exc:
-        print(f"gxnor flash: {exc}", file=sys.stderr)
-        return 1
+    flash(args.board, args.bitstream, getattr(args, "out", Path("build")))
     print(f"flashed {args.board}")
     return 0

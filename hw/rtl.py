@@ -7,6 +7,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from gxnor.base import files
 from gxnor.sim import golden
 
 from .accelerator import Accelerator, AcceleratorSpec
@@ -31,17 +32,17 @@ def board_verilog_text(spec: AcceleratorSpec, name: str = "gxnor_board", **core)
     return verilog.convert(BoardCore(spec, **core), name=name, emit_src=False)
 
 
+#: `gxnor rtl` output folders (marker file; older ones held just the Verilog and its JSON)
+KIND = files.Kind("rtl", "gxnor rtl", recognize=files.only_files("gxnor_accel.v",
+                                                                   "gxnor_accel.json"))
+
+
 def write_rtl(export_dir: Path, out: Path, lanes: int | None = None,
               name: str = "gxnor_accel") -> list[Path]:
     """Write ``NAME.v`` (weights inlined as memory initial values) and ``NAME.json``."""
+    files.check(out, KIND, [export_dir])
     spec = load_spec(Path(export_dir), lanes)
     text = verilog_text(spec, name)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    vpath = out / f"{name}.v"
-    tmp = vpath.with_suffix(".v.tmp")
-    tmp.write_text(text)
-    tmp.replace(vpath)
     info = {
         "top": name,
         "export": str(Path(export_dir).resolve()),
@@ -56,6 +57,7 @@ def write_rtl(export_dir: Path, out: Path, lanes: int | None = None,
             "result": "stream: result__payload = {events[L x 16], cycles[32], cls}",
         },
     }
-    jpath = out / f"{name}.json"
-    jpath.write_text(json.dumps(info, indent=1))
-    return [vpath, jpath]
+    with files.output_dir(out, KIND, [export_dir]) as tmp:
+        (tmp / f"{name}.v").write_text(text)
+        (tmp / f"{name}.json").write_text(json.dumps(info, indent=1))
+    return [Path(out) / f"{name}.v", Path(out) / f"{name}.json"]

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import torch
 
+from gxnor.base.errors import InputError
+
 from .nets import GxnorNet, NetConfig
 
 FORMAT = "gxnor-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """The file is not a usable gxnor checkpoint; the message names the file and field."""
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gxnor.base.errors import InputError
+
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -50,7 +52,7 @@ MNIST_FILES = {
 }
 
 
-class DatasetError(RuntimeError):
+class DatasetError(InputError):
     """A dataset file is missing or not what it should be; the message names the file."""
 
 
@@ -206,4 +208,4 @@ def load(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
         return load_mnist(data_dir)
     if name == "digits":
         return load_digits()
-    raise ValueError(f"unknown dataset {name!r}; expected 'mnist' or 'digits'")
+    raise InputError(f"unknown dataset {name!r}; expected 'mnist' or 'digits'")

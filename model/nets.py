@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gxnor.base.errors import InputError
+
 from .layers import DiscreteConv2d, DiscreteLinear, LatentConv2d, LatentLinear
 from .quant import MultiStep
 
@@ -52,12 +54,48 @@ class NetConfig:
         d["layers"] = [list(x) for x in self.layers]
         return d
 
+    def validate(self) -> NetConfig:
+        """Check every field's type and range (the CLI's ``--set`` reaches them all); raises
+        InputError naming the field. Returns ``self``."""
+        import math
+
+        from .dst import PROPOSALS
+        from .quant import WINDOWS
+
+        def bad(name, why):
+            raise InputError(f"config {self.name}: field '{name}' = {getattr(self, name)!r}: "
+                             f"{why}")
+
+        choices = {"dataset": ("mnist", "digits", "none"), "window": WINDOWS,
+                   "method": ("dst", "ste"), "proposal": PROPOSALS, "loss": ("ce", "hinge")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                bad(name, f"expected one of {list(allowed)}")
+        ints = {"n_bits": (0, 6), "act_bits": (0, 3), "epochs": (1, 100_000),
+                "batch_size": (1, 1_000_000), "augment_shift": (0, 8)}
+        for name, (lo, hi) in ints.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                bad(name, f"expected an integer in {lo}..{hi}")
+        positive = ("a", "m", "lr", "lr_final", "bn_lr", "bn_eps")
+        for name in (*positive, "r", "bn_momentum"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                bad(name, "expected a finite number")
+            if name in positive and v <= 0:
+                bad(name, "expected a number > 0")
+        if self.r < 0:
+            bad("r", "expected a number >= 0")
+        if not 0 <= self.bn_momentum <= 1:
+            bad("bn_momentum", "expected a number in [0, 1]")
+        return self
+
     @classmethod
     def from_dict(cls, d: dict) -> NetConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+            raise InputError(f"unknown config fields: {sorted(unknown)}")
         d = dict(d)
         d["layers"] = [tuple(x) for x in d.get("layers", [])]
         return cls(**d)
@@ -88,7 +126,7 @@ CONFIGS: dict[str, NetConfig] = {
 
 def get_config(name: str) -> NetConfig:
     if name not in CONFIGS:
-        raise ValueError(f"unknown config {name!r}; known: {', '.join(CONFIGS)}")
+        raise InputError(f"unknown config {name!r}; known: {', '.join(CONFIGS)}")
     return NetConfig.from_dict(CONFIGS[name].to_dict())
 
 
@@ -140,7 +178,7 @@ class GxnorNet(nn.Module):
             last = all(s[0] == "pool" for s in specs[i + 1:])
             if spec[0] == "conv":
                 if flat is not None:
-                    raise ValueError(f"config {cfg.name}: conv after fc is not supported")
+                    raise InputError(f"config {cfg.name}: conv after fc is not supported")
                 out_c, k = int(spec[1]), int(spec[2])
                 layer = conv(c, out_c, k, n_bits=cfg.n_bits)
                 c, h, w = out_c, h - k + 1, w - k + 1
@@ -151,17 +189,17 @@ class GxnorNet(nn.Module):
                 n_in = flat if flat is not None else c * h * w
                 out = int(spec[1])
                 if pool:
-                    raise ValueError(f"config {cfg.name}: pooling after fc is not supported")
+                    raise InputError(f"config {cfg.name}: pooling after fc is not supported")
                 layer = lin(n_in, out, n_bits=cfg.n_bits)
                 flat = out
                 bn = nn.BatchNorm1d(out, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
             else:
-                raise ValueError(f"config {cfg.name}: unexpected layer spec {spec!r}")
+                raise InputError(f"config {cfg.name}: unexpected layer spec {spec!r}")
             act = None if last else MultiStep(cfg.act_bits, cfg.r, cfg.a, cfg.window)
             blocks.append(Block(layer, bn, act, pool))
             i += 2 if pool else 1
         if blocks[-1].kind != "fc":
-            raise ValueError(f"config {cfg.name}: the last layer must be fc")
+            raise InputError(f"config {cfg.name}: the last layer must be fc")
         self.blocks = nn.ModuleList(blocks)
 
     @property

@@ -18,6 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gxnor.base import files
+from gxnor.base.errors import InputError, StageFailed
+
 from . import checkpoint, data, nets
 from .dst import DST
 from .layers import DiscreteConv2d, DiscreteLinear
@@ -33,7 +36,7 @@ def loss_fn(name: str):
         return F.cross_entropy
     if name == "hinge":
         return squared_hinge
-    raise ValueError(f"unknown loss {name!r}; expected 'ce' or 'hinge'")
+    raise InputError(f"unknown loss {name!r}; expected 'ce' or 'hinge'")
 
 
 def zero_state(layer) -> int | None:
@@ -121,16 +124,31 @@ def lr_at(cfg: nets.NetConfig, epoch: int, epochs: int) -> float:
     return cfg.lr * (cfg.lr_final / cfg.lr) ** (epoch / (epochs - 1))
 
 
+#: a training run folder (marker file; older ones held just these files)
+KIND = files.Kind("run", "gxnor train",
+                  recognize=files.only_files("checkpoint.pt", "metrics.json", "curves.png"))
+
+
 def train(cfg: nets.NetConfig, out_dir: Path, seed: int = 0, data_dir=None,
           time_limit_min: float | None = None, progress: bool | None = None,
           threads: int | None = None, log=print) -> dict:
-    from tqdm import tqdm
+    """Train ``cfg`` into the run folder ``out_dir``, written atomically: while training, the
+    checkpoint (every epoch), metrics and curves live in a hidden folder beside it that
+    replaces ``out_dir`` when training ends (also after ``time_limit_min`` or Ctrl-C, with the
+    epochs done so far). An existing ``out_dir`` must be a training run (see
+    :mod:`gxnor.base.files`)."""
+    cfg.validate()
+    files.check(out_dir, KIND)
+    ds = data.load(cfg.dataset, data_dir)  # a missing dataset fails before anything is made
+    with files.output_dir(out_dir, KIND) as tmp:
+        return _train(cfg, ds, tmp, seed, time_limit_min, progress, threads, log)
 
+
+def _train(cfg, ds, out_dir: Path, seed, time_limit_min, progress, threads, log) -> dict:
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    ds = data.load(cfg.dataset, data_dir)
     net = nets.build(cfg, (1, *ds.image_shape))
     lf = loss_fn(cfg.loss)
     bn_params = [p for b in net.blocks for p in b.bn.parameters()]
@@ -140,75 +158,35 @@ def train(cfg: nets.NetConfig, out_dir: Path, seed: int = 0, data_dir=None,
     elif cfg.method == "ste":
         opt = torch.optim.Adam([layer.latent for layer in net.discrete_layers()], lr=cfg.lr)
     else:
-        raise ValueError(f"unknown method {cfg.method!r}; expected 'dst' or 'ste'")
+        raise InputError(f"unknown method {cfg.method!r}; expected 'dst' or 'ste'")
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     x_all = torch.from_numpy(ds.train.images)
     y_all = torch.from_numpy(ds.train.labels)
-    n = len(y_all)
     history = []
     started = time.perf_counter()
     train_seconds = 0.0
     meta = {"config": cfg.to_dict(), "seed": seed, "dataset": ds.name,
             "num_weights": net.num_weights(), "torch_threads": torch.get_num_threads()}
+    summary: dict = {}
     for epoch in range(cfg.epochs):
-        lr = lr_at(cfg, epoch, cfg.epochs)
-        if isinstance(opt, DST):
-            opt.set_lr(lr)
-        else:
-            for g in opt.param_groups:
-                g["lr"] = lr
-        net.train()
-        t0 = time.perf_counter()
-        order = torch.randperm(n, generator=gen)
-        loss_sum, correct, transitions = 0.0, 0, 0
-        batches = range(0, n, cfg.batch_size)
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=(not progress) if progress is not None else None, file=sys.stderr)
-        for s in bar:
-            idx = order[s:s + cfg.batch_size]
-            x = net.prepare(random_shift(x_all[idx], cfg.augment_shift, gen))
-            y = y_all[idx]
-            scores = net(x)
-            loss = lf(scores, y)
-            bn_opt.zero_grad(set_to_none=True)
-            if not isinstance(opt, DST):
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if isinstance(opt, DST):
-                transitions += opt.step()
-            else:
-                opt.step()
-            bn_opt.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((scores.argmax(1) == y).sum())
-        bar.close()
-        epoch_seconds = time.perf_counter() - t0
-        train_seconds += epoch_seconds
-        test = evaluate(net, ds.test, loss_name=cfg.loss)
-        row = {
-            "epoch": epoch + 1,
-            "lr": lr,
-            "train_loss": loss_sum / n,
-            "train_accuracy": correct / n,
-            "test_loss": test["loss"],
-            "test_accuracy": test["accuracy"],
-            "weight_sparsity": weight_sparsity(net),
-            "activation_sparsity": test["activation_sparsity"],
-            "input_sparsity": test["input_sparsity"],
-            "transitions": transitions if isinstance(opt, DST) else None,
-            "epoch_seconds": epoch_seconds,
-            "state_bytes_per_weight": per_weight_state_bytes(net, opt),
-            "peak_rss_mb": peak_rss_mb(),
-        }
+        try:
+            row = _epoch(cfg, net, opt, bn_opt, lf, ds, x_all, y_all, gen, epoch, progress)
+        except KeyboardInterrupt:
+            if not history:
+                raise
+            log(f"interrupted in epoch {epoch + 1}: the run keeps the {len(history)} epochs "
+                "done")
+            summary["interrupted"] = True
+            break
+        train_seconds += row["epoch_seconds"]
         history.append(row)
         log(f"epoch {epoch + 1:3d}/{cfg.epochs} loss {row['train_loss']:.4f} "
             f"train {row['train_accuracy'] * 100:6.2f}% test {row['test_accuracy'] * 100:6.2f}% "
             f"w0 {np.mean(row['weight_sparsity']) * 100:5.1f}% "
             f"a0 {np.mean(row['activation_sparsity'] or [0]) * 100:5.1f}% "
-            f"{epoch_seconds:6.1f}s")
-        summary = {**meta, "epochs_done": epoch + 1, "train_seconds": train_seconds,
-                   "final": row, "history": history}
+            f"{row['epoch_seconds']:6.1f}s")
+        summary.update({**meta, "epochs_done": epoch + 1, "train_seconds": train_seconds,
+                        "final": row, "history": history})
         checkpoint.save(net, out_dir / "checkpoint.pt", extra={"epoch": epoch + 1})
         _write_json(out_dir / "metrics.json", summary)
         if time_limit_min is not None and train_seconds > time_limit_min * 60:
@@ -218,6 +196,62 @@ def train(cfg: nets.NetConfig, out_dir: Path, seed: int = 0, data_dir=None,
     _write_json(out_dir / "metrics.json", summary)
     plot(history, out_dir / "curves.png", cfg.name)
     return summary
+
+
+def _epoch(cfg, net, opt, bn_opt, lf, ds, x_all, y_all, gen, epoch, progress) -> dict:
+    """One epoch of training, then the test-set evaluation: the epoch's metrics row."""
+    from tqdm import tqdm
+
+    n = len(y_all)
+    lr = lr_at(cfg, epoch, cfg.epochs)
+    if isinstance(opt, DST):
+        opt.set_lr(lr)
+    else:
+        for g in opt.param_groups:
+            g["lr"] = lr
+    net.train()
+    t0 = time.perf_counter()
+    order = torch.randperm(n, generator=gen)
+    loss_sum, correct, transitions = 0.0, 0, 0
+    batches = range(0, n, cfg.batch_size)
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+               disable=(not progress) if progress is not None else None, file=sys.stderr)
+    for s in bar:
+        idx = order[s:s + cfg.batch_size]
+        x = net.prepare(random_shift(x_all[idx], cfg.augment_shift, gen))
+        y = y_all[idx]
+        scores = net(x)
+        loss = lf(scores, y)
+        bn_opt.zero_grad(set_to_none=True)
+        if not isinstance(opt, DST):
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if isinstance(opt, DST):
+            transitions += opt.step()
+        else:
+            opt.step()
+        bn_opt.step()
+        loss_sum += float(loss.detach()) * len(y)
+        correct += int((scores.argmax(1) == y).sum())
+    bar.close()
+    epoch_seconds = time.perf_counter() - t0
+    test = evaluate(net, ds.test, loss_name=cfg.loss)
+    row = {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "train_loss": loss_sum / n,
+        "train_accuracy": correct / n,
+        "test_loss": test["loss"],
+        "test_accuracy": test["accuracy"],
+        "weight_sparsity": weight_sparsity(net),
+        "activation_sparsity": test["activation_sparsity"],
+        "input_sparsity": test["input_sparsity"],
+        "transitions": transitions if isinstance(opt, DST) else None,
+        "epoch_seconds": epoch_seconds,
+        "state_bytes_per_weight": per_weight_state_bytes(net, opt),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    return row
 
 
 def _write_json(path: Path, obj) -> None:
@@ -272,10 +306,15 @@ def main(args) -> dict | None:
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or not hasattr(cfg, key) or key in ("name", "layers"):
-            raise ValueError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
+            raise InputError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
                              f"{[k for k in cfg.to_dict() if k not in ('name', 'layers')]}")
         current = getattr(cfg, key)
-        setattr(cfg, key, type(current)(value))
+        try:
+            setattr(cfg, key, type(current)(value))
+        except ValueError:
+            raise InputError(f"--set {item!r}: field '{key}' takes a {type(current).__name__}"
+                             ) from None
+    cfg.validate()
     out = args.out or Path("runs") / cfg.name
     summary = train(cfg, out, seed=args.seed, data_dir=args.data_dir,
                     time_limit_min=args.time_limit, progress=False if args.no_progress else None,
@@ -284,5 +323,5 @@ def main(args) -> dict | None:
     print(f"{cfg.name}: test accuracy {final['test_accuracy'] * 100:.2f}% after "
           f"{summary['epochs_done']} epochs ({summary['train_seconds']:.0f} s); run in {out}")
     if not math.isfinite(final["train_loss"]):
-        raise ValueError(f"{cfg.name}: training diverged (loss {final['train_loss']})")
+        raise StageFailed(f"{cfg.name}: training diverged (loss {final['train_loss']})")
     return summary

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from gxnor.base.errors import InputError
 from gxnor.export import codes, thresholds
 from gxnor.export.exporter import FORMAT, FORMAT_VERSION, MANIFEST
 
 
-class ExportFormatError(ValueError):
+class ExportFormatError(InputError):
     """The export directory is missing something or was altered; names the file and field."""
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gxnor.base import files
+from gxnor.base.errors import InputError, StageFailed
+
 from . import protocol as P
 
 
@@ -97,12 +100,12 @@ class Device:
         info = self.ping()
         if export_dir is None:
             if info.needs_weights:
-                raise ValueError("the board's weight memory is empty (SPRAM): pass --export-dir "
+                raise InputError("the board's weight memory is empty (SPRAM): pass --export-dir "
                                  "with the exported network to load it")
             return info
         nid = P.network_id(export_dir)
         if nid != info.net_id:
-            raise ValueError(f"{export_dir}: network id {nid:08x}, the board runs {info.net_id:08x}"
+            raise InputError(f"{export_dir}: network id {nid:08x}, the board runs {info.net_id:08x}"
                              " (build the bitstream from this export)")
         if info.needs_weights:
             self.load(board_words(export_dir, info))
@@ -128,7 +131,7 @@ def selftest(dev: Device, images: np.ndarray, export_dir: Path | None) -> dict:
     info = dev.prepare(export_dir)
     flat = np.asarray(images, np.uint8).reshape(len(images), -1)
     if len(flat) < 4:
-        raise ValueError("the self-test needs at least 4 images")
+        raise InputError("the self-test needs at least 4 images")
     checks: list[dict] = []
     results: dict[int, P.RunResult] = {}
 
@@ -204,7 +207,7 @@ class SerialTransport:
         try:
             self.ser = serial.Serial(port, baud, timeout=timeout)
         except serial.SerialException as exc:
-            raise FileNotFoundError(f"{port}: cannot open the serial port ({exc}); is the "
+            raise InputError(f"{port}: cannot open the serial port ({exc}); is the "
                                     "board plugged in? (iCEBreaker: /dev/ttyUSB1, ULX3S: "
                                     "/dev/ttyUSB0)") from exc
 
@@ -227,7 +230,7 @@ def load_images(specs: list[str], data_dir=None) -> tuple[np.ndarray, np.ndarray
             try:
                 start, n = (0, int(nums[0])) if len(nums) == 1 else (int(nums[0]), int(nums[1]))
             except (ValueError, IndexError) as exc:
-                raise ValueError(f"{spec}: expected {name}:N or {name}:START:N") from exc
+                raise InputError(f"{spec}: expected {name}:N or {name}:START:N") from exc
             ds = data.load(name, data_dir).test
             images += list(ds.images[start:start + n])
             labels += [int(x) for x in ds.labels[start:start + n]]
@@ -235,11 +238,11 @@ def load_images(specs: list[str], data_dir=None) -> tuple[np.ndarray, np.ndarray
             continue
         path = Path(spec)
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no such image file")
+            raise InputError(f"{path}: no such image file")
         if path.suffix == ".npy":
             arr = np.load(path)
             if arr.dtype != np.uint8:
-                raise ValueError(f"{path}: dtype {arr.dtype}, expected uint8 pixels")
+                raise InputError(f"{path}: dtype {arr.dtype}, expected uint8 pixels")
             arr = arr.reshape(-1, *arr.shape[-2:]) if arr.ndim >= 2 else arr.reshape(1, -1)
             images += list(arr)
             labels += [None] * len(arr)
@@ -250,12 +253,12 @@ def load_images(specs: list[str], data_dir=None) -> tuple[np.ndarray, np.ndarray
             try:
                 img = np.asarray(Image.open(path).convert("L"), np.uint8)
             except UnidentifiedImageError as exc:
-                raise ValueError(f"{path}: not an image file") from exc
+                raise InputError(f"{path}: not an image file") from exc
             images.append(img)
             labels.append(None)
             names.append(path.name)
     if not images:
-        raise ValueError("no images given (mnist:N, .npy or image files)")
+        raise InputError("no images given (mnist:N, .npy or image files)")
     lab = np.array(labels) if all(x is not None for x in labels) else None
     return np.stack([np.asarray(i).reshape(-1) for i in images]), lab, names
 
@@ -278,22 +281,42 @@ def print_report(report: dict, names: list, labels) -> None:
               "(link included)")
 
 
+#: what `gxnor run --json` writes (an existing file is replaced only if it is one of these)
+REPORT_KIND = "gxnor-run-report"
+#: the `gxnor run --sim` build folder
+SIM_KIND = files.Kind("run-sim", "gxnor run --sim",
+                      recognize=lambda f: (f / "images.npy").exists())
+
+
 def main(args) -> int:
+    if args.sim and args.export_dir is None:
+        raise InputError("--sim needs --export-dir: the simulated board is built from it")
+    may_replace = files.is_json_of("kind", REPORT_KIND)
+    if args.json:
+        files.check_file(args.json, may_replace=may_replace, what="--json")
+    if args.sim:
+        files.check(args.out, SIM_KIND, [args.export_dir])
     images, labels, names = load_images(args.images, getattr(args, "data_dir", None))
     mode = "selftest" if args.selftest else "run"
     if args.sim:
         from . import runner
 
-        if args.export_dir is None:
-            raise ValueError("--sim needs --export-dir: the simulated board is built from it")
-        report = runner.run_board(args.export_dir, images, Path(args.out), sim=args.sim,
-                                  mode=mode, lanes=args.lanes, weights=args.weights)
+        failed = None
+        with files.output_dir(args.out, SIM_KIND, [args.export_dir]) as tmp:
+            try:
+                report = runner.run_board(args.export_dir, images, tmp, sim=args.sim, mode=mode,
+                                          lanes=args.lanes, weights=args.weights)
+            except runner.SimulationFailed as exc:
+                failed = exc
+        if failed is not None:
+            raise StageFailed(f"{failed}\nlogs: {args.out}")
     else:
         dev = Device(SerialTransport(args.port, args.baud))
         report = session(dev, images, args.export_dir, mode)
     print_report(report, names, labels)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        files.write_file(args.json, json.dumps({"kind": REPORT_KIND, **report}, indent=1),
+                         may_replace=may_replace, what="--json")
     failed = [c for c in report.get("checks", []) if not c["ok"]]
     if args.export_dir is not None and report.get("results"):
         from . import golden

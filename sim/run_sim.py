@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gxnor.base import files
+from gxnor.base.errors import InputError
+
 from . import golden, runner
 
 SUITE = [  # (hidden sizes + classes, lanes, input shape, weight zeros, pixel density)
@@ -32,10 +35,10 @@ def dataset_images(export_dir: Path, n: int, data_dir=None) -> np.ndarray:
     m = json.loads((Path(export_dir) / golden.MANIFEST).read_text())
     name = m.get("source", {}).get("config", {}).get("dataset")
     if name not in ("mnist", "digits"):
-        raise ValueError(f"{export_dir}: dataset {name!r} unknown; cannot pick test images")
+        raise InputError(f"{export_dir}: dataset {name!r} unknown; cannot pick test images")
     ds = data.load(name, data_dir)
     if n > len(ds.test):
-        raise ValueError(f"--images {n}: the {name} test set has {len(ds.test)}")
+        raise InputError(f"--images {n}: the {name} test set has {len(ds.test)}")
     return ds.test.images[:n]
 
 
@@ -51,7 +54,7 @@ def run_suite(out: Path, sim: str, images: int = 20, waves: bool = False) -> lis
 
     reports = []
     for k, (sizes, lanes, shape, zeros, density) in enumerate(SUITE):
-        d = out / "suite" / f"net{k}"
+        d = out / f"net{k}"
         save_random(d / "run", sizes, input_shape=shape, seed=k, weight_zeros=zeros)
         export = export_run(d / "run", d / "export", lanes=lanes)
         imgs = random_images(images, shape[1:], density=density, seed=k)
@@ -64,27 +67,42 @@ def run_suite(out: Path, sim: str, images: int = 20, waves: bool = False) -> lis
     return reports
 
 
-def main(args) -> int:
-    sim = args.sim or runner.default_simulator()
-    out = Path(args.out)
-    try:
-        if args.export_dir is None:
-            reports = run_suite(out, sim, waves=args.waves)
-            total = sum(r["checked"] for r in reports)
-            print(f"suite: {len(SUITE)} random networks, {len(reports)} runs, {total} images, "
-                  "0 mismatches")
-            return 0
-        images = dataset_images(args.export_dir, args.images, args.data_dir)
-        r = runner.run(args.export_dir, images, out / Path(args.export_dir).name, sim=sim,
-                       waves=args.waves)
-        print(_line(str(args.export_dir), r))
-        if args.waves:
-            build = Path(r["log"]).parent
-            for wave in sorted(build.glob("*.fst")) + sorted(build.glob("*.vcd")):
-                print(f"waves: {wave}")
-        (out / f"{Path(args.export_dir).name}-{sim}.json").write_text(json.dumps(r, indent=1))
-        return 0
-    except runner.SimulationFailed as exc:
-        print(f"gxnor sim: FAILED: {exc}")
-        return 1
+#: a `gxnor sim` output folder, OUT/NAME (NAME: the export's folder name, or "suite")
+KIND = files.Kind("sim", "gxnor sim",
+                  recognize=lambda f: any((f / d).is_dir() for d in
+                                          ("sim_build-icarus", "sim_build-verilator", "suite")))
 
+
+def main(args) -> int:
+    """``gxnor sim``: the output folder OUT/NAME is written atomically and kept when the
+    simulation finds mismatches (its logs and waves are what one looks at then)."""
+    sim = args.sim or runner.default_simulator()
+    name = "suite" if args.export_dir is None else Path(args.export_dir).name
+    dest = Path(args.out) / name
+    files.check(dest, KIND, [args.export_dir])
+    images = None
+    if args.export_dir is not None:
+        golden.Network(args.export_dir)  # a bad export fails before anything is written
+        images = dataset_images(args.export_dir, args.images, args.data_dir)
+    failed = None
+    with files.output_dir(dest, KIND, [args.export_dir]) as tmp:
+        try:
+            if images is None:
+                reports = run_suite(tmp, sim, waves=args.waves)
+                total = sum(r["checked"] for r in reports)
+                print(f"suite: {len(SUITE)} random networks, {len(reports)} runs, {total} "
+                      "images, 0 mismatches")
+            else:
+                r = runner.run(args.export_dir, images, tmp, sim=sim, waves=args.waves)
+                print(_line(str(args.export_dir), r))
+                (tmp / f"summary-{sim}.json").write_text(json.dumps(r, indent=1))
+        except runner.SimulationFailed as exc:
+            failed = exc
+    if args.waves:
+        for wave in sorted(dest.rglob("*.fst")) + sorted(dest.rglob("*.vcd")):
+            print(f"waves: {wave}")
+    if failed is not None:
+        print(f"gxnor sim: FAILED: {failed}")
+        print(f"logs: {dest}")
+        return 1
+    return 0

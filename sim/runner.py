@@ -148,13 +148,14 @@ def _cocotb(verilog: Path, top: str, test_module: str, build_dir: Path, *, sim: 
             extra_env={**env, "GXNOR_REPORT": str(report_path)},
             results_xml=str(results_xml), log_file=sim_build / "test.log",
         )
+    # paths relative to the build folder: the CLI builds in a temporary folder it renames
+    log = sim_build.relative_to(build_dir) / "test.log"
     if not results_xml.exists():
-        raise SimulationFailed(f"cocotb ({sim}) wrote no results; see {sim_build / 'test.log'}")
+        raise SimulationFailed(f"cocotb ({sim}) wrote no results; see {log}")
     total, failed = get_results(results_xml)
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    report.update({"simulator": sim, "tests": total, "failed": failed,
-                   "log": str(sim_build / "test.log")})
+    report.update({"simulator": sim, "tests": total, "failed": failed, "log": str(log)})
     if total == 0 or failed:
-        msgs = "\n".join(report.get("messages", [])) or f"see {sim_build / 'test.log'}"
+        msgs = "\n".join(report.get("messages", [])) or f"see {log}"
         raise SimulationFailed(f"cocotb ({sim}): {failed} of {total} tests failed\n{msgs}")
     return report

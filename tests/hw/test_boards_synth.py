@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from gxnor.base.errors import InputError, StageFailed
 from gxnor.hw import boards
 
 pytestmark = [pytest.mark.synth, pytest.mark.slow, pytest.mark.mnist]
@@ -37,14 +38,14 @@ def test_bitstream_builds_fits_and_meets_clock(name, mnist_trained_export, mnist
 
 
 def test_flash_errors(tmp_path, monkeypatch):
-    with pytest.raises(FileNotFoundError, match="no bitstream; run `make bitstream"):
+    with pytest.raises(InputError, match="no bitstream; run `make bitstream"):
         boards.flash("ulx3s-85f", out=tmp_path)
     bit = tmp_path / "top.bit"
     bit.write_bytes(b"\xff" * 64)
     # no programmer installed: the message says how to get it
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("OPENFPGALOADER", raising=False)
-    with pytest.raises(FileNotFoundError, match="apt-get install openfpgaloader"):
+    with pytest.raises(InputError, match="apt-get install openfpgaloader"):
         boards.flash("ulx3s-85f", bit)
     monkeypatch.undo()
     tool = shutil.which("openFPGALoader")
@@ -53,5 +54,5 @@ def test_flash_errors(tmp_path, monkeypatch):
             pytest.fail("CI installs openFPGALoader (.ci/run); it is missing")
         pytest.skip("openFPGALoader not installed")
     # the real programmer, no board attached
-    with pytest.raises(RuntimeError, match="is the ulx3s-85f connected"):
+    with pytest.raises(StageFailed, match="is the ulx3s-85f connected"):
         boards.flash("ulx3s-85f", bit)

@@ -1,0 +1,1 @@
+"""What every layer of gxnor shares: user-error types, option limits, safe output folders."""

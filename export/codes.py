@@ -29,19 +29,6 @@ class CodeError(ValueError):
     pass
 
 
-def weight_integers(states: np.ndarray, n_bits: int) -> np.ndarray:
-    """State indices n (0..2^N) -> integer weights: N=0: 2n-1; N>=1: n - 2^(N-1)."""
-    states = np.asarray(states).astype(np.int64)
-    if n_bits == 0:
-        return 2 * states - 1
-    return states - 2 ** (n_bits - 1)
-
-
-def integer_scale(n_bits: int, h: float) -> float:
-    """Real weight = integer weight * this (H for N=0 and N=1, H / 2^(N-1) for N >= 2)."""
-    return h if n_bits <= 1 else h / 2 ** (n_bits - 1)
-
-
 def code_bits(n_bits: int) -> int:
     return CODE_BITS if n_bits <= 1 else n_bits + 1
 
@@ -78,6 +65,14 @@ def decode(codes: np.ndarray, n_bits: int) -> np.ndarray:
     return v.astype(np.int8)
 
 
+def code_object(n_bits: int) -> dict:
+    """The manifest's ``weights.code`` object: this module's definition, written out."""
+    if n_bits <= 1:
+        return {"zero": CODE_ZERO, "pos": CODE_POS, "neg": CODE_NEG, "nonzero_bit": NONZERO_BIT,
+                "sign_bit": SIGN_BIT}
+    return {"twos_complement_bits": code_bits(n_bits)}
+
+
 def word_bytes(lanes: int, width: int) -> int:
     return (lanes * width + 7) // 8
 
@@ -101,6 +96,29 @@ def unpack_rom(data: np.ndarray, lanes: int, width: int) -> np.ndarray:
     bits = np.unpackbits(data, axis=1, bitorder="little")[:, : lanes * width]
     bits = bits.reshape(data.shape[0], lanes, width).astype(np.uint8)
     return (bits << np.arange(width, dtype=np.uint8)).sum(axis=2).astype(np.uint8)
+
+
+def rom_lanes(w_int: np.ndarray, lanes: int) -> np.ndarray:
+    """The ROM word order: (n_out, n_in) integer weights -> (groups * n_in, lanes) lane values.
+
+    Word address = group * n_in + input_index; lane j of group g is output neuron g*P + j;
+    lanes past n_out hold 0 (gate closed). :func:`rom_weights` is the inverse.
+    """
+    n_out, n_in = w_int.shape
+    groups = -(-n_out // lanes)
+    padded = np.zeros((groups * lanes, n_in), dtype=w_int.dtype)
+    padded[:n_out] = w_int
+    # (groups, lanes, n_in) -> (groups, n_in, lanes) -> (groups * n_in, lanes)
+    return padded.reshape(groups, lanes, n_in).transpose(0, 2, 1).reshape(groups * n_in, lanes)
+
+
+def rom_weights(lane_values: np.ndarray, n_out: int, n_in: int) -> np.ndarray:
+    """Inverse of :func:`rom_lanes`: (groups * n_in, lanes) -> (groups * lanes, n_in), of
+    which the first ``n_out`` rows are the layer's weights and the rest are padding lanes."""
+    words, lanes = lane_values.shape
+    groups = words // n_in
+    return lane_values.reshape(groups, n_in, lanes).transpose(0, 2, 1).reshape(
+        groups * lanes, n_in)
 
 
 def hex_lines(data: np.ndarray, word_bits: int) -> list[str]:

@@ -14,15 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gxnor.base import files
+from gxnor.base import files, limits
 from gxnor.base.errors import InputError
+from gxnor.model import zn
 
 from . import codes, thresholds
-
-FORMAT = "gxnor-export"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-PIXEL_BITS = 8
+from .format import FORMAT, FORMAT_VERSION, MANIFEST, PIXEL_BITS, TIE_BREAK
 
 
 class ExportError(InputError):
@@ -46,20 +43,6 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def rom_words(w_int: np.ndarray, lanes: int) -> np.ndarray:
-    """(n_out, n_in) integer weights -> (groups * n_in, lanes) lane values.
-
-    Word address = group * n_in + input_index; lane j of group g is output neuron g*P + j;
-    lanes past n_out hold 0 (gate closed).
-    """
-    n_out, n_in = w_int.shape
-    groups = math.ceil(n_out / lanes)
-    padded = np.zeros((groups * lanes, n_in), dtype=w_int.dtype)
-    padded[:n_out] = w_int
-    # (groups, lanes, n_in) -> (groups, n_in, lanes) -> (groups * n_in, lanes)
-    return padded.reshape(groups, lanes, n_in).transpose(0, 2, 1).reshape(groups * n_in, lanes)
-
-
 def _layer_tensors(sd: dict, i: int, path: Path):
     def get(name):
         key = f"blocks.{i}.{name}"
@@ -76,12 +59,11 @@ def _layer_tensors(sd: dict, i: int, path: Path):
 def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dict, list]:
     """The manifest dict and the ROM arrays to write: [(stem, word_bytes array, word_bits)]."""
     cfg = net.cfg
-    if lanes < 1 or lanes > 1024:
-        raise ExportError(f"--lanes must be in 1..1024, got {lanes}")
+    limits.LANES.check(lanes)
     sd = payload["state"]
-    n_states = 2 if cfg.n_bits == 0 else 2**cfg.n_bits + 1
+    n_states = zn.num_states(cfg.n_bits)
     width = codes.code_bits(cfg.n_bits)
-    wscale = codes.integer_scale(cfg.n_bits, 1.0)
+    wscale = zn.integer_scale(cfg.n_bits, 1.0)
     if cfg.act_bits not in (0, 1):
         raise ExportError(f"{ckpt_path}: field 'config.act_bits' = {cfg.act_bits}: only binary "
                           "(0) and ternary (1) activations export to integer thresholds")
@@ -99,7 +81,7 @@ def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dic
         if state.min() < 0 or state.max() >= n_states:
             raise ExportError(f"{ckpt_path}: layer {i}: field 'state' has values outside the "
                               f"state set 0..{n_states - 1} of Z_{cfg.n_bits}")
-        w_int = codes.weight_integers(state, cfg.n_bits)
+        w_int = zn.weight_integers(state, cfg.n_bits)
         kind = block.kind
         entry: dict = {"index": i, "type": kind, "input": input_kind, "n_bits": cfg.n_bits}
         if kind == "fc":
@@ -135,7 +117,7 @@ def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dic
         entry["acc_max_abs"] = max_abs
         entry["acc_bits"] = thresholds.signed_bits(max_abs)
         # ROM image
-        lanes_arr = rom_words(w2, lanes)
+        lanes_arr = codes.rom_lanes(w2, lanes)
         stem = f"layer{i}_weights"
         data = codes.pack_rom(codes.encode(lanes_arr, cfg.n_bits), width)
         groups = math.ceil(n_out / lanes)
@@ -175,7 +157,7 @@ def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dic
                 "kind": "scores", "frac_bits": frac, "coef_bits": thresholds.COEF_BITS,
                 "offset_bits": thresholds.OFFSET_BITS, "score_bits": score_bits,
                 "coef": coef.tolist(), "offset": offset.tolist(),
-                "tie_break": "lowest class index",
+                "tie_break": TIE_BREAK,
             }
         layers.append(entry)
         shape = out_shape if len(out_shape) == 3 else (out_shape[0], 1, 1)
@@ -187,10 +169,7 @@ def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dic
         "input": {"shape": list(net.input_shape), "bits": PIXEL_BITS,
                   "encoding": "unsigned pixel, 0 = black (no event)"},
         "weights": {"n_bits": cfg.n_bits, "states": n_states, "code_bits": width,
-                    "code": {"zero": codes.CODE_ZERO, "pos": codes.CODE_POS,
-                             "neg": codes.CODE_NEG, "nonzero_bit": codes.NONZERO_BIT,
-                             "sign_bit": codes.SIGN_BIT} if width == 2 else
-                    {"twos_complement_bits": width}},
+                    "code": codes.code_object(cfg.n_bits)},
         "activation": {"kind": "ternary" if cfg.act_bits == 1 else "binary", "r": cfg.r},
         "lanes": lanes,
         "num_classes": int(layers[-1]["out"]),

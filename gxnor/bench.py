@@ -83,8 +83,9 @@ def bench_golden(out: Path, run_dir: Path, data_dir, lanes: int = 8) -> dict:
     import torch
 
     from gxnor.export.exporter import export_run
+    from gxnor.hw import timing
     from gxnor.model import checkpoint, data
-    from gxnor.sim import cycles, golden
+    from gxnor.sim import golden
 
     exp = export_run(run_dir, out / "export" / f"{run_dir.name}-p{lanes}", lanes=lanes)
     net, _ = checkpoint.load(run_dir)
@@ -105,10 +106,10 @@ def bench_golden(out: Path, run_dir: Path, data_dir, lanes: int = 8) -> dict:
     outs = [ly.n_out for ly in g.layers]
     ins = [ly.n_in for ly in g.layers]
     if all(ly.type == "fc" for ly in g.layers):
-        cyc = cycles.image_cycles(res.events, outs, lanes)
-        bound = sum(cycles.event_bound(e, n, lanes) for e, n in zip(res.events, outs,
+        cyc = timing.image_cycles(res.events, outs, lanes)
+        bound = sum(timing.event_bound(e, n, lanes) for e, n in zip(res.events, outs,
                                                                     strict=True))
-        dense = cycles.dense_cycles(ins, outs, lanes)
+        dense = timing.dense_cycles(ins, outs, lanes)
         cycle_stats = {"cycles_mean": float(cyc.mean()), "cycles_max": int(cyc.max()),
                        "event_bound_mean": float(bound.mean()),
                        "overhead_vs_bound_pct": float(100 * (cyc.mean() / bound.mean() - 1)),
@@ -135,9 +136,8 @@ def bench_golden(out: Path, run_dir: Path, data_dir, lanes: int = 8) -> dict:
 
 def bench_hw(out: Path, run_dir: Path, lanes_list=(8, 32, 128)) -> list[dict]:
     """yosys resource counts of the core (synth_ice40 / synth_ecp5, no place and route)."""
-    from gxnor import toolchain
     from gxnor.export.exporter import export_run
-    from gxnor.hw import rtl
+    from gxnor.hw import rtl, toolchain
 
     toolchain.setup()
     rows = []

@@ -59,9 +59,9 @@ def _cmd_rtl(args: argparse.Namespace) -> int:
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
-    from gxnor.sim import run_sim
+    from gxnor.verify import suite
 
-    return run_sim.main(args)
+    return suite.main(args)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -77,9 +77,9 @@ def _cmd_flash(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from gxnor.sim import host
+    from gxnor.host import run
 
-    return host.main(args)
+    return run.main(args)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -89,7 +89,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from gxnor import toolchain
+    from gxnor.hw import toolchain
 
     if args.warm:
         for tool, seconds in toolchain.warm().items():
@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gxnor import toolchain
+    from gxnor.hw import toolchain
 
     toolchain.setup()
     args = build_parser().parse_args(argv)

@@ -1,13 +1,13 @@
 """The event-driven gated-XNOR accelerator for an N-layer fully connected network.
 
-Data path, per layer (see ``gxnor.sim.cycles`` for the exact timing contract):
+Data path, per layer (see ``gxnor.hw.timing`` for the exact timing contract):
 
 1. **Event lists** (two memories, ping-pong): the input stage writes only nonzero pixels, the
    output serializer writes only nonzero activations, so a layer's input arrives already
    compacted as (index, magnitude, sign) events. Replaying a list gives one event per cycle
    with no bubbles; zero activations cost no cycle at all.
 2. **Issue**: for each group of P output neurons, the E events of the list are issued back to
-   back, then an END token. Four register stages (``cycles.PIPELINE``) read the event list,
+   back, then an END token. Four register stages (``timing.PIPELINE``) read the event list,
    then the weight word (P two-bit codes, address = layer base + group * n_in + index); every
    block RAM output goes straight into a register.
 3. **PE array** (:class:`~gxnor.hw.pe.PEArray`): P gated-XNOR accumulators.
@@ -34,14 +34,14 @@ from amaranth.lib.wiring import In, Out
 
 from gxnor.base.errors import InputError
 from gxnor.export import codes
-from gxnor.sim import cycles
 
+from . import timing
 from .codes import event_layout
 from .pe import PEArray
 from .threshold import ScoreUnit, ThresholdUnit, score_layout, threshold_layout
 
-CYCLE_BITS = cycles.CYCLE_BITS
-EVENT_COUNT_BITS = cycles.EVENT_COUNT_BITS
+CYCLE_BITS = timing.CYCLE_BITS
+EVENT_COUNT_BITS = timing.EVENT_COUNT_BITS
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,9 @@ class AcceleratorSpec:
     score_bits: int
 
     @classmethod
-    def from_network(cls, net, lanes: int | None = None) -> AcceleratorSpec:
-        """From a loaded :class:`gxnor.sim.golden.Network`, for ``lanes`` lanes (default: the
-        export's; other lane counts repack the same weights)."""
+    def from_export(cls, net, lanes: int | None = None) -> AcceleratorSpec:
+        """From a checked export (:func:`gxnor.export.format.load`), for ``lanes`` lanes
+        (default: the export's; other lane counts repack the same weights)."""
         lanes = net.lanes if lanes is None else lanes
         if lanes < 1:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
@@ -158,13 +158,13 @@ class Accelerator(wiring.Component):
 
     Parameters
     ----------
-    spec: :class:`AcceleratorSpec` (``AcceleratorSpec.from_network(golden.Network(dir))``).
+    spec: :class:`AcceleratorSpec` (``AcceleratorSpec.from_export(format.load(dir))``).
     loadable: no initial weights; add the ``weights_in`` stream that writes them
         (address = layer base + group * n_in + input, the order of the export's ROM images).
     external_weights: no weight memory inside; ``weight_addr`` out, ``weight_data`` in, read
         synchronously (data the cycle after the address), e.g. from SPRAM in a board top.
 
-    Timing: per image, exactly ``gxnor.sim.cycles.image_cycles(events, outputs, lanes)``
+    Timing: per image, exactly ``gxnor.hw.timing.image_cycles(events, outputs, lanes)``
     cycles from the cycle after the last pixel is accepted until the class is known; input
     takes one cycle per pixel, output one cycle per score plus one for the result (with
     ``ready`` held high).
@@ -268,7 +268,7 @@ class Accelerator(wiring.Component):
         groups = [math.ceil(ly.n_out / lanes) for ly in spec.layers]
         c_n_in = table([ly.n_in for ly in spec.layers])
         c_last_group = table([g - 1 for g in groups])
-        c_last_size = table([cycles.group_sizes(ly.n_out, lanes)[-1] for ly in spec.layers])
+        c_last_size = table([timing.group_sizes(ly.n_out, lanes)[-1] for ly in spec.layers])
         c_wbase = table(wbase)
         c_tbase = table(tbase)
 
@@ -286,7 +286,7 @@ class Accelerator(wiring.Component):
         group_size = Signal(range(lanes + 1))
         m.d.comb += group_size.eq(Mux(g == c_last_group[layer], c_last_size[layer], lanes))
 
-        # --- pipeline (cycles.PIPELINE = 4 register stages from issue to the PE array) ----
+        # --- pipeline (timing.PIPELINE = 4 register stages from issue to the PE array) ----
         # p1: the event list answers (block RAM output)
         # p2: event registered; weight address = group base + event index
         # p3: the weight memory answers
@@ -336,7 +336,7 @@ class Accelerator(wiring.Component):
         m.submodules.threshold = thr = ThresholdUnit(acc_bits, spec.threshold_bits)
         m.submodules.score = score = ScoreUnit(acc_bits, spec.coef_bits, spec.offset_bits,
                                                spec.score_bits)
-        # cycles.SERIALIZER_LATENCY = 2 register stages: one between the serializer's reads (the
+        # timing.SERIALIZER_LATENCY = 2 register stages: one between the serializer's reads (the
         # shadow accumulator, the threshold / score-parameter block RAMs) and the units, one
         # after the units (event-list write, or the score before the argmax)
         q_valid = Signal()

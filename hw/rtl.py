@@ -8,14 +8,14 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from gxnor.base import files
-from gxnor.sim import golden
+from gxnor.export import format
 
 from .accelerator import Accelerator, AcceleratorSpec
 
 
 def load_spec(export_dir: Path, lanes: int | None = None) -> AcceleratorSpec:
     """The accelerator spec of an export, for ``lanes`` lanes (default: the export's)."""
-    return AcceleratorSpec.from_network(golden.Network(export_dir), lanes)
+    return AcceleratorSpec.from_export(format.load(export_dir), lanes)
 
 
 def verilog_text(spec: AcceleratorSpec, name: str = "gxnor_accel", loadable=False,
@@ -25,9 +25,9 @@ def verilog_text(spec: AcceleratorSpec, name: str = "gxnor_accel", loadable=Fals
 
 
 def board_verilog_text(spec: AcceleratorSpec, name: str = "gxnor_board", **core) -> str:
-    """Verilog of :class:`~gxnor.hw.board.BoardCore` (ports clk, rst, rx, tx, activity,
+    """Verilog of :class:`~gxnor.hw.link.core.BoardCore` (ports clk, rst, rx, tx, activity,
     loaded); ``core`` are its keyword arguments (divisor, weights, timeout, ...)."""
-    from .board import BoardCore
+    from .link.core import BoardCore
 
     return verilog.convert(BoardCore(spec, **core), name=name, emit_src=False)
 

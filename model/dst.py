@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from .quant import num_states, state_step
+from .quant import state_step
+from .zn import num_states
 
 PROPOSALS = ("norm", "adam")
 

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quant import LatentQuantFn, nearest_state, num_states, state_values
+from .quant import LatentQuantFn, nearest_state, state_values
+from .zn import num_states
 
 
 class _DiscreteMixin:

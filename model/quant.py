@@ -19,12 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def num_states(n_bits: int) -> int:
-    """Number of states of Z_N: 2 for N=0, 2^N + 1 otherwise."""
-    if not isinstance(n_bits, int) or n_bits < 0 or n_bits > 6:
-        raise ValueError(f"N must be an integer in 0..6, got {n_bits!r}")
-    return 2 if n_bits == 0 else 2**n_bits + 1
+from .zn import num_states
 
 
 def state_step(n_bits: int, h: float = 1.0) -> float:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint, nets
+from . import checkpoint, nets, zn
 
 
 def random_net(sizes: list[int], input_shape=(1, 4, 4), seed: int = 0,
@@ -23,8 +23,8 @@ def random_net(sizes: list[int], input_shape=(1, 4, 4), seed: int = 0,
     cfg = nets.NetConfig(f"random-{seed}", "none", [("fc", n) for n in sizes], n_bits=n_bits,
                          r=r)
     net = nets.build(cfg, tuple(input_shape))
-    n_states = 2 if n_bits == 0 else 2**n_bits + 1
-    zero = None if n_bits == 0 else 2 ** (n_bits - 1)
+    n_states = zn.num_states(n_bits)
+    zero = zn.zero_state(n_bits)
     max_in = 255.0
     for i, block in enumerate(net.blocks):
         layer = block.layer

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from gxnor.base import files
 from gxnor.base.errors import InputError, StageFailed
 
-from . import checkpoint, data, nets
+from . import checkpoint, data, nets, zn
 from .dst import DST
 from .layers import DiscreteConv2d, DiscreteLinear
 
@@ -39,15 +39,10 @@ def loss_fn(name: str):
     raise InputError(f"unknown loss {name!r}; expected 'ce' or 'hinge'")
 
 
-def zero_state(layer) -> int | None:
-    """State index of the value 0 (None for binary weights, which have no zero)."""
-    return None if layer.n_bits == 0 else 2 ** (layer.n_bits - 1)
-
-
 def weight_sparsity(net: nets.GxnorNet) -> list[float]:
     out = []
     for layer in net.discrete_layers():
-        z = zero_state(layer)
+        z = zn.zero_state(layer.n_bits)
         st = layer.states()
         out.append(0.0 if z is None else float((st == z).float().mean()))
     return out

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from gxnor import toolchain
+from gxnor.hw import toolchain
 
 toolchain.setup()
 

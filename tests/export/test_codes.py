@@ -4,6 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gxnor.export import codes
+from gxnor.model import zn
 
 
 def test_ternary_code_table():
@@ -18,8 +19,7 @@ def test_invalid_code_is_rejected():
 
 @pytest.mark.parametrize("n_bits", [0, 1, 2, 3])
 def test_state_integers(n_bits):
-    n = 2 if n_bits == 0 else 2**n_bits + 1
-    w = codes.weight_integers(np.arange(n), n_bits)
+    w = zn.weight_integers(np.arange(zn.num_states(n_bits)), n_bits)
     assert w[0] == -w[-1] and np.all(np.diff(w) > 0)
     assert np.array_equal(codes.decode(codes.encode(w, n_bits), n_bits), w)
 

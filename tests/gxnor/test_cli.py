@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from gxnor import cli, toolchain
+from gxnor import cli
+from gxnor.hw import toolchain
 
 STAGES = ["train", "export", "rtl", "sim", "build", "flash", "run", "bench"]
 

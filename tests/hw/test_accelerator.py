@@ -3,17 +3,18 @@
 
 import pytest
 
+from gxnor.hw import timing
 from gxnor.hw.accelerator import Accelerator, AcceleratorSpec
 from gxnor.hw.simulate import run_images
 from gxnor.model.random_net import random_images
-from gxnor.sim import cycles, golden
+from gxnor.sim import golden
 
 pytestmark = pytest.mark.sim
 
 
 def check(export_dir, images, **kwargs):
     net = golden.Network(export_dir)
-    spec = AcceleratorSpec.from_network(net)
+    spec = AcceleratorSpec.from_export(net)
     ref = net.run(images)
     got = run_images(spec, images, **kwargs)
     assert len(got) == len(images)
@@ -23,7 +24,7 @@ def check(export_dir, images, **kwargs):
         assert res["events"] == events, f"image {i}: events"
         assert res["scores"] == ref.scores[i].tolist(), f"image {i}: scores"
         assert res["cls"] == int(ref.classes[i]), f"image {i}: class"
-        assert res["cycles"] == cycles.image_cycles(events, outputs, spec.lanes), f"image {i}"
+        assert res["cycles"] == timing.image_cycles(events, outputs, spec.lanes), f"image {i}"
     return got
 
 
@@ -80,7 +81,7 @@ def test_without_loading_the_empty_memory_gives_other_answers(random_export):
     # with all-zero weights and disagrees with the golden model
     export = random_export([9, 5, 3], 4, input_shape=(1, 4, 4), seed=8, weight_zeros=0.0)
     net = golden.Network(export)
-    spec = AcceleratorSpec.from_network(net)
+    spec = AcceleratorSpec.from_export(net)
     images = random_images(2, (4, 4), density=0.9, seed=8)
     from amaranth.sim import Simulator
 
@@ -131,6 +132,6 @@ def test_trained_mnist_net(mnist_trained_export, mnist_path):
 def test_spec_rejects_conv_and_multilevel(random_export):
     export = random_export([3, 2], 2, n_bits=2)
     with pytest.raises(ValueError, match=r"weights are Z_2; the gated-XNOR array runs binary"):
-        AcceleratorSpec.from_network(golden.Network(export))
+        AcceleratorSpec.from_export(golden.Network(export))
     with pytest.raises(TypeError, match=r"spec must be an AcceleratorSpec"):
         Accelerator("nope")

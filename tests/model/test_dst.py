@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from gxnor.model import dst, quant
+from gxnor.model import dst, quant, zn
 from gxnor.model.layers import DiscreteLinear
 
 
@@ -20,7 +20,7 @@ def test_states_stay_in_z_n(n_bits, proposal):
         opt.step()
         st = layer.state
         assert st.dtype == torch.int8
-        assert int(st.min()) >= 0 and int(st.max()) <= quant.num_states(n_bits) - 1
+        assert int(st.min()) >= 0 and int(st.max()) <= zn.num_states(n_bits) - 1
     assert opt.transitions > 0
 
 

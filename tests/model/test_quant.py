@@ -4,20 +4,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gxnor.model import quant
+from gxnor.model import quant, zn
 
 
 @pytest.mark.parametrize("n_bits, expected", [
     (0, [-1.0, 1.0]), (1, [-1.0, 0.0, 1.0]), (2, [-1.0, -0.5, 0.0, 0.5, 1.0])])
 def test_state_space(n_bits, expected):
-    n = quant.num_states(n_bits)
+    n = zn.num_states(n_bits)
     values = quant.state_values(torch.arange(n), n_bits, 1.0)
     assert values.tolist() == expected
 
 
 def test_num_states_rejects_bad_n():
     with pytest.raises(ValueError, match=r"^N must be an integer in 0\.\.6, got -1$"):
-        quant.num_states(-1)
+        zn.num_states(-1)
 
 
 @settings(max_examples=50, deadline=None)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from gxnor.model.random_net import random_images
-from gxnor.sim import cycles, golden
+from gxnor.sim import golden
 
 
 def test_event_statistics(random_export):
@@ -32,20 +32,3 @@ def test_rejects_wrong_image_shape(random_export):
     net = golden.Network(random_export([3, 2], 2))
     with pytest.raises(ValueError, match=r"do not match the network's input"):
         net.run(np.zeros((1, 5, 5), np.uint8))
-
-
-def test_cycle_model_formula_by_hand():
-    # 5 outputs on 2 lanes: groups of 2, 2, 1. With E = 0: max(1, 0) + max(1, 2) + max(1, 2)
-    assert cycles.group_sizes(5, 2) == [2, 2, 1]
-    base = cycles.SETUP + cycles.PIPELINE + 1 + cycles.SERIALIZER_LATENCY + cycles.DRAIN
-    assert cycles.layer_cycles(0, 5, 2) == base + 1 + 2 + 2
-    assert cycles.layer_cycles(10, 5, 2) == base + 3 * 11
-    np.testing.assert_array_equal(cycles.layer_cycles(np.array([0, 10]), 5, 2),
-                                  [base + 5, base + 33])
-    assert cycles.dense_cycles([16, 5], [5, 3], 2) == (cycles.layer_cycles(16, 5, 2)
-                                                       + cycles.layer_cycles(5, 3, 2))
-
-
-def test_event_bound_is_a_lower_bound():
-    e = np.arange(0, 300)
-    assert np.all(cycles.layer_cycles(e, 256, 8) >= cycles.event_bound(e, 256, 8))

@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from gxnor.base import files
-from gxnor.base.errors import InputError
+from gxnor.export import format
 
-from . import golden, runner
+from . import runner
 
 SUITE = [  # (hidden sizes + classes, lanes, input shape, weight zeros, pixel density)
     ([8, 4], 4, (1, 4, 4), 0.5, 0.4),
@@ -27,19 +25,6 @@ SUITE = [  # (hidden sizes + classes, lanes, input shape, weight zeros, pixel de
     ([33, 17, 10], 8, (1, 8, 8), 0.6, 0.2),
     ([64, 10], 32, (1, 8, 8), 0.4, 0.5),
 ]
-
-
-def dataset_images(export_dir: Path, n: int, data_dir=None) -> np.ndarray:
-    from gxnor.model import data
-
-    m = json.loads((Path(export_dir) / golden.MANIFEST).read_text())
-    name = m.get("source", {}).get("config", {}).get("dataset")
-    if name not in ("mnist", "digits"):
-        raise InputError(f"{export_dir}: dataset {name!r} unknown; cannot pick test images")
-    ds = data.load(name, data_dir)
-    if n > len(ds.test):
-        raise InputError(f"--images {n}: the {name} test set has {len(ds.test)}")
-    return ds.test.images[:n]
 
 
 def _line(name: str, r: dict) -> str:
@@ -82,8 +67,9 @@ def main(args) -> int:
     files.check(dest, KIND, [args.export_dir])
     images = None
     if args.export_dir is not None:
-        golden.Network(args.export_dir)  # a bad export fails before anything is written
-        images = dataset_images(args.export_dir, args.images, args.data_dir)
+        # a bad export fails here, before anything is written
+        images = format.dataset_images(format.load(args.export_dir), args.images,
+                                       args.data_dir)
     failed = None
     with files.output_dir(dest, KIND, [args.export_dir]) as tmp:
         try:

@@ -1,10 +1,10 @@
-"""The UART protocol's pure-Python side: CRC, frames, answers (gxnor.sim.protocol)."""
+"""The UART protocol's pure-Python side: CRC, frames, answers (gxnor.hw.link.protocol)."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gxnor.sim import protocol as P
+from gxnor.hw.link import protocol as P
 
 
 def test_crc8_is_crc8_smbus():

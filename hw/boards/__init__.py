@@ -1,10 +1,10 @@
 """Board tops, bitstreams and flashing: ``gxnor build`` and ``gxnor flash``.
 
-A board top is :class:`~gxnor.hw.board.BoardCore` (accelerator + UART protocol engine) with the
+A board top is :class:`~gxnor.hw.link.core.BoardCore` (accelerator + UART protocol engine) with the
 board's clock through a PLL, a power-on reset, the UART pins and two LEDs. ``build`` runs the
 Amaranth platform build with the YoWASP yosys / nextpnr / pack tools into ``build/<board>/`` and
 writes ``report.json`` and ``report.md``: resources against the device, nextpnr's Fmax against
-the chosen clock, and images/s predicted from the cycle model (``gxnor.sim.cycles``) at that
+the chosen clock, and images/s predicted from the cycle model (``gxnor.hw.timing``) at that
 clock, for the core and for the UART link.
 """
 
@@ -24,11 +24,13 @@ from amaranth.lib import io
 
 from gxnor.base import files
 from gxnor.base.errors import InputError, StageFailed
-from gxnor.sim import cycles, golden
-from gxnor.sim import protocol as P
+from gxnor.export import format
+from gxnor.sim import golden
 
-from .accelerator import AcceleratorSpec
-from .board import BoardCore
+from .. import timing, toolchain
+from ..accelerator import AcceleratorSpec
+from ..link import protocol as P
+from ..link.core import BoardCore
 
 
 @dataclass(frozen=True)
@@ -242,20 +244,19 @@ def predicted_throughput(spec: AcceleratorSpec, export_dir: Path, clock_hz: floa
     """Images/s from the cycle model: the export's own test images when its dataset is at
     hand (mean events per layer), else the dense worst case."""
     from gxnor.model.data import DatasetError
-    from gxnor.sim.run_sim import dataset_images
 
     outs = [ly.n_out for ly in spec.layers]
-    io_c = cycles.io_cycles(spec.n_pixels, spec.num_classes)
+    io_c = timing.io_cycles(spec.n_pixels, spec.num_classes)
     try:
-        imgs = dataset_images(export_dir, images, data_dir)
+        imgs = format.dataset_images(format.load(export_dir), images, data_dir)
     except (ValueError, OSError, DatasetError):  # no dataset at hand: the dense bound
         imgs = None
     if imgs is None:
         source = "dense worst case (dataset not found)"
-        mean_c = max_c = cycles.dense_cycles([ly.n_in for ly in spec.layers], outs, spec.lanes)
+        mean_c = max_c = timing.dense_cycles([ly.n_in for ly in spec.layers], outs, spec.lanes)
     else:
         res = golden.Network(export_dir).run(imgs)
-        compute = cycles.image_cycles(res.events, outs, spec.lanes)
+        compute = timing.image_cycles(res.events, outs, spec.lanes)
         mean_c, max_c = float(compute.mean()), int(compute.max())
         source = f"{len(imgs)} test images of the export's dataset"
     sb = P.score_bytes(spec.score_bits)
@@ -294,15 +295,12 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
     (written atomically, see :mod:`gxnor.base.files`); returns the report (also written as
     report.json / report.md). A toolchain failure raises StageFailed; the folder then holds
     the tools' logs and no bitstream."""
-    from gxnor import toolchain
-
     b = board(board_name)
     export_dir = Path(export_dir)
     bdir = Path(out) / b.name
     dest = files.check(bdir, KIND, [export_dir])
     toolchain.setup()
-    net = golden.Network(export_dir)
-    spec = AcceleratorSpec.from_network(net, lanes or b.lanes)
+    spec = AcceleratorSpec.from_export(format.load(export_dir), lanes or b.lanes)
     clock = int(clock_hz or b.clock_hz)
     baud = int(baud or b.baud)
     platform = _platform(b)

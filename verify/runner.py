@@ -12,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gxnor import toolchain
-
-from . import protocol
+from gxnor.hw import toolchain
 
 SIMULATORS = ("icarus", "verilator")
 TOP = "gxnor_accel"
@@ -66,7 +64,7 @@ def run(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | Non
         verilog = rtl.write_rtl(Path(export_dir), build_dir / "rtl", name=TOP)[0]
     img_path = build_dir / "images.npy"
     np.save(img_path, np.asarray(images, np.uint8))
-    return _cocotb(verilog, TOP, "gxnor.sim.cocotb_bench", build_dir, sim=sim, seed=seed,
+    return cocotb_run(verilog, TOP, "gxnor.verify.bench_accel", build_dir, sim=sim, seed=seed,
                    waves=waves, env={
                        "GXNOR_EXPORT": str(Path(export_dir).resolve()),
                        "GXNOR_IMAGES": str(img_path),
@@ -74,46 +72,7 @@ def run(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | Non
                        "GXNOR_SEED": str(seed)})
 
 
-BOARD_TOP = "gxnor_board"
-BOARD_DIVISOR = 8  # clock cycles per UART bit in simulation (the board tops use their baud)
-BOARD_CLOCK_NS = 10  # the simulated board clock (reported by PING as 100 MHz)
-
-
-def run_board(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | None = None,
-              mode: str = "run", lanes: int | None = None, weights: str = "ram",
-              waves: bool = False) -> dict:
-    """The board core (``gxnor.hw.board.BoardCore``) in cocotb, driven through its UART pins
-    by the host runtime (``gxnor.sim.host.session``, ``mode`` "run" or "selftest").
-
-    ``weights="ram"`` starts with an empty weight memory, as the iCE40 SPRAM does, so the host
-    loads the weights over the UART first. Returns the session's report; raises
-    SimulationFailed when the cocotb test failed.
-    """
-    from gxnor.hw import rtl
-
-    build_dir = Path(build_dir).resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    spec = rtl.load_spec(Path(export_dir), lanes)
-    divisor = BOARD_DIVISOR
-    # abandon a stalled frame after 64 byte times
-    timeout = 64 * 10 * divisor
-    verilog = build_dir / f"{BOARD_TOP}.v"
-    verilog.write_text(rtl.board_verilog_text(
-        spec, name=BOARD_TOP, divisor=divisor, weights=weights, timeout=timeout,
-        clock_hz=int(1e9 // BOARD_CLOCK_NS), net_id=protocol.network_id(export_dir)))
-    img_path = build_dir / "images.npy"
-    np.save(img_path, np.asarray(images, np.uint8))
-    # a read may wait for a whole batch's worth of compute and the device's own timeout
-    read_timeout = 4 * timeout + 4 * sum(ly.n_in * ly.n_out for ly in spec.layers)
-    return _cocotb(verilog, BOARD_TOP, "gxnor.sim.cocotb_board", build_dir, sim=sim,
-                   waves=waves, env={
-                       "GXNOR_EXPORT": str(Path(export_dir).resolve()),
-                       "GXNOR_IMAGES": str(img_path), "GXNOR_MODE": mode,
-                       "GXNOR_DIVISOR": str(divisor), "GXNOR_CLOCK_NS": str(BOARD_CLOCK_NS),
-                       "GXNOR_READ_TIMEOUT": str(read_timeout)})
-
-
-def _cocotb(verilog: Path, top: str, test_module: str, build_dir: Path, *, sim: str | None,
+def cocotb_run(verilog: Path, top: str, test_module: str, build_dir: Path, *, sim: str | None,
             env: dict, seed: int = 0, waves: bool = False) -> dict:
     """Build ``verilog`` and run the cocotb ``test_module`` on it; the report it wrote plus
     the test counts. Raises SimulationFailed when a test failed or none ran."""

@@ -1,5 +1,5 @@
 """The host <-> board UART protocol: the one definition, used by the board RTL
-(``gxnor.hw.board``) and by the host runtime (``gxnor.sim.host``). Specified in docs/PROTOCOL.md.
+(``gxnor.hw.link.core``) and by the host runtime (``gxnor.host``). Specified in docs/PROTOCOL.md.
 
 Every message, in both directions, is one frame::
 

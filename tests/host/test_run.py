@@ -1,5 +1,5 @@
-"""End to end without a board: the host runtime (gxnor.sim.host) talks the UART protocol to the
-board core's Verilog running in cocotb, through its rx/tx pins (gxnor.sim.cocotb_board)."""
+"""End to end without a board: the host runtime (gxnor.host) talks the UART protocol to the
+board core's Verilog running in cocotb, through its rx/tx pins (gxnor.host.simboard)."""
 
 import json
 
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from gxnor import cli
+from gxnor.host import simboard
 from gxnor.model.random_net import random_images
-from gxnor.sim import golden, runner
+from gxnor.sim import golden
 
 pytestmark = pytest.mark.sim
 
@@ -19,7 +20,7 @@ def test_selftest_with_weight_load_and_malformed_frames(random_export, tmp_path)
     good ones, a frame cut off mid-way; every good image gets the golden model's answer."""
     export = random_export([9, 5, 3], 4, input_shape=(1, 4, 4), seed=3)
     images = random_images(8, (4, 4), density=0.4, seed=3)
-    rep = runner.run_board(export, images, tmp_path, sim="icarus", mode="selftest",
+    rep = simboard.run_board(export, images, tmp_path, sim="icarus", mode="selftest",
                            weights="ram")
     failed = [c for c in rep["checks"] if not c["ok"]]
     assert not failed
@@ -40,7 +41,7 @@ def test_trained_mnist_net_back_to_back_on_verilator(mnist_trained_export, mnist
     from gxnor.model import data
 
     images = data.load("mnist", mnist_path).test.images[:6]
-    rep = runner.run_board(mnist_trained_export, images, tmp_path, sim="verilator",
+    rep = simboard.run_board(mnist_trained_export, images, tmp_path, sim="verilator",
                            mode="run", lanes=32, weights="rom")
     want = golden.Network(mnist_trained_export).run(images)
     assert [r["cls"] for r in rep["results"]] == want.classes.tolist()

@@ -1,8 +1,8 @@
-"""The board core: the accelerator behind a UART that speaks ``gxnor.sim.protocol``.
+"""The board core: the accelerator behind a UART that speaks ``gxnor.hw.link.protocol``.
 
 :class:`BoardCore` is everything on the FPGA except clocking and pins (``gxnor.hw.boards`` adds
 those per board), so the same design runs in cocotb with the host client talking to its
-``rx`` / ``tx`` pins (``gxnor.sim.cocotb_board``).
+``rx`` / ``tx`` pins (``gxnor.host.simboard``).
 
 Data path::
 
@@ -32,9 +32,9 @@ from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from gxnor.base.errors import InputError
-from gxnor.sim import protocol as P
 
-from .accelerator import Accelerator, AcceleratorSpec
+from ..accelerator import Accelerator, AcceleratorSpec
+from . import protocol as P
 from .uart import UARTRx, UARTTx
 
 WEIGHT_MEMORIES = ("rom", "ram", "spram")

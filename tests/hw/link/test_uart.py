@@ -7,7 +7,7 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
-from gxnor.hw.uart import UARTRx, UARTTx
+from gxnor.hw.link.uart import UARTRx, UARTTx
 
 pytestmark = pytest.mark.sim
 

@@ -8,7 +8,8 @@ import pytest
 from gxnor.hw import rtl
 from gxnor.hw.accelerator import AcceleratorSpec
 from gxnor.model.random_net import random_images
-from gxnor.sim import golden, runner
+from gxnor.sim import golden
+from gxnor.verify import runner
 
 pytestmark = pytest.mark.sim
 
@@ -76,7 +77,7 @@ def test_mutation_is_caught(random_export, tmp_path):
     images = np.full((2, 3, 3), 200, np.uint8)
     hidden = net.run(images).out[-1][0]
     i = int(np.flatnonzero(hidden)[0])  # an input of the last layer that fires
-    spec = AcceleratorSpec.from_network(net)
+    spec = AcceleratorSpec.from_export(net)
     last = spec.layers[-1]
     words = list(last.words)
     words[i] ^= 0b10  # lane 0 = class 0: flip the sign bit of its (nonzero) weight

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Blocks of the board core (gxnor.hw.board) and the board tables (gxnor.hw.boards)."""
+"""Blocks of the board core (gxnor.hw.link.core)."""
 
 import random
 
@@ -7,10 +7,10 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from gxnor.hw import board, boards
 from gxnor.hw.accelerator import AcceleratorSpec
+from gxnor.hw.link import core as board
+from gxnor.hw.link import protocol as P
 from gxnor.sim import golden
-from gxnor.sim import protocol as P
 
 
 def test_crc8_next_matches_the_protocol():
@@ -83,7 +83,7 @@ def test_spram_capacity_is_checked():
 
 
 def test_board_core_rejects_bad_parameters(random_export):
-    spec = AcceleratorSpec.from_network(golden.Network(random_export([5, 3], 4)))
+    spec = AcceleratorSpec.from_export(golden.Network(random_export([5, 3], 4)))
     with pytest.raises(ValueError, match="weights"):
         board.BoardCore(spec, divisor=8, weights="eeprom")
     with pytest.raises(ValueError, match="timeout"):
@@ -95,30 +95,3 @@ def test_board_core_rejects_bad_parameters(random_export):
     assert (info.lanes, info.n_pixels, info.num_classes, info.weights_ram, info.net_id) == \
         (4, 16, 3, 1, 7)
     assert P.Info.decode(info.encode()) == info
-
-
-def test_plls_match_icepll_and_ecppll():
-    # icepll -i 12 -o 30 / ecppll -i 25 -o 100
-    p = boards.ice40_pll(12e6, 30e6)
-    assert (p["DIVR"], p["DIVF"], p["DIVQ"], p["FILTER_RANGE"]) == (0, 79, 5, 1)
-    e = boards.ecp5_pll(25e6, 100e6)
-    assert (e["CLKI_DIV"], e["CLKFB_DIV"], e["CLKOP_DIV"]) == (1, 4, 6)
-    for f in (20e6, 33e6, 48e6):
-        p = boards.ice40_pll(12e6, f)
-        assert p["f_out"] <= f
-        assert p["f_out"] == 12e6 * (p["DIVF"] + 1) / (p["DIVR"] + 1) / 2 ** p["DIVQ"]
-        assert 533e6 <= p["f_out"] * 2 ** p["DIVQ"] <= 1066e6
-    for f in (62.5e6, 85e6, 125e6):
-        e = boards.ecp5_pll(25e6, f)
-        assert e["f_out"] <= f and 400e6 <= e["f_out"] * e["CLKOP_DIV"] <= 800e6
-    with pytest.raises(ValueError, match="no iCE40 PLL"):
-        boards.ice40_pll(12e6, 5e6)
-
-
-def test_board_names():
-    assert boards.board("icebreaker").family == "ice40"
-    assert boards.board("ulx3s-85f").weights == "rom"
-    with pytest.raises(ValueError, match="no UART"):
-        boards.board("upduino-v3")
-    with pytest.raises(ValueError, match="unknown board 'nope'.*icebreaker"):
-        boards.board("nope")

@@ -1,4 +1,4 @@
-"""cocotb testbench for the generated accelerator Verilog (run through gxnor.sim.runner).
+"""cocotb testbench for the generated accelerator Verilog (run through gxnor.verify.runner).
 
 One :class:`AcceleratorBench` owns the clock, the pixel-stream driver, the monitors on the
 input and output streams, the golden model and an in-order checker. The golden model is fed
@@ -24,7 +24,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from gxnor.sim import cycles, golden
+from gxnor.hw import timing
+from gxnor.sim import golden
 
 
 def high(signal) -> bool:
@@ -96,7 +97,7 @@ class AcceleratorBench:
             "cls": int(res.classes[0]),
             "scores": [int(s) for s in res.scores[0]],
             "events": events,
-            "cycles": int(cycles.image_cycles(events, self.outputs, self.net.lanes)),
+            "cycles": int(timing.image_cycles(events, self.outputs, self.net.lanes)),
         })
 
     async def output_monitor(self):
@@ -122,10 +123,10 @@ class AcceleratorBench:
     def _check(self, word: int):
         got = {
             "cls": word & ((1 << self.cls_bits) - 1),
-            "cycles": (word >> self.cls_bits) & ((1 << cycles.CYCLE_BITS) - 1),
-            "events": [(word >> (self.cls_bits + cycles.CYCLE_BITS
-                                 + cycles.EVENT_COUNT_BITS * i))
-                       & ((1 << cycles.EVENT_COUNT_BITS) - 1) for i in range(len(self.outputs))],
+            "cycles": (word >> self.cls_bits) & ((1 << timing.CYCLE_BITS) - 1),
+            "events": [(word >> (self.cls_bits + timing.CYCLE_BITS
+                                 + timing.EVENT_COUNT_BITS * i))
+                       & ((1 << timing.EVENT_COUNT_BITS) - 1) for i in range(len(self.outputs))],
             "scores": self.scores,
         }
         self.scores = []
@@ -161,7 +162,7 @@ async def accelerator_matches_golden_model(dut):
     start = cocotb.utils.get_sim_time("ns")
     await tb.send(images)
     # watchdog: far more cycles than the dense array would need, whatever the handshakes do
-    dense = cycles.dense_cycles([ly.n_in for ly in net.layers], tb.outputs, net.lanes)
+    dense = timing.dense_cycles([ly.n_in for ly in net.layers], tb.outputs, net.lanes)
     slack = 1.0 / max(1e-3, 1.0 - max(tb.idle, tb.stall))
     limit = int(len(images) * (dense + 2 * tb.n_pixels + 4 * tb.n_classes + 64) * slack) + 1000
     waited = 0

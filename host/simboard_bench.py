@@ -1,10 +1,10 @@
 """cocotb test of the board core through its UART pins, driven by the host runtime itself.
 
-The host client (:class:`gxnor.sim.host.Device`) runs in a cocotb bridge thread; its transport
+The host client (:class:`gxnor.host.device.Device`) runs in a cocotb bridge thread; its transport
 turns ``write`` into bits on ``rx`` and ``read`` into bytes decoded from ``tx``, both in
 simulated time at the core's baud rate. Nothing else of the host path is replaced.
 
-Parameters come from the environment (set by ``gxnor.sim.runner.run_board``):
+Parameters come from the environment (set by ``gxnor.host.simboard.run_board``):
 ``GXNOR_EXPORT``, ``GXNOR_IMAGES`` (.npy), ``GXNOR_MODE`` (``run`` or ``selftest``),
 ``GXNOR_DIVISOR`` (clock cycles per bit), ``GXNOR_CLOCK_NS`` (clock period),
 ``GXNOR_READ_TIMEOUT`` (cycles a read may wait),
@@ -24,7 +24,7 @@ from cocotb.simtime import get_sim_time
 from cocotb.task import bridge, resume
 from cocotb.triggers import Event, FallingEdge, First, RisingEdge, Timer
 
-from gxnor.sim import host
+from gxnor.host import device as host
 
 CLOCK_NS = int(os.environ.get("GXNOR_CLOCK_NS", "10"))  # set by the runner
 

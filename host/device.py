@@ -1,23 +1,19 @@
 """The host runtime: ``gxnor run``. One client (:class:`Device`) for the board's UART protocol
-(``gxnor.sim.protocol``) over any byte transport: a serial port (pyserial), or the board core
-running in cocotb (``--sim``, see ``gxnor.sim.cocotb_board``), so the same code that drives a
+(``gxnor.hw.link.protocol``) over any byte transport: a serial port (pyserial), or the board core
+running in cocotb (``--sim``, see ``gxnor.host.simboard``), so the same code that drives a
 real board is tested without one.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections import deque
 from pathlib import Path
 
 import numpy as np
 
-from gxnor.base import files
-from gxnor.base.errors import InputError, StageFailed
-
-from . import protocol as P
+from gxnor.base.errors import InputError
+from gxnor.hw.link import protocol as P
 
 
 class Device:
@@ -114,9 +110,9 @@ class Device:
 
 def board_words(export_dir: Path, info: P.Info) -> list[int]:
     """The export's weights packed for the board's lane count, in weight-memory order."""
-    from . import golden
+    from gxnor.export import format
 
-    net = golden.Network(export_dir)
+    net = format.load(export_dir)
     return [w for ly in net.layers for w in ly.words_for(info.lanes, net.n_bits)]
 
 
@@ -216,116 +212,3 @@ class SerialTransport:
 
     def read(self, n: int) -> bytes:
         return self.ser.read(n)
-
-
-def load_images(specs: list[str], data_dir=None) -> tuple[np.ndarray, np.ndarray | None, list]:
-    """``mnist:N`` / ``mnist:START:N`` (test images, with labels), ``.npy`` (uint8 arrays),
-    or image files (PNG/PGM/..., grayscale)."""
-    images, labels, names = [], [], []
-    for spec in specs:
-        if spec.startswith(("mnist:", "digits:")):
-            from gxnor.model import data
-
-            name, *nums = spec.split(":")
-            try:
-                start, n = (0, int(nums[0])) if len(nums) == 1 else (int(nums[0]), int(nums[1]))
-            except (ValueError, IndexError) as exc:
-                raise InputError(f"{spec}: expected {name}:N or {name}:START:N") from exc
-            ds = data.load(name, data_dir).test
-            images += list(ds.images[start:start + n])
-            labels += [int(x) for x in ds.labels[start:start + n]]
-            names += [f"{name}[{k}]" for k in range(start, start + n)]
-            continue
-        path = Path(spec)
-        if not path.exists():
-            raise InputError(f"{path}: no such image file")
-        if path.suffix == ".npy":
-            arr = np.load(path)
-            if arr.dtype != np.uint8:
-                raise InputError(f"{path}: dtype {arr.dtype}, expected uint8 pixels")
-            arr = arr.reshape(-1, *arr.shape[-2:]) if arr.ndim >= 2 else arr.reshape(1, -1)
-            images += list(arr)
-            labels += [None] * len(arr)
-            names += [f"{path.name}[{k}]" for k in range(len(arr))]
-        else:
-            from PIL import Image, UnidentifiedImageError
-
-            try:
-                img = np.asarray(Image.open(path).convert("L"), np.uint8)
-            except UnidentifiedImageError as exc:
-                raise InputError(f"{path}: not an image file") from exc
-            images.append(img)
-            labels.append(None)
-            names.append(path.name)
-    if not images:
-        raise InputError("no images given (mnist:N, .npy or image files)")
-    lab = np.array(labels) if all(x is not None for x in labels) else None
-    return np.stack([np.asarray(i).reshape(-1) for i in images]), lab, names
-
-
-def print_report(report: dict, names: list, labels) -> None:
-    info = report["info"]
-    clock = info.get("clock_hz") or 0
-    for k, r in enumerate(report.get("results", [])):
-        lat = f"{r['cycles'] / clock * 1e6:8.1f} us" if clock else f"{r['cycles']} cycles"
-        lab = "" if labels is None else f"  label {labels[k]}"
-        print(f"{names[k]:>14s}: class {r['cls']}{lab}  latency {lat} ({r['cycles']} cycles)"
-              f"  events {'/'.join(str(e) for e in r['events'])}")
-    for c in report.get("checks", []):
-        print(f"{'ok  ' if c['ok'] else 'FAIL'} {c['check']}: got {c['got']}, want {c['want']}")
-    if labels is not None and report.get("results"):
-        acc = np.mean([r["cls"] == y for r, y in zip(report["results"], labels, strict=True)])
-        print(f"accuracy {100 * acc:.2f}% on {len(labels)} images")
-    if "run_seconds" in report and report["run_seconds"] > 0:
-        print(f"{len(report['results']) / report['run_seconds']:.1f} images/s end to end "
-              "(link included)")
-
-
-#: what `gxnor run --json` writes (an existing file is replaced only if it is one of these)
-REPORT_KIND = "gxnor-run-report"
-#: the `gxnor run --sim` build folder
-SIM_KIND = files.Kind("run-sim", "gxnor run --sim",
-                      recognize=lambda f: (f / "images.npy").exists())
-
-
-def main(args) -> int:
-    if args.sim and args.export_dir is None:
-        raise InputError("--sim needs --export-dir: the simulated board is built from it")
-    may_replace = files.is_json_of("kind", REPORT_KIND)
-    if args.json:
-        files.check_file(args.json, may_replace=may_replace, what="--json")
-    if args.sim:
-        files.check(args.out, SIM_KIND, [args.export_dir])
-    images, labels, names = load_images(args.images, getattr(args, "data_dir", None))
-    mode = "selftest" if args.selftest else "run"
-    if args.sim:
-        from . import runner
-
-        failed = None
-        with files.output_dir(args.out, SIM_KIND, [args.export_dir]) as tmp:
-            try:
-                report = runner.run_board(args.export_dir, images, tmp, sim=args.sim, mode=mode,
-                                          lanes=args.lanes, weights=args.weights)
-            except runner.SimulationFailed as exc:
-                failed = exc
-        if failed is not None:
-            raise StageFailed(f"{failed}\nlogs: {args.out}")
-    else:
-        dev = Device(SerialTransport(args.port, args.baud))
-        report = session(dev, images, args.export_dir, mode)
-    print_report(report, names, labels)
-    if args.json:
-        files.write_file(args.json, json.dumps({"kind": REPORT_KIND, **report}, indent=1),
-                         may_replace=may_replace, what="--json")
-    failed = [c for c in report.get("checks", []) if not c["ok"]]
-    if args.export_dir is not None and report.get("results"):
-        from . import golden
-
-        want = golden.Network(args.export_dir).run(images.reshape(len(images), -1)).classes
-        got = np.array([r["cls"] for r in report["results"]])
-        bad = np.nonzero(got != want)[0]
-        print(f"golden model: {len(got) - len(bad)}/{len(got)} classes agree")
-        if len(bad):
-            print(f"disagree on {[names[i] for i in bad[:10]]}", file=sys.stderr)
-            return 1
-    return 1 if failed else 0

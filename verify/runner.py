@@ -118,3 +118,32 @@ def cocotb_run(verilog: Path, top: str, test_module: str, build_dir: Path, *, si
         msgs = "\n".join(report.get("messages", [])) or f"see {log}"
         raise SimulationFailed(f"cocotb ({sim}): {failed} of {total} tests failed\n{msgs}")
     return report
+
+
+LINK_TOP = "gxnor_link"
+
+
+def run_link(export_dir: Path, build_dir: Path, *, cases: int = 50, seed: int = 0,
+             sim: str | None = None, divisor: int = 4) -> dict:
+    """The protocol robustness bench (:mod:`.bench_link`) on the board core of ``export_dir``:
+    ``cases`` malformed inputs, each followed by a valid request that must be answered right.
+    Raises SimulationFailed when a check failed."""
+    from gxnor.hw import rtl
+    from gxnor.hw.link import protocol
+    from gxnor.hw.link.core import core_info
+
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    spec = rtl.load_spec(Path(export_dir))
+    timeout = 20 * 10 * divisor  # 20 byte times
+    core = dict(divisor=divisor, weights="rom", timeout=timeout,
+                net_id=protocol.network_id(export_dir))
+    info = core_info(spec, **core).encode()
+    verilog = build_dir / f"{LINK_TOP}.v"
+    verilog.write_text(rtl.board_verilog_text(spec, name=LINK_TOP, **core))
+    return cocotb_run(verilog, LINK_TOP, "gxnor.verify.bench_link", build_dir, sim=sim,
+                      seed=seed, env={
+                          "GXNOR_EXPORT": str(Path(export_dir).resolve()),
+                          "GXNOR_DIVISOR": str(divisor), "GXNOR_TIMEOUT": str(timeout),
+                          "GXNOR_INFO": info.hex(), "GXNOR_CASES": str(cases),
+                          "GXNOR_SEED": str(seed)})

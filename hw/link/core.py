@@ -193,6 +193,15 @@ class WeightStore(wiring.Component):
         return m
 
 
+def core_info(spec: AcceleratorSpec, *, divisor: int, weights: str = "rom", clock_hz: int = 0,
+              net_id: int = 0, loaded_words: int = 0, **_) -> P.Info:
+    """The INFO a :class:`BoardCore` with these parameters answers to PING."""
+    return P.Info(P.MAGIC, P.VERSION, spec.lanes, spec.n_pixels, spec.num_classes,
+                  len(spec.layers), P.score_bytes(spec.score_bits), spec.word_bytes,
+                  spec.weight_words, net_id, int(weights != "rom"), loaded_words,
+                  int(clock_hz), divisor)
+
+
 class BoardCore(wiring.Component):
     """The accelerator with its UART protocol engine (see the module docstring).
 
@@ -234,11 +243,9 @@ class BoardCore(wiring.Component):
 
     def info(self, loaded_words: int = 0) -> P.Info:
         """What PING answers (``loaded_words`` is live in the hardware)."""
-        spec = self._spec
-        return P.Info(P.MAGIC, P.VERSION, spec.lanes, spec.n_pixels, spec.num_classes,
-                      len(spec.layers), self.score_bytes, spec.word_bytes, spec.weight_words,
-                      self._net_id, int(self._weights != "rom"), loaded_words,
-                      int(self._clock_hz), self._divisor)
+        return core_info(self._spec, divisor=self._divisor, weights=self._weights,
+                         clock_hz=self._clock_hz, net_id=self._net_id,
+                         loaded_words=loaded_words)
 
     def elaborate(self, platform):
         spec = self._spec

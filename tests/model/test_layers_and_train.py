@@ -96,3 +96,29 @@ def test_checkpoint_with_mismatched_state(tmp_path):
     torch.save(payload, path)
     with pytest.raises(checkpoint.CheckpointError, match=r"c\.pt: field 'state' does not match"):
         checkpoint.load(path)
+
+
+def test_an_interrupted_run_keeps_its_finished_epochs(tmp_path, monkeypatch):
+    cfg = nets.get_config("mlp-digits")
+    cfg.epochs = 5
+    real = train._epoch
+    calls = []
+
+    def epoch(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C in the third epoch
+        return real(*args)
+
+    monkeypatch.setattr(train, "_epoch", epoch)
+    summary = train.train(cfg, tmp_path / "run", seed=0, progress=False, log=lambda s: None)
+    assert summary["interrupted"] and summary["epochs_done"] == 2
+    assert checkpoint.load(tmp_path / "run")[1]["extra"]["epoch"] == 2
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs_done"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary folder left
+    # interrupted before any epoch finished: nothing is written at all
+    calls.clear()
+    calls.extend([1, 1])
+    with pytest.raises(KeyboardInterrupt):
+        train.train(cfg, tmp_path / "run2", seed=0, progress=False, log=lambda s: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -305,7 +305,6 @@ def _layer(c: _Checker, folder: Path, spec, i: int, last: bool, prev: tuple, n_b
                                 f"expected {words} words x {word_bytes} bytes")
     data = np.frombuffer(raw["bin"], np.uint8).reshape(words, word_bytes)
     lane_codes = _check_codes(folder / names["bin"], data, lanes, width, word_bits, w)
-    _check_hex(folder / names["hex"], raw["hex"], data, word_bits, w)
     try:
         lane_w = codes.decode(lane_codes, n_bits)
     except codes.CodeError as exc:
@@ -315,6 +314,7 @@ def _layer(c: _Checker, folder: Path, spec, i: int, last: bool, prev: tuple, n_b
         raise ExportFormatError(f"{folder / names['bin']}: {w}: lanes past output {n_out - 1} "
                                 "hold nonzero weights (they must be code 0)")
     weights_ = np.ascontiguousarray(full[:n_out]).astype(np.int8)
+    _check_hex(folder / names["hex"], raw["hex"], data, word_bits, w)
 
     # accumulator bound and width, from the weights (the exporter's rule)
     max_in = 2**PIXEL_BITS - 1 if i == 0 else 1

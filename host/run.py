@@ -53,7 +53,7 @@ def main(args) -> int:
     export = format.load(args.export_dir) if args.export_dir is not None else None
     mode = "selftest" if args.selftest else "run"
     if args.sim:
-        from gxnor.hw.accelerator import AcceleratorSpec
+        from gxnor.hw.spec import AcceleratorSpec
         from gxnor.verify import runner
 
         from .simboard import run_board

@@ -11,7 +11,8 @@ from gxnor.base import files
 from gxnor.export import format
 
 from . import toolchain
-from .accelerator import Accelerator, AcceleratorSpec
+from .accelerator import Accelerator
+from .spec import AcceleratorSpec
 
 
 def load_spec(export_dir: Path, lanes: int | None = None) -> AcceleratorSpec:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from amaranth.sim import Simulator
 
-from .accelerator import Accelerator, AcceleratorSpec
+from .accelerator import Accelerator
+from .spec import AcceleratorSpec
 
 
 def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0,

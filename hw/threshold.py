@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .codes import TernaryCode
+from .layouts import TernaryCode
 
 
 def threshold_layout(width: int) -> data.StructLayout:

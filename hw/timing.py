@@ -1,24 +1,28 @@
-"""The cycle model: the single definition of the accelerator's timing contract.
+"""The cycle model: the single definition of the accelerator's timing contract, built from
+the latencies its blocks declare (``gxnor.hw.sequencer``, ``.events``, ``.fetch``,
+``.serializer``, ``.argmax``).
 
-The hardware (``gxnor.hw.accelerator``) is built to these numbers and its tests check it
-cycle for cycle. For one fully connected layer with E input events (nonzero activations),
-n_out outputs and P lanes, G = ceil(n_out / P) groups of n_g = min(P, n_out - g P) neurons:
+The hardware is built to these numbers and its tests check it cycle for cycle. For one fully
+connected layer with E input events (nonzero activations), n_out outputs and P lanes,
+G = ceil(n_out / P) groups of n_g = min(P, n_out - g P) neurons:
 
 * ``SETUP`` cycles load the layer's parameters.
 * Group g issues its E events back to back (one per cycle, no bubbles) and then one END token
   that moves the P accumulators to the output serializer; the END token of group g must wait
   until the serializer has finished group g-1 (n_{g-1} cycles: one threshold or score per
   cycle), so group g occupies the issue stage for max(E + 1, n_{g-1}) cycles (n_{-1} = 0).
-* After the last END token: ``PIPELINE`` cycles to reach the PE array, n_{G-1} serializer
-  cycles, ``SERIALIZER_LATENCY`` cycles through the registers around the threshold / score
-  units, ``DRAIN`` cycles to hand over to the next layer.
+* After the last END token: ``PIPELINE`` cycles to reach the PE array (the event-list read and
+  the weight fetch), n_{G-1} serializer cycles, ``SERIALIZER_LATENCY`` cycles through the
+  registers around the threshold / score units, ``DRAIN`` cycles to hand over to the next
+  layer.
 
     cycles(E) = SETUP + sum_{g=0}^{G-1} max(E + 1, n_{g-1}) + PIPELINE + n_{G-1}
                 + SERIALIZER_LATENCY + DRAIN
 
 An image costs the sum over its layers; the count starts on the cycle after the last pixel is
 accepted and stops when the class is known (loading pixels and streaming results out are not
-counted). The dense reference is the same array with E = n_in for every layer.
+counted: :func:`io_cycles`). The dense reference is the same array with E = n_in for every
+layer.
 """
 
 from __future__ import annotations
@@ -27,18 +31,18 @@ import math
 
 import numpy as np
 
-SETUP = 1  # cycles: load layer constants, event count
-PIPELINE = 4  # cycles from issuing a token to the PE array: event-list read and register,
-# weight-memory read and register (block RAM outputs only feed registers: timing)
-DRAIN = 1  # cycles after the last serializer step before the next layer starts
-# every layer: registers between the serializer's reads and its threshold / score unit, and
-# between the unit and the event-list write (hidden layers) or the argmax (last layer)
-SERIALIZER_LATENCY = 2
+from .argmax import Classifier
+from .events import EventLists
+from .fetch import WeightFetch
+from .sequencer import Sequencer
+from .serializer import Serializer
 
-# Widths of the counters the accelerator reports with every result (class, then the cycle
-# count, then one event count per layer, from the least significant bit up).
-CYCLE_BITS = 32
-EVENT_COUNT_BITS = 16
+SETUP = Sequencer.SETUP_CYCLES
+#: from issuing a token to the PE array: the event-list read and register, the weight-memory
+#: read and register (block RAM outputs only feed registers: timing)
+PIPELINE = EventLists.latency + WeightFetch.latency
+SERIALIZER_LATENCY = Serializer.latency
+DRAIN = Sequencer.DRAIN_CYCLES
 
 
 def group_sizes(n_out: int, lanes: int) -> list[int]:
@@ -75,7 +79,6 @@ def dense_cycles(layer_inputs: list[int], layer_outputs: list[int], lanes: int) 
 
 def io_cycles(n_pixels: int, n_classes: int) -> int:
     """Cycles per image outside the compute count: one per input pixel (the accelerator does
-    not overlap input with compute), then per class a score-buffer read and a score, then the
-    result (output ``ready`` held high)."""
-    return n_pixels + 2 * n_classes + 1
-
+    not overlap input with compute), then the scores and the result (output ``ready`` held
+    high)."""
+    return n_pixels + Classifier.cycles_per_score * n_classes + 1

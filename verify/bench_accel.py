@@ -25,6 +25,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from gxnor.hw import timing
+from gxnor.hw.spec import AcceleratorSpec, result_layout
 from gxnor.sim import golden
 
 
@@ -41,7 +42,7 @@ class AcceleratorBench:
         self.n_pixels = int(np.prod(net.input_shape))
         self.n_classes = net.layers[-1].n_out
         self.outputs = [ly.n_out for ly in net.layers]
-        self.cls_bits = max(self.n_classes - 1, 1).bit_length()
+        self.result = result_layout(AcceleratorSpec.from_export(net.export))
         self.expected: deque = deque()
         self.seen_pixels: list[int] = []
         self.scores: list[int] = []
@@ -121,14 +122,9 @@ class AcceleratorBench:
                 self._check(int(d.result__payload.value))
 
     def _check(self, word: int):
-        got = {
-            "cls": word & ((1 << self.cls_bits) - 1),
-            "cycles": (word >> self.cls_bits) & ((1 << timing.CYCLE_BITS) - 1),
-            "events": [(word >> (self.cls_bits + timing.CYCLE_BITS
-                                 + timing.EVENT_COUNT_BITS * i))
-                       & ((1 << timing.EVENT_COUNT_BITS) - 1) for i in range(len(self.outputs))],
-            "scores": self.scores,
-        }
+        res = self.result.from_bits(word)
+        got = {"cls": res.cls, "cycles": res.cycles, "events": list(res.events),
+               "scores": self.scores}
         self.scores = []
         if not self.expected:
             self._error(f"result {self.checked} arrived with no image sent: {got}")

@@ -22,26 +22,41 @@ class SimulationFailed(AssertionError):
     pass
 
 
+DUMP_REG = re.compile(r"reg (\\\$auto\$verilog_backend\S*dump_module\S*)\s*=\s*0;")
+SINGLE_ALWAYS = re.compile(r"always @\*\n(\s+)(?!begin)([^\n]*;)\n")
+
+
 def icarus_copy(verilog: Path) -> Path:
     """A copy of the Verilog for Icarus that runs every ``always @*`` block once at start-up.
 
     Yosys writes combinational logic as ``always @*`` blocks, which Verilog runs only when an
     input changes: a block whose inputs keep their initial values never runs and its outputs
-    stay X (a time-0 race, amaranth-lang/amaranth#594). Yosys guards against that with a
-    ``dump_module`` register that every such block reads, declared ``= 0``; Icarus 11 applies
-    a declaration's initial value without an event, so nothing fires. Here the register gets
-    its value from an ``initial`` block 1 ns in instead, which is a change every block sees.
-    Verilator needs no copy.
+    stay X (a time-0 race, amaranth-lang/amaranth#594). Yosys guards its larger blocks with a
+    ``dump_module`` register that they read, declared ``= 0``; Icarus 11 applies a
+    declaration's initial value without an event, so nothing fires, and Yosys's one-line
+    blocks (``always @* x[3:0] = k;``, a constant into unused bits) do not read it at all.
+    Here, in every module, the register gets its value from an ``initial`` block 1 ns in (a
+    change every block sees), and every one-line block reads it too. Verilator needs no copy.
     """
     text = Path(verilog).read_text()
-    pattern = re.compile(r"reg (\\\$auto\$verilog_backend\S*dump_module\S*)\s*=\s*0;")
-    text, n = pattern.subn(lambda mt: f"reg {mt.group(1)} ;\n  initial #1 {mt.group(1)} = 1'b0;",
-                           text)
-    if n == 0 and "always @*" in text:
-        raise ValueError(f"{verilog}: no Yosys dump_module register found; cannot make the "
-                         "combinational blocks start under Icarus")
+    parts = re.split(r"(?m)^(?=module )", text)
+    for k, mod in enumerate(parts):
+        if not mod.startswith("module ") or "always @*" not in mod:
+            continue
+        found = DUMP_REG.search(mod)
+        if found:
+            reg = found.group(1)
+            mod = mod.replace(found.group(0), f"reg {reg} ;\n  initial #1 {reg} = 1'b0;")
+        else:
+            reg = f"\\gxnor_icarus_start{k}"
+            header = mod.index(");\n") + 3
+            mod = (mod[:header] + f"  reg {reg} ;\n  initial #1 {reg} = 1'b0;\n"
+                   + mod[header:])
+        parts[k] = SINGLE_ALWAYS.sub(
+            lambda mt, reg=reg: f"always @* begin\n{mt.group(1)}if ({reg} ) begin end\n"
+                                f"{mt.group(1)}{mt.group(2)}\n  end\n", mod)
     out = Path(verilog).with_name(Path(verilog).stem + "_icarus.v")
-    out.write_text(text)
+    out.write_text("".join(parts))
     return out
 
 

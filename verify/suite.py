@@ -43,7 +43,7 @@ def run_suite(out: Path, sim: str, images: int = 20, waves: bool = False) -> lis
         save_random(d / "run", sizes, input_shape=shape, seed=k, weight_zeros=zeros)
         export = export_run(d / "run", d / "export", lanes=lanes)
         imgs = random_images(images, shape[1:], density=density, seed=k)
-        imgs[0] = 0
+        imgs[len(imgs) // 2] = 0  # an all-zero image, after real ones
         for pause in (0.0, 0.3):
             r = runner.run(export, imgs, d / f"sim-{pause}", sim=sim, idle=pause,
                            stall=pause, seed=k, waves=waves)

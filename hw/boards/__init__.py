@@ -28,9 +28,9 @@ from gxnor.export import format
 from gxnor.sim import golden
 
 from .. import timing, toolchain
-from ..accelerator import AcceleratorSpec
 from ..link import protocol as P
 from ..link.core import BoardCore
+from ..spec import AcceleratorSpec
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ from amaranth.lib.wiring import In, Out
 
 from gxnor.base.errors import InputError
 
-from ..accelerator import Accelerator, AcceleratorSpec
+from ..accelerator import Accelerator
+from ..spec import AcceleratorSpec
 from . import protocol as P
 from .uart import UARTRx, UARTTx
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
+from ..spec import CYCLE_BITS, EVENT_COUNT_BITS
+
 SYNC = 0xA5
 VERSION = 1
 MAGIC = b"GX"
@@ -80,7 +82,10 @@ def field_bytes(layout) -> list[tuple[str, int]]:
 
 
 LOAD_ADDR_BYTES = 4
-CLASS_BYTES, CYCLES_BYTES, EVENTS_BYTES = 1, 4, 2  # RUN answer fields after the scores
+# RUN answer fields after the scores: the class (a byte: at most 256 classes), then the
+# accelerator's result word's counters, whole bytes of their widths (gxnor.hw.spec)
+CLASS_BYTES = 1
+CYCLES_BYTES, EVENTS_BYTES = CYCLE_BITS // 8, EVENT_COUNT_BITS // 8
 
 
 def run_answer_bytes(num_classes: int, score_bytes: int, n_layers: int) -> int:

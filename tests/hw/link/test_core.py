@@ -7,9 +7,9 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from gxnor.hw.accelerator import AcceleratorSpec
 from gxnor.hw.link import core as board
 from gxnor.hw.link import protocol as P
+from gxnor.hw.spec import AcceleratorSpec
 from gxnor.sim import golden
 
 

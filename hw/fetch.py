@@ -1,0 +1,88 @@
+"""The weight fetch: each token's weight word, from the weight memory."""
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+WEIGHT_MEMORIES = ("rom", "loadable", "external")
+
+
+def load_layout(words: int, word_bits: int) -> data.StructLayout:
+    """One weight word for the ``weights_in`` stream: its address and its codes."""
+    return data.StructLayout({"addr": range(max(words, 2)), "data": word_bits})
+
+
+class WeightFetch(wiring.Component):
+    """Reads the weight word of each token: P two-bit codes, one per lane, at address
+    ``token.base + token.event.index`` (the group's base in the layer's ROM image plus the
+    event's input index; the order of the export's ROM images, layer after layer).
+
+    Parameters
+    ----------
+    words: the weight-memory words (every layer's ROM image, in order).
+    word_bits: bits of a word (2 P).
+    token: the token layout.
+    memory: ``"rom"`` (initialised with ``init``), ``"loadable"`` (starts empty, as iCE40 SPRAM
+        does after configuration; the ``weights_in`` stream writes it, one word per cycle,
+        while the engine is idle) or ``"external"`` (no memory inside: ``weight_addr`` out,
+        ``weight_data`` in, read synchronously, e.g. from SPRAM in a board top).
+    init: the words of a ``"rom"``.
+
+    Members
+    -------
+    tokens: In(stream(token)) — always ready.
+    out: Out(stream(token)) — the token with its word, ``latency`` cycles later.
+    busy: Out(1) — a token is in flight.
+
+    Timing: latency 2 (the memory read, then a register); one token per cycle.
+    """
+
+    latency = 2
+
+    def __init__(self, words: int, word_bits: int, token: data.Layout, memory: str = "rom",
+                 init=()):
+        if memory not in WEIGHT_MEMORIES:
+            raise ValueError(f"memory must be one of {WEIGHT_MEMORIES}, got {memory!r}")
+        self._words, self._word_bits, self._memory = words, word_bits, memory
+        self._init = list(init)
+        ports = {
+            "tokens": In(stream.Signature(token, always_ready=True)),
+            "out": Out(stream.Signature(token, always_ready=True)),
+            "busy": Out(1),
+        }
+        if memory == "loadable":
+            ports["weights_in"] = In(stream.Signature(load_layout(words, word_bits)))
+        if memory == "external":
+            ports["weight_addr"] = Out(range(max(words, 2)))
+            ports["weight_data"] = In(word_bits)
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        if self._memory == "external":
+            addr, word = self.weight_addr, self.weight_data
+        else:
+            m.submodules.weights = mem = memory.Memory(
+                shape=unsigned(self._word_bits), depth=max(self._words, 1),
+                init=self._init if self._memory == "rom" else [])
+            rd = mem.read_port()
+            addr, word = rd.addr, rd.data
+        if self._memory == "loadable":
+            wr = mem.write_port()
+            m.d.comb += [
+                self.weights_in.ready.eq(1),
+                wr.addr.eq(self.weights_in.payload.addr),
+                wr.data.eq(self.weights_in.payload.data),
+                wr.en.eq(self.weights_in.valid),
+            ]
+
+        # the address from the token (registered by the event lists), the word one cycle later
+        tok = self.tokens.payload
+        m.d.comb += addr.eq(tok.base + tok.event.index)
+        p3 = Signal.like(tok)
+        p3_valid = Signal()
+        m.d.sync += [p3.eq(tok), p3_valid.eq(self.tokens.valid)]
+        m.d.sync += [self.out.payload.eq(p3), self.out.payload.word.eq(word),
+                     self.out.valid.eq(p3_valid)]
+        m.d.comb += self.busy.eq(p3_valid | self.out.valid)
+        return m

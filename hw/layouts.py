@@ -1,0 +1,47 @@
+"""The layouts that cross the accelerator's block boundaries, built from the export's
+definitions (:mod:`gxnor.export.codes`): the ternary code, the event, and the token that flows
+through the engine's pipeline (sequencer -> event lists -> weight fetch -> PE array)."""
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data
+
+from gxnor.export import codes
+
+#: 2-bit gated-XNOR code: ``nonzero`` opens the gate, ``sign`` is 1 for negative.
+TernaryCode = data.StructLayout({"nonzero": 1, "sign": 1})
+
+# The layout must put the fields where the export's code definition says they are.
+assert TernaryCode["nonzero"].offset == codes.NONZERO_BIT
+assert TernaryCode["sign"].offset == codes.SIGN_BIT
+assert TernaryCode.size == codes.CODE_BITS
+
+#: bits of an event's magnitude: the first layer's pixels (later layers: always 1)
+MAGNITUDE_BITS = 8
+
+
+def event_layout(index_bits: int) -> data.StructLayout:
+    """An event: which input fired, its magnitude (pixel value, or 1) and its sign."""
+    return data.StructLayout({"index": index_bits, "magnitude": MAGNITUDE_BITS, "sign": 1})
+
+
+def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes: int,
+                 index_bits: int, word_bits: int) -> data.StructLayout:
+    """The engine's work item. The sequencer issues one per event of a group (then an END
+    token per group); the event lists fill in ``event``, the weight fetch fills in ``word``;
+    the PE array consumes it.
+
+    ``depth``: entries of an event list; ``words``: weight-memory words; ``neurons``: the
+    widest layer; ``thresholds``: threshold-memory entries; ``lanes``: P.
+    """
+    return data.StructLayout({
+        "end": 1,  # END: the group's sums go to the serializer (no event)
+        "src": 1,  # the event list the layer reads
+        "pos": range(max(depth, 2)),  # the event's position in that list
+        "base": range(max(words, 2)),  # weight address of the group: layer base + g * n_in
+        "nbase": range(max(neurons, 2) + lanes),  # the group's first neuron in its layer
+        "taddr": range(max(thresholds, 2) + lanes),  # its entry in the threshold memory
+        "size": range(lanes + 1),  # neurons in the group
+        "last": 1,  # the last layer: scores, not thresholds
+        "event": event_layout(index_bits),
+        "word": unsigned(word_bits),
+    })

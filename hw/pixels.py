@@ -1,0 +1,59 @@
+"""The input stage: pixels in, the image's nonzero pixels out as first-layer events."""
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layouts import MAGNITUDE_BITS
+
+
+class PixelEvents(wiring.Component):
+    """Turns the pixel stream into events: a nonzero pixel becomes an event (index = the
+    pixel's position in the image, magnitude = its value, sign +); a black pixel becomes
+    nothing.
+
+    Parameters
+    ----------
+    n_pixels: pixels per image (row-major (C, H, W)).
+    event: the event layout.
+
+    Members
+    -------
+    pixels: In(stream(uint8)) — ready while ``enable`` is high.
+    enable: In(1) — accept pixels.
+    events: Out(stream(event)) — always ready downstream (the event list).
+    last: Out(1) — pulse: the image's last pixel was accepted this cycle.
+
+    Timing: latency 0 (combinational), one pixel per cycle.
+    """
+
+    latency = 0
+
+    def __init__(self, n_pixels: int, event: data.Layout):
+        if n_pixels < 1:
+            raise ValueError(f"n_pixels must be >= 1, got {n_pixels!r}")
+        self._n_pixels = n_pixels
+        super().__init__({
+            "pixels": In(stream.Signature(unsigned(MAGNITUDE_BITS))),
+            "enable": In(1),
+            "events": Out(stream.Signature(event, always_ready=True)),
+            "last": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        index = Signal(range(max(self._n_pixels, 2)))
+        take = self.pixels.valid & self.enable
+        m.d.comb += [
+            self.pixels.ready.eq(self.enable),
+            self.events.valid.eq(take & (self.pixels.payload != 0)),
+            self.events.payload.index.eq(index),
+            self.events.payload.magnitude.eq(self.pixels.payload),
+            self.events.payload.sign.eq(0),
+        ]
+        with m.If(take):
+            m.d.sync += index.eq(index + 1)
+            with m.If(index == self._n_pixels - 1):
+                m.d.comb += self.last.eq(1)
+                m.d.sync += index.eq(0)
+        return m

@@ -1,0 +1,148 @@
+"""The sequencer: walks the layers of an image, group by group, issuing one token per event."""
+
+import math
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .spec import CYCLE_BITS, EVENT_COUNT_BITS, AcceleratorSpec
+
+
+class Sequencer(wiring.Component):
+    """Issues the work of one image on the shared engine, layer after layer.
+
+    For each layer: ``SETUP`` (the layer's input list and its event count), then for each group
+    of P output neurons one token per event of the list, back to back, and an END token that
+    hands the group's sums to the serializer; then ``DRAIN`` until nothing is in flight. The
+    serializer needs n_g cycles for a group of n_g neurons, so the END token of group g waits
+    until group g-1 is through: the sequencer keeps that credit itself (``cool``), so nothing
+    downstream ever stalls.
+
+    Parameters
+    ----------
+    spec: :class:`~gxnor.hw.spec.AcceleratorSpec`.
+    token: the token layout (:func:`gxnor.hw.layouts.token_layout`).
+    count: the shape of an event-list count.
+
+    Members
+    -------
+    start: In(1) — the image's input list is complete: begin with layer 0.
+    count: In(2 x count) — the event lists' counts.
+    idle: In(1) — nothing in flight downstream (event lists, weight fetch, serializer).
+    tokens: Out(stream(token)) — always ready downstream.
+    src: Out(1) — the event list the current layer reads (layer l reads list l mod 2).
+    clear: Out(2) — empty the list the current layer's outputs go to.
+    busy: Out(1) — an image is being computed.
+    done: Out(1) — pulse: the last layer is through (the class is known).
+    cycles: Out(CYCLE_BITS) — the image's compute cycles (from the cycle after ``start``).
+    events: Out(layers x EVENT_COUNT_BITS) — the events (input list length) of each layer.
+
+    Timing (``gxnor.hw.timing``): ``SETUP_CYCLES`` per layer; group g occupies the issue
+    for max(E + 1, n_{g-1}) cycles; after the last END token the sequencer waits for the
+    pipeline and the serializer, then ``DRAIN_CYCLES``.
+    """
+
+    SETUP_CYCLES = 1
+    DRAIN_CYCLES = 1
+
+    def __init__(self, spec: AcceleratorSpec, token: data.Layout, count):
+        if not isinstance(spec, AcceleratorSpec):
+            raise TypeError(f"spec must be an AcceleratorSpec, got {spec!r}")
+        self._spec = spec
+        super().__init__({
+            "start": In(1),
+            "count": In(data.ArrayLayout(count, 2)),
+            "idle": In(1),
+            "tokens": Out(stream.Signature(token, always_ready=True)),
+            "src": Out(1),
+            "clear": Out(2),
+            "busy": Out(1),
+            "done": Out(1),
+            "cycles": Out(CYCLE_BITS),
+            "events": Out(data.ArrayLayout(EVENT_COUNT_BITS, len(spec.layers))),
+        })
+
+    def elaborate(self, platform):
+        spec = self._spec
+        lanes, n_layers = spec.lanes, len(spec.layers)
+        m = Module()
+
+        # per-layer constants: weight and threshold bases, groups, the last group's size
+        def table(values):
+            width = max(1, max(int(v) for v in values).bit_length())
+            return Array(Const(int(v), width) for v in values)
+
+        wbase, tbase, wa, ta = [], [], 0, 0
+        for ly in spec.layers:
+            wbase.append(wa)
+            tbase.append(ta)
+            wa += len(ly.words)
+            ta += ly.n_out
+        groups = [math.ceil(ly.n_out / lanes) for ly in spec.layers]
+        c_n_in = table([ly.n_in for ly in spec.layers])
+        c_last_group = table([g - 1 for g in groups])
+        c_last_size = table([ly.n_out - (g - 1) * lanes for ly, g in zip(spec.layers, groups,
+                                                                           strict=True)])
+        c_wbase, c_tbase = table(wbase), table(tbase)
+
+        layer = Signal(range(max(n_layers, 2)))
+        is_last = layer == n_layers - 1
+        m.d.comb += self.src.eq(layer[0])
+        n_events = Signal.like(self.count[0])
+        k = Signal.like(n_events)  # the next event to issue
+        g = Signal(range(max(max(groups), 2)))
+        base = Signal.like(self.tokens.payload.base)
+        nbase = Signal.like(self.tokens.payload.nbase)
+        cool = Signal(range(lanes + 1))  # cycles until the serializer takes another group
+        group_size = Signal(range(lanes + 1))
+        m.d.comb += group_size.eq(Mux(g == c_last_group[layer], c_last_size[layer], lanes))
+        with m.If(cool != 0):
+            m.d.sync += cool.eq(cool - 1)
+
+        # the token: the event at position k of list src, for the current group
+        tok = self.tokens.payload
+        m.d.comb += [tok.src.eq(self.src), tok.pos.eq(k), tok.base.eq(base),
+                     tok.nbase.eq(nbase), tok.taddr.eq(c_tbase[layer] + nbase),
+                     tok.size.eq(group_size), tok.last.eq(is_last)]
+
+        with m.FSM(name="sequencer"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [layer.eq(0), self.cycles.eq(0)]
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                m.d.comb += [self.busy.eq(1), self.clear.eq(Mux(self.src, 0b01, 0b10))]
+                m.d.sync += [
+                    self.cycles.eq(self.cycles + 1),
+                    n_events.eq(self.count[self.src]),
+                    self.events[layer].eq(self.count[self.src]),
+                    k.eq(0), g.eq(0), base.eq(c_wbase[layer]), nbase.eq(0), cool.eq(0),
+                ]
+                m.next = "ISSUE"
+            with m.State("ISSUE"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += self.cycles.eq(self.cycles + 1)
+                with m.If(k != n_events):
+                    m.d.comb += self.tokens.valid.eq(1)
+                    m.d.sync += k.eq(k + 1)
+                with m.Elif(cool == 0):
+                    # END token: this group's sums go to the serializer
+                    m.d.comb += [self.tokens.valid.eq(1), tok.end.eq(1)]
+                    m.d.sync += [k.eq(0), cool.eq(group_size - 1)]
+                    with m.If(g == c_last_group[layer]):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.d.sync += [g.eq(g + 1), base.eq(base + c_n_in[layer]),
+                                     nbase.eq(nbase + lanes)]
+            with m.State("DRAIN"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += self.cycles.eq(self.cycles + 1)
+                with m.If(self.idle):
+                    with m.If(is_last):
+                        m.d.comb += self.done.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += layer.eq(layer + 1)
+                        m.next = "SETUP"
+        return m

@@ -1,0 +1,35 @@
+import pytest
+from amaranth.sim import Simulator
+
+from gxnor.hw.layouts import event_layout, token_layout
+
+
+@pytest.fixture
+def simulate():
+    """simulate(dut, *testbenches, clock=True): run Amaranth testbenches on ``dut``."""
+
+    def run(dut, *benches, clock=True):
+        sim = Simulator(dut)
+        if clock:
+            sim.add_clock(1e-6)
+        for k, bench in enumerate(benches):
+            sim.add_testbench(bench, background=k > 0)
+        sim.run()
+
+    return run
+
+
+@pytest.fixture
+def small_token():
+    """small_token(lanes=4): a token layout for block tests (16-entry lists, 4-bit indices)."""
+
+    def make(lanes=4, depth=16, words=64, index_bits=4):
+        return token_layout(depth=depth, words=words, neurons=16, thresholds=32, lanes=lanes,
+                            index_bits=index_bits, word_bits=2 * lanes)
+
+    return make
+
+
+@pytest.fixture
+def small_event():
+    return event_layout(4)

@@ -1,8 +1,10 @@
-"""The board table and the PLL settings of the FPGA families (gxnor.hw.boards)."""
+# amaranth: UnusedElaboratable=no
+"""The board table and the FPGA families: PLL settings, memories (gxnor.hw.boards)."""
 
 import pytest
 
 from gxnor.hw import boards
+from gxnor.hw.boards import families
 
 
 def test_plls_match_icepll_and_ecppll():
@@ -24,9 +26,17 @@ def test_plls_match_icepll_and_ecppll():
 
 
 def test_board_names():
-    assert boards.board("icebreaker").family == "ice40"
+    assert boards.board("icebreaker").family is boards.ICE40
     assert boards.board("ulx3s-85f").weights == "rom"
     with pytest.raises(ValueError, match="no UART"):
         boards.board("upduino-v3")
     with pytest.raises(ValueError, match="unknown board 'nope'.*icebreaker"):
         boards.board("nope")
+
+
+def test_spram_capacity_is_checked():
+    with pytest.raises(ValueError, match="SPRAM blocks"):
+        families.SPRAMStore(depth=16384 * 2, width=64)
+    assert families.SPRAMStore(depth=8576, width=64).starts_empty  # the default net, P=32
+    with pytest.raises(ValueError, match="no 'spram' weight memory"):
+        families.ECP5.weight_store(None, "spram")

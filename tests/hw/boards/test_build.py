@@ -23,7 +23,7 @@ def test_bitstream_builds_fits_and_meets_clock(name, mnist_trained_export, mnist
     assert report["timing_met"], f"Fmax {report['fmax_hz'] / 1e6:.2f} MHz"
     assert report["fmax_hz"] >= report["clock_hz"] == b.clock_hz
     assert report["lanes"] == b.lanes
-    assert (bdir / ("top.bin" if b.family == "ice40" else "top.bit")).stat().st_size > 100_000
+    assert (bdir / b.family.bitstream).stat().st_size > 100_000
     assert json.loads((bdir / "report.json").read_text()) == report
     assert "timing met" in (bdir / "report.md").read_text()
     for res in report["resources"].values():

@@ -1,0 +1,65 @@
+"""The boards gxnor builds for: one table entry per board."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from gxnor.base.errors import InputError
+
+from .families import ECP5, ICE40, Family
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    platform: str  # "module:Class" of amaranth-boards
+    family: Family
+    lanes: int  # default PE lanes
+    clock_hz: int  # default core clock (PLL output), chosen below the measured Fmax
+    # (ECP5 at 128 lanes: 86 MHz when asked for 100; the unregistered score multiply-add
+    # is the critical path, see docs/BENCHMARKS.md)
+    weights: str  # the weight memory: "rom" (block RAM, in the bitstream) or the family's
+    # own ("spram": empty after configuration, loaded over the UART)
+    program: tuple  # programmer command, the bitstream appended
+    port: str  # the serial port the board's FTDI usually gets on Linux
+    baud: int = 1_000_000
+    notes: str = ""
+    uart: tuple = field(default=("uart", 0))
+
+    def platform_object(self):
+        """A fresh amaranth-boards platform of this board."""
+        mod, cls = self.platform.split(":")
+        return getattr(importlib.import_module(mod), cls)()
+
+
+BOARDS = {
+    "icebreaker": Board(
+        "icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", ICE40, 32, 30_000_000,
+        "spram", ("iceprog",), "/dev/ttyUSB1",
+        notes="iCE40UP5K: weights live in the four SPRAMs and are loaded over the UART "
+              "(`gxnor run --export-dir` does it)"),
+    "ulx3s-85f": Board(
+        "ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", ECP5, 128, 75_000_000,
+        "rom", ("openFPGALoader", "-b", "ulx3s"), "/dev/ttyUSB0",
+        notes="ECP5 LFE5U-85F: weights initialised in block RAM"),
+    "ecpix5-85f": Board(
+        "ecpix5-85f", "amaranth_boards.ecpix5:ECPIX585Platform", ECP5, 128, 75_000_000,
+        "rom", ("openFPGALoader", "-b", "ecpix5"), "/dev/ttyUSB1",
+        notes="ECP5 LFE5UM5G-85F: weights initialised in block RAM"),
+}
+
+UNSUPPORTED = {
+    "upduino-v3": "amaranth-boards defines no UART for the UPduino v3 (its FTDI only programs "
+                  "the flash); wire a USB-serial adapter and add a UARTResource to use it",
+    "orangecrab": "the OrangeCrab has USB but no UART to the host; gxnor's protocol runs over "
+                  "a UART",
+}
+
+
+def board(name: str) -> Board:
+    if name in BOARDS:
+        return BOARDS[name]
+    if name in UNSUPPORTED:
+        raise InputError(f"board {name!r} is not supported: {UNSUPPORTED[name]}")
+    raise InputError(f"unknown board {name!r}; boards: {', '.join(BOARDS)}")

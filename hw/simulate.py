@@ -9,6 +9,15 @@ from .accelerator import Accelerator
 from .spec import AcceleratorSpec
 
 
+async def send_image(ctx, dut, image) -> None:
+    """Testbench step: offer ``image``'s pixels to ``dut.pixels`` until each is taken."""
+    for px in np.asarray(image, np.uint8).reshape(-1):
+        ctx.set(dut.pixels.payload, int(px))
+        ctx.set(dut.pixels.valid, 1)
+        await ctx.tick().until(dut.pixels.ready)
+    ctx.set(dut.pixels.valid, 0)
+
+
 def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0,
                stall_every: int = 0, vcd: str | None = None, load: bool = False,
                external: bool = False) -> list[dict]:

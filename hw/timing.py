@@ -82,3 +82,66 @@ def io_cycles(n_pixels: int, n_classes: int) -> int:
     not overlap input with compute), then the scores and the result (output ``ready`` held
     high)."""
     return n_pixels + Classifier.cycles_per_score * n_classes + 1
+
+
+#: the rows of :func:`schedule`, in the order of the blocks along the engine
+BLOCKS = ("issue", "event_lists", "weight_fetch", "pe_array", "serializer")
+
+
+def schedule(events_per_layer, layer_outputs: list[int], lanes: int) -> dict:
+    """Which block holds work in which cycle, for one image: {block: {cycle: label}}, cycle 0
+    being the first counted cycle (the one after the last pixel). The same numbers as
+    :func:`image_cycles`, cycle by cycle: the accelerator's ``trace`` port shows exactly these
+    cycles (tests/hw/test_timing.py), and docs/ARCHITECTURE.md draws them.
+
+    issue: the sequencer issues a token (``e`` event, ``END``); event_lists / weight_fetch: a
+    token is in their registers (``latency`` cycles each); pe_array: a token reaches the
+    accumulators; serializer: a group's neurons are on their way through it.
+    """
+    rows: dict = {b: {} for b in BLOCKS}
+    t = 0
+    for layer, (e, n_out) in enumerate(zip(events_per_layer, layer_outputs, strict=True)):
+        e = int(e)
+        sizes = group_sizes(n_out, lanes)
+        t += SETUP
+        prev = 0
+        for g, size in enumerate(sizes):
+            span = max(e + 1, prev)  # events, END, waiting for the serializer's credit
+            tokens = [(t + k, f"L{layer} g{g} e{k}") for k in range(e)]
+            tokens.append((t + span - 1, f"L{layer} g{g} END"))
+            for c, label in tokens:
+                rows["issue"][c] = label
+                for d in range(EventLists.latency):
+                    rows["event_lists"][c + 1 + d] = label
+                for d in range(WeightFetch.latency):
+                    rows["weight_fetch"][c + 1 + EventLists.latency + d] = label
+                rows["pe_array"][c + PIPELINE] = label
+            end = t + span - 1 + PIPELINE  # the group's sums leave the PE array
+            for c in range(end + 1, end + 1 + size + SERIALIZER_LATENCY):
+                rows["serializer"][c] = f"L{layer} g{g}"
+            t += span
+            prev = size
+        t += PIPELINE + sizes[-1] + SERIALIZER_LATENCY + DRAIN
+    return rows
+
+
+def wavejson(rows: dict, cycles: int, title: str) -> dict:
+    """WaveDrom's WaveJSON for a :func:`schedule`: one lane per block, a box per piece of
+    work (events share one box per group)."""
+    lanes = [{"name": "clk", "wave": "p" + "." * (cycles - 1)}]
+    for block in BLOCKS:
+        wave, labels, prev = "", [], None
+        for c in range(cycles):
+            label = rows[block].get(c)
+            if label is not None and block != "serializer":
+                label = label.rsplit(" e", 1)[0]  # a group's events: one box
+            if label is None:
+                wave += "0" if prev is not None or c == 0 else "."
+            elif label == prev:
+                wave += "."
+            else:
+                wave += "5" if label.endswith("END") else "3"
+                labels.append("end" if label.endswith("END") else label)
+            prev = label
+        lanes.append({"name": block.replace("_", " "), "wave": wave, "data": labels})
+    return {"signal": lanes, "head": {"text": title}, "config": {"hscale": 2}}

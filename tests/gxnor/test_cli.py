@@ -1,11 +1,9 @@
-import os
 import subprocess
 import sys
 
 import pytest
 
 from gxnor import cli
-from gxnor.hw import toolchain
 
 STAGES = ["train", "export", "rtl", "sim", "build", "flash", "run", "bench"]
 
@@ -54,17 +52,6 @@ def test_train_set_rejects_unknown_field(tmp_path):
         cli.build_parser().parse_args(["train", "--epochs", "x"])
     assert cli.main(["train", "--config", "mlp-digits", "--set", "bogus=1",
                      "--out", str(tmp_path)]) == cli.EXIT_INPUT
-
-
-def test_toolchain_points_at_yowasp_and_verilator():
-    env = {"PATH": "/usr/bin", "YOSYS": "/custom/yosys"}
-    changed = toolchain.setup(env)
-    assert env["YOSYS"] == "/custom/yosys" and "YOSYS" not in changed  # user's choice kept
-    for var in ("NEXTPNR_ICE40", "ICEPACK", "NEXTPNR_ECP5", "ECPPACK"):
-        assert os.path.basename(env[var]).startswith("yowasp-")
-    vbin = toolchain.verilator_bin()
-    assert vbin is not None and env["PATH"].split(os.pathsep)[0] == str(vbin)
-    assert os.access(vbin / "verilator", os.X_OK)
 
 
 @pytest.mark.parametrize("args, error", [

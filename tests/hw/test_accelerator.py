@@ -5,7 +5,7 @@ import pytest
 
 from gxnor.hw import timing
 from gxnor.hw.accelerator import Accelerator
-from gxnor.hw.simulate import run_images
+from gxnor.hw.simulate import run_images, send_image
 from gxnor.hw.spec import AcceleratorSpec
 from gxnor.model.random_net import random_images
 from gxnor.sim import golden
@@ -93,11 +93,7 @@ def test_without_loading_the_empty_memory_gives_other_answers(random_export):
         ctx.set(dut.scores.ready, 1)
         ctx.set(dut.result.ready, 1)
         for image in images:
-            for px in image.reshape(-1):
-                ctx.set(dut.pixels.payload, int(px))
-                ctx.set(dut.pixels.valid, 1)
-                await ctx.tick().until(dut.pixels.ready)
-            ctx.set(dut.pixels.valid, 0)
+            await send_image(ctx, dut, image)
             while not ctx.get(dut.result.valid):
                 await ctx.tick()
             got.append(ctx.get(dut.result.payload.events[1]))

@@ -20,3 +20,66 @@ def test_cycle_model_formula_by_hand():
 def test_event_bound_is_a_lower_bound():
     e = np.arange(0, 300)
     assert np.all(timing.layer_cycles(e, 256, 8) >= timing.event_bound(e, 256, 8))
+
+
+def test_schedule_matches_the_formula():
+    for events, outputs, lanes in (([3, 2], [4, 2], 2), ([0, 5, 1], [7, 3, 2], 3),
+                                   ([9], [1], 4), ([2, 0], [9, 5], 1)):
+        rows = timing.schedule(events, outputs, lanes)
+        total = timing.image_cycles(events, outputs, lanes)
+        assert max(max(r) for r in rows.values() if r) < total
+        issued = [label for _, label in sorted(rows["issue"].items())]
+        want = sum((e + 1) * len(timing.group_sizes(n, lanes))
+                   for e, n in zip(events, outputs, strict=True))
+        assert len(issued) == want
+
+
+def test_the_rtl_trace_is_the_schedule(random_export):
+    """Cycle by cycle, counted from outside the DUT: the cycles in which each block holds
+    work (the accelerator's ``trace`` port) are the cycle model's schedule."""
+    from amaranth.sim import Simulator
+
+    from gxnor.export import format
+    from gxnor.hw.accelerator import Accelerator
+    from gxnor.hw.simulate import send_image
+    from gxnor.hw.spec import AcceleratorSpec
+    from gxnor.model.random_net import random_images
+    from gxnor.sim import golden
+
+    export = random_export([7, 5, 3], 3, input_shape=(1, 3, 4), seed=12)
+    net = golden.Network(export)
+    spec = AcceleratorSpec.from_export(format.load(export))
+    images = random_images(4, (3, 4), density=0.6, seed=2)
+    images[1] = 0
+    dut = Accelerator(spec)
+    traces = []
+
+    async def bench(ctx):
+        ctx.set(dut.scores.ready, 1)
+        ctx.set(dut.result.ready, 1)
+        for image in images:
+            await send_image(ctx, dut, image)
+            rows = {b: set() for b in timing.BLOCKS}
+            cycle = 0  # the cycle after the last pixel was accepted
+            while not ctx.get(dut.result.valid):
+                trace = ctx.get(dut.trace)
+                for b in timing.BLOCKS:
+                    if getattr(trace, b):
+                        rows[b].add(cycle)
+                await ctx.tick()
+                cycle += 1
+            traces.append((rows, ctx.get(dut.result.payload.cycles)))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    outputs = [ly.n_out for ly in spec.layers]
+    res = net.run(images)
+    for i, (rows, counted) in enumerate(traces):
+        events = [int(e[i]) for e in res.events]
+        want = timing.schedule(events, outputs, spec.lanes)
+        for b in timing.BLOCKS:
+            assert rows[b] == set(want[b]), f"image {i}: {b}"
+        assert counted == timing.image_cycles(events, outputs, spec.lanes)

@@ -15,11 +15,6 @@ def test_state_space(n_bits, expected):
     assert values.tolist() == expected
 
 
-def test_num_states_rejects_bad_n():
-    with pytest.raises(ValueError, match=r"^N must be an integer in 0\.\.6, got -1$"):
-        zn.num_states(-1)
-
-
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.floats(-4, 4, allow_nan=False), min_size=1, max_size=64),
        st.floats(0.05, 2.0), st.integers(0, 2))

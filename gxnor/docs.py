@@ -1,0 +1,50 @@
+"""Pictures in docs/ that are generated from the code, so that they cannot drift from it.
+
+``docs/schedule.svg`` (and its WaveJSON ``docs/schedule.json``) is the schedule of one image
+on the shared engine from the cycle model (``gxnor.hw.timing.schedule``), the same cycles the
+accelerator's ``trace`` port shows in simulation. ``make docs`` rewrites them;
+tests/gxnor/test_docs.py fails when the committed ones differ from what the code gives.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gxnor.base import files
+
+#: the example drawn: two layers (4 and 2 neurons) on 2 lanes, 3 and 2 input events
+EXAMPLE = {"events": [3, 2], "outputs": [4, 2], "lanes": 2}
+
+
+def schedule_json() -> dict:
+    from gxnor.hw import timing
+
+    e, n, p = EXAMPLE["events"], EXAMPLE["outputs"], EXAMPLE["lanes"]
+    cycles = int(timing.image_cycles(e, n, p))
+    title = (f"one image, shared engine: layers of {n} neurons on {p} lanes, {e} input events"
+             f" -> {cycles} cycles (gxnor.hw.timing)")
+    return timing.wavejson(timing.schedule(e, n, p), cycles, title)
+
+
+def render() -> dict[str, str]:
+    """{file name: contents} of the generated pictures."""
+    import yowasp_wavedrom
+
+    source = schedule_json()
+    return {"schedule.json": json.dumps(source, indent=1) + "\n",
+            "schedule.svg": yowasp_wavedrom.render(source) + "\n"}
+
+
+def write(folder: Path) -> list[Path]:
+    out = []
+    for name, text in render().items():
+        path = Path(folder) / name
+        files.replace_file(path, text)
+        out.append(path)
+    return out
+
+
+if __name__ == "__main__":
+    for p in write(Path(__file__).resolve().parents[1] / "docs"):
+        print(p)

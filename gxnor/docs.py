@@ -2,7 +2,7 @@
 
 ``docs/schedule.svg`` (and its WaveJSON ``docs/schedule.json``) is the schedule of one image
 on the shared engine from the cycle model (``gxnor.hw.timing.schedule``), the same cycles the
-accelerator's ``trace`` port shows in simulation. ``make docs`` rewrites them;
+accelerator's ``stages`` port shows in simulation. ``make docs`` rewrites them;
 tests/gxnor/test_docs.py fails when the committed ones differ from what the code gives.
 """
 

@@ -41,9 +41,9 @@ from .sequencer import Sequencer
 from .serializer import Serializer, score_out_layout
 from .spec import AcceleratorSpec, result_layout
 
-#: which blocks hold work in a cycle (the ``trace`` port): the rows of
+#: which blocks hold work in a cycle (the ``stages`` port): the rows of
 #: ``gxnor.hw.timing.schedule``
-TRACE = data.StructLayout({"issue": 1, "event_lists": 1, "weight_fetch": 1, "pe_array": 1,
+STAGES = data.StructLayout({"issue": 1, "event_lists": 1, "weight_fetch": 1, "pe_array": 1,
                            "serializer": 1})
 
 
@@ -58,7 +58,7 @@ class Accelerator(wiring.Component):
     external_weights: no weight memory inside; ``weight_addr`` out, ``weight_data`` in, read
         synchronously (data the cycle after the address), e.g. from SPRAM in a board top.
 
-    Members (besides the streams): ``busy`` (an image is being computed) and ``trace`` (which
+    Members (besides the streams): ``busy`` (an image is being computed) and ``stages`` (which
     blocks hold work this cycle: for waveforms, on-chip debugging and the timing tests).
 
     Timing: per image, exactly ``gxnor.hw.timing.image_cycles(events, outputs, lanes)``
@@ -83,7 +83,7 @@ class Accelerator(wiring.Component):
             "scores": Out(stream.Signature(signed(spec.score_bits))),
             "result": Out(stream.Signature(result_layout(spec))),
             "busy": Out(1),
-            "trace": Out(TRACE),
+            "stages": Out(STAGES),
         }
         if loadable:
             ports["weights_in"] = In(stream.Signature(load_layout(spec.weight_words,
@@ -143,11 +143,11 @@ class Accelerator(wiring.Component):
             seq.count.eq(ev.count),
             seq.idle.eq(~(ev.busy | fetch.busy | ser.busy)),
             self.busy.eq(seq.busy),
-            self.trace.issue.eq(seq.tokens.valid),
-            self.trace.event_lists.eq(ev.busy),
-            self.trace.weight_fetch.eq(fetch.busy),
-            self.trace.pe_array.eq(pe.tokens.valid),
-            self.trace.serializer.eq(ser.busy),
+            self.stages.issue.eq(seq.tokens.valid),
+            self.stages.event_lists.eq(ev.busy),
+            self.stages.weight_fetch.eq(fetch.busy),
+            self.stages.pe_array.eq(pe.tokens.valid),
+            self.stages.serializer.eq(ser.busy),
             self.result.payload.cls.eq(cls.cls),
             self.result.payload.cycles.eq(seq.cycles),
             self.result.payload.events.eq(seq.events),

@@ -91,7 +91,7 @@ BLOCKS = ("issue", "event_lists", "weight_fetch", "pe_array", "serializer")
 def schedule(events_per_layer, layer_outputs: list[int], lanes: int) -> dict:
     """Which block holds work in which cycle, for one image: {block: {cycle: label}}, cycle 0
     being the first counted cycle (the one after the last pixel). The same numbers as
-    :func:`image_cycles`, cycle by cycle: the accelerator's ``trace`` port shows exactly these
+    :func:`image_cycles`, cycle by cycle: the accelerator's ``stages`` port shows exactly these
     cycles (tests/hw/test_timing.py), and docs/ARCHITECTURE.md draws them.
 
     issue: the sequencer issues a token (``e`` event, ``END``); event_lists / weight_fetch: a

@@ -36,7 +36,7 @@ def test_schedule_matches_the_formula():
 
 def test_the_rtl_trace_is_the_schedule(random_export):
     """Cycle by cycle, counted from outside the DUT: the cycles in which each block holds
-    work (the accelerator's ``trace`` port) are the cycle model's schedule."""
+    work (the accelerator's ``stages`` port) are the cycle model's schedule."""
     from amaranth.sim import Simulator
 
     from gxnor.export import format
@@ -62,7 +62,7 @@ def test_the_rtl_trace_is_the_schedule(random_export):
             rows = {b: set() for b in timing.BLOCKS}
             cycle = 0  # the cycle after the last pixel was accepted
             while not ctx.get(dut.result.valid):
-                trace = ctx.get(dut.trace)
+                trace = ctx.get(dut.stages)
                 for b in timing.BLOCKS:
                     if getattr(trace, b):
                         rows[b].add(cycle)

@@ -47,6 +47,10 @@ class Limit:
 LANES = Limit("--lanes", 1, 1024, "ROM words of up to 2048 bits")
 #: images per simulation / run
 IMAGES = Limit("--images", 1, 1_000_000)
+#: processes of the fast simulation path
+JOBS = Limit("--jobs", 1, 64)
+#: random networks of the differential tests
+NETWORKS = Limit("--random", 1, 100_000)
 #: core clock of a board build, MHz
 CLOCK_MHZ = Limit("--clock", 1.0, 400.0, "MHz")
 #: UART baud rate

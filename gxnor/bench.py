@@ -4,7 +4,8 @@ Each benchmark writes JSON under ``--out`` (default build/bench) and prints a Ma
 Benchmarks: ``train`` (accuracy, time, memory of DST/STE runs; long; or name single runs;
 ``table`` only tabulates finished runs), ``golden`` (torch vs
 golden agreement, golden throughput, events and cycles on MNIST), ``hw`` (cycles vs the event
-bound and the dense array, yosys resource counts for several lane counts), ``boards``
+bound and the dense array, yosys resource counts for several lane counts), ``verify`` (RTL
+simulation speed on the whole MNIST test set, a thousand random networks), ``boards``
 (bitstreams per board: resources, Fmax, predicted images/s, wall time).
 """
 
@@ -182,9 +183,53 @@ def bench_boards(out: Path, export: Path, data_dir, names=("icebreaker", "ulx3s-
 KIND = files.Kind("bench", "gxnor bench")
 
 
+def bench_verify(out: Path, run_dir: Path, data_dir, networks: int = 1000) -> dict:
+    """RTL simulation speed and depth: the whole MNIST test set through the default net's
+    Verilog on the fast path (P = 8 and 32, one and two processes), the cocotb bench for
+    comparison, and ``networks`` random networks against the golden model."""
+    from gxnor.export import format
+    from gxnor.export.exporter import export_run
+    from gxnor.hw.spec import AcceleratorSpec
+    from gxnor.model import data
+    from gxnor.sim import golden
+    from gxnor.verify import harness, random_nets, runner
+
+    result: dict = {"fast": [], "cocotb": []}
+    images = data.load("mnist", data_dir).test.images
+    for lanes in (8, 32):
+        exp = export_run(run_dir, out / "export" / f"{run_dir.name}-p{lanes}", lanes=lanes)
+        net, spec = golden.Network(exp), AcceleratorSpec.from_export(format.load(exp))
+        h = harness.Harness([spec], out / "verify" / f"p{lanes}").build()
+        for jobs in (1, 2):
+            res = h.run([images], jobs=jobs)[0]
+            msgs = harness.compare(net, spec, images, res)
+            row = {"lanes": lanes, "jobs": jobs, "images": len(images),
+                   "mismatches": len(msgs), "seconds": round(res.seconds, 2),
+                   "images_per_s": round(len(images) / res.seconds),
+                   "cycles_per_s": round(res.sim_cycles / res.seconds),
+                   "cycles_per_image": float(res.cycles.mean()),
+                   "build_seconds": round(h.build_seconds, 1)}
+            result["fast"].append(row)
+            print(row, flush=True)
+        if lanes == 8:
+            for sim in ("verilator", "icarus"):
+                n = 20 if sim == "icarus" else 100
+                r = runner.run(exp, images[:n], out / "verify" / f"cocotb-{sim}", sim=sim)
+                row = {"simulator": sim, "images": n, "mismatches": r["mismatches"],
+                       "images_per_s": round(r["images_per_s"], 2),
+                       "cycles_per_s": round(r["cycles_per_s"])}
+                result["cocotb"].append(row)
+                print(row, flush=True)
+    report = random_nets.run(list(range(networks)), out / "verify" / "random")
+    result["random"] = report
+    files.replace_file(out / "verify.json", json.dumps(result, indent=1))
+    print({k: v for k, v in report.items() if k != "failing"}, report["failing"][:5])
+    return result
+
+
 def main(args) -> int:
-    what = set(args.what or ["train", "golden", "hw", "boards"])
-    unknown = what - {"train", "golden", "hw", "boards", "table"} - set(TRAIN_RUNS)
+    what = set(args.what or ["train", "golden", "hw", "verify", "boards"])
+    unknown = what - {"train", "golden", "hw", "verify", "boards", "table"} - set(TRAIN_RUNS)
     if unknown:
         raise InputError(f"unknown benchmark(s) {sorted(unknown)}")
     out = files.container(args.out, KIND)
@@ -203,6 +248,8 @@ def main(args) -> int:
             bench_golden(out, default_run, args.data_dir, lanes=lanes)
     if "hw" in what:
         bench_hw(out, default_run)
+    if "verify" in what:
+        bench_verify(out, default_run, args.data_dir)
     if "boards" in what:
         from gxnor.export.exporter import export_run
 

@@ -158,11 +158,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lanes", type=_limited(limits.LANES), help="PE lanes (default: the export's)")
     r.set_defaults(func=_cmd_rtl)
 
-    s = sub.add_parser("sim", help="cocotb verification of the Verilog against the golden model")
+    s = sub.add_parser("sim", help="verify the Verilog against the golden model")
     s.add_argument("export_dir", type=Path, nargs="?",
                    help="exported network (default: run the random-network suite)")
     s.add_argument("--images", type=_limited(limits.IMAGES),
                    default=100, help="test images to simulate")
+    s.add_argument("--bench", choices=["fast", "cocotb"], default="fast",
+                   help="fast: Verilator runs whole image sets (default); cocotb: the "
+                   "cycle-level bench with idle cycles and back-pressure")
+    s.add_argument("--lanes", type=_limited(limits.LANES),
+                   help="PE lanes (default: the export's)")
+    s.add_argument("--jobs", type=_limited(limits.JOBS), default=2,
+                   help="processes for the fast path (default %(default)s)")
+    s.add_argument("--random", type=_limited(limits.NETWORKS), metavar="N",
+                   help="N random networks through the RTL (no export needed)")
+    s.add_argument("--seed", type=_limited(limits.SEED), default=0,
+                   help="--random: the first network's seed (default %(default)s)")
     s.add_argument("--sim", choices=["icarus", "verilator"], default=None,
                    help="simulator (default $SIM or icarus)")
     s.add_argument("--waves", action="store_true", help="dump waveforms")

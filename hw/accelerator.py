@@ -67,6 +67,10 @@ class Accelerator(wiring.Component):
     ``ready`` held high): ``gxnor.hw.timing.io_cycles``.
     """
 
+    #: the blocks it is built from (a variant overrides one, e.g. the mutation tests)
+    PixelEvents, EventLists, Sequencer = PixelEvents, EventLists, Sequencer
+    WeightFetch, PEArray, Serializer, Classifier = WeightFetch, PEArray, Serializer, Classifier
+
     def __init__(self, spec: AcceleratorSpec, *, loadable: bool = False,
                  external_weights: bool = False):
         if not isinstance(spec, AcceleratorSpec):
@@ -107,14 +111,15 @@ class Accelerator(wiring.Component):
                              thresholds=sum(ly.n_out for ly in spec.layers[:-1]),
                              lanes=spec.lanes, index_bits=index_bits, word_bits=spec.word_bits)
 
-        m.submodules.pixel_events = pix = PixelEvents(spec.n_pixels, event)
-        m.submodules.event_lists = ev = EventLists(spec.event_depth, event, token)
-        m.submodules.sequencer = seq = Sequencer(spec, token, range(spec.event_depth + 1))
-        m.submodules.weight_fetch = fetch = WeightFetch(spec.weight_words, spec.word_bits,
-                                                        token, self._memory, spec.words)
-        m.submodules.pe_array = pe = PEArray(spec.lanes, spec.acc_bits, token)
-        m.submodules.serializer = ser = Serializer(spec, pe.sums.payload.shape(), event)
-        m.submodules.classifier = cls = Classifier(spec.num_classes, score_out_layout(spec))
+        m.submodules.pixel_events = pix = self.PixelEvents(spec.n_pixels, event)
+        m.submodules.event_lists = ev = self.EventLists(spec.event_depth, event, token)
+        m.submodules.sequencer = seq = self.Sequencer(spec, token, range(spec.event_depth + 1))
+        m.submodules.weight_fetch = fetch = self.WeightFetch(
+            spec.weight_words, spec.word_bits, token, self._memory, spec.words)
+        m.submodules.pe_array = pe = self.PEArray(spec.lanes, spec.acc_bits, token)
+        m.submodules.serializer = ser = self.Serializer(spec, pe.sums.payload.shape(), event)
+        m.submodules.classifier = cls = self.Classifier(spec.num_classes,
+                                                        score_out_layout(spec))
 
         # pixels -> event list 0
         wiring.connect(m, wiring.flipped(self.pixels), pix.pixels)

@@ -55,6 +55,16 @@ class PEArray(wiring.Component):
                                          always_ready=True)),
         })
 
+    @staticmethod
+    def gate(token_valid, token_end, code):
+        """The control gate: an event meets a nonzero weight."""
+        return token_valid & ~token_end & code.nonzero
+
+    @staticmethod
+    def agree(weight_sign, event_sign):
+        """The product is positive when the signs agree: XNOR."""
+        return ~(weight_sign ^ event_sign)
+
     @property
     def lanes(self) -> int:
         return self._lanes
@@ -77,9 +87,9 @@ class PEArray(wiring.Component):
             code = codes[j]
             # the control gate: an event meets a nonzero weight
             gate = Signal(name=f"gate{j}")
-            m.d.comb += gate.eq(self.tokens.valid & ~tok.end & code.nonzero)
+            m.d.comb += gate.eq(self.gate(self.tokens.valid, tok.end, code))
             # XNOR of the sign bits: +magnitude when the signs agree
-            positive = ~(code.sign ^ tok.event.sign)
+            positive = self.agree(code.sign, tok.event.sign)
             step = Mux(positive, tok.event.magnitude, -tok.event.magnitude)
             m.d.comb += self.sums.payload.acc[j].eq(acc)
             with m.If(end):

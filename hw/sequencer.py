@@ -45,6 +45,10 @@ class Sequencer(wiring.Component):
 
     SETUP_CYCLES = 1
     DRAIN_CYCLES = 1
+    #: the cycle count's value in the first counted cycle (SETUP of layer 0)
+    FIRST_CYCLE = 0
+    #: events of a list that are issued: all of them (a variant may drop some)
+    SKIP_EVENTS = 0
 
     def __init__(self, spec: AcceleratorSpec, token: data.Layout, count):
         if not isinstance(spec, AcceleratorSpec):
@@ -109,13 +113,14 @@ class Sequencer(wiring.Component):
         with m.FSM(name="sequencer"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [layer.eq(0), self.cycles.eq(0)]
+                    m.d.sync += [layer.eq(0), self.cycles.eq(self.FIRST_CYCLE)]
                     m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.comb += [self.busy.eq(1), self.clear.eq(Mux(self.src, 0b01, 0b10))]
                 m.d.sync += [
                     self.cycles.eq(self.cycles + 1),
-                    n_events.eq(self.count[self.src]),
+                    n_events.eq(Mux(self.count[self.src] > self.SKIP_EVENTS,
+                                    self.count[self.src] - self.SKIP_EVENTS, 0)),
                     self.events[layer].eq(self.count[self.src]),
                     k.eq(0), g.eq(0), base.eq(c_wbase[layer]), nbase.eq(0), cool.eq(0),
                 ]

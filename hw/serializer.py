@@ -45,6 +45,8 @@ class Serializer(wiring.Component):
     """
 
     latency = 2
+    #: the output units (a variant may override them)
+    ThresholdUnit, ScoreUnit = ThresholdUnit, ScoreUnit
 
     def __init__(self, spec: AcceleratorSpec, sums: data.Layout, event: data.Layout):
         if not isinstance(spec, AcceleratorSpec):
@@ -105,9 +107,9 @@ class Serializer(wiring.Component):
         ]
 
         # register: the neuron's sum and parameters, then the units
-        m.submodules.threshold = thr = ThresholdUnit(acc_bits, spec.threshold_bits)
-        m.submodules.score = score = ScoreUnit(acc_bits, spec.coef_bits, spec.offset_bits,
-                                               spec.score_bits)
+        m.submodules.threshold = thr = self.ThresholdUnit(acc_bits, spec.threshold_bits)
+        m.submodules.score = score = self.ScoreUnit(acc_bits, spec.coef_bits,
+                                                    spec.offset_bits, spec.score_bits)
         q_valid, q_last = Signal(name="q_valid"), Signal(name="q_last")
         q_acc = Signal(signed(acc_bits))
         q_thr = Signal.like(t_rd.data)

@@ -35,11 +35,16 @@ class ThresholdUnit(wiring.Component):
 
     latency = 0
 
+    @staticmethod
+    def at_least(v, threshold):
+        """The comparison of the rule: ``v >= hi`` (and ``-v >= -lo`` for the other step)."""
+        return v >= threshold
+
     def elaborate(self, platform):
         m = Module()
         v = Mux(self.thresholds.flip, -self.acc, self.acc)
-        pos = v >= self.thresholds.hi
-        neg = v <= self.thresholds.lo
+        pos = self.at_least(v, self.thresholds.hi)
+        neg = self.at_least(-v, -self.thresholds.lo)
         m.d.comb += [self.out.nonzero.eq(pos | neg), self.out.sign.eq(neg & ~pos)]
         return m
 

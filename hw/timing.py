@@ -77,6 +77,14 @@ def dense_cycles(layer_inputs: list[int], layer_outputs: list[int], lanes: int) 
     return int(image_cycles(layer_inputs, layer_outputs, lanes))
 
 
+def result_latency(events_per_layer, layer_outputs: list[int], lanes: int):
+    """Cycles from the cycle after an image's last pixel is accepted to the cycle its result is
+    valid, counted outside the accelerator (results taken as soon as offered): the compute
+    cycles, then the scores (``Classifier.cycles_per_score`` each) and the result's cycle."""
+    return (image_cycles(events_per_layer, layer_outputs, lanes)
+            + Classifier.cycles_per_score * layer_outputs[-1] + 1)
+
+
 def io_cycles(n_pixels: int, n_classes: int) -> int:
     """Cycles per image outside the compute count: one per input pixel (the accelerator does
     not overlap input with compute), then the scores and the result (output ``ready`` held

@@ -17,8 +17,12 @@ from . import checkpoint, nets, zn
 
 def random_net(sizes: list[int], input_shape=(1, 4, 4), seed: int = 0,
                weight_zeros: float = 0.5, r: float = 0.5, n_bits: int = 1,
-               negative_scale: float = 0.25, zero_scale: float = 0.05) -> nets.GxnorNet:
-    """A GxnorNet of fc layers ``sizes`` (last = classes) with random states and BN stats."""
+               negative_scale: float = 0.25, zero_scale: float = 0.05,
+               special_columns: float = 0.0) -> nets.GxnorNet:
+    """A GxnorNet of fc layers ``sizes`` (last = classes) with random states and BN stats.
+
+    ``special_columns``: the fraction of each layer's input columns whose weights are all zero,
+    and the same fraction whose weights are all nonzero."""
     rng = np.random.default_rng(seed)
     cfg = nets.NetConfig(f"random-{seed}", "none", [("fc", n) for n in sizes], n_bits=n_bits,
                          r=r)
@@ -32,6 +36,11 @@ def random_net(sizes: list[int], input_shape=(1, 4, 4), seed: int = 0,
         st = rng.integers(0, n_states, size=shape)
         if zero is not None:
             st = np.where(rng.random(shape) < weight_zeros, zero, st)
+            kind = rng.random(shape[1])  # per input column: all zero, all nonzero, or as drawn
+            nonzero = np.where(rng.random(shape) < 0.5, 0, n_states - 1)
+            st[:, kind < special_columns] = zero
+            dense = (kind >= special_columns) & (kind < 2 * special_columns)
+            st[:, dense] = nonzero[:, dense]
         layer.state.copy_(torch.from_numpy(st.astype(np.int8)))
         fan_in = shape[1]
         scale = max_in if i == 0 else 1.0

@@ -1,8 +1,14 @@
-"""``gxnor sim``: the cocotb verification from the command line.
+"""``gxnor sim``: RTL verification from the command line.
 
-With an export directory: its dataset's first N test images through the Verilog. Without:
-the random-network suite (shapes, sparsities, lane counts), each network with random images.
-Prints images, mismatches, cycles per image and simulator speed; exit code 1 on a mismatch.
+* ``gxnor sim EXPORT --images N``: the export's first N test images through its Verilog on the
+  fast path (:mod:`.harness`: Verilator runs free, both cores), compared with the golden model
+  and the cycle model image by image; ``--bench cocotb`` takes the cycle-level cocotb bench
+  instead (random idle cycles and back-pressure, Icarus or Verilator).
+* ``gxnor sim --random N [--seed S]``: N random networks (seeds S..S+N-1) on the fast path
+  (:mod:`.random_nets`); a failing seed replays with ``--random 1 --seed SEED``.
+* ``gxnor sim``: the cocotb suite of hand-picked networks, with and without pauses.
+
+Prints one summary line; exit code 1 on a mismatch.
 """
 
 from __future__ import annotations
@@ -62,22 +68,28 @@ def main(args) -> int:
     """``gxnor sim``: the output folder OUT/NAME is written atomically and kept when the
     simulation finds mismatches (its logs and waves are what one looks at then)."""
     sim = args.sim or runner.default_simulator()
-    name = "suite" if args.export_dir is None else Path(args.export_dir).name
+    random = getattr(args, "random", None)
+    name = ("suite" if random is None else "random") if args.export_dir is None \
+        else Path(args.export_dir).name
     dest = Path(args.out) / name
     files.check(dest, KIND, [args.export_dir])
-    images = None
+    images = export = None
     if args.export_dir is not None:
         # a bad export fails here, before anything is written
-        images = format.dataset_images(format.load(args.export_dir), args.images,
-                                       args.data_dir)
+        export = format.load(args.export_dir)
+        images = format.dataset_images(export, args.images, args.data_dir)
     failed = None
     with files.output_dir(dest, KIND, [args.export_dir]) as tmp:
         try:
-            if images is None:
+            if random is not None:
+                failed = _random(random, args.seed, tmp)
+            elif images is None:
                 reports = run_suite(tmp, sim, waves=args.waves)
                 total = sum(r["checked"] for r in reports)
                 print(f"suite: {len(SUITE)} random networks, {len(reports)} runs, {total} "
                       "images, 0 mismatches")
+            elif args.bench == "fast":
+                failed = _fast(args.export_dir, export, images, args.lanes, args.jobs, tmp)
             else:
                 r = runner.run(args.export_dir, images, tmp, sim=sim, waves=args.waves)
                 print(_line(str(args.export_dir), r))
@@ -92,3 +104,41 @@ def main(args) -> int:
         print(f"logs: {dest}")
         return 1
     return 0
+
+
+def _fast(export_dir: Path, export, images, lanes, jobs: int, out: Path):
+    """The export's images on the fast path; the failure message, or None."""
+    from gxnor.hw.spec import AcceleratorSpec
+    from gxnor.sim import golden
+
+    from . import harness
+
+    spec = AcceleratorSpec.from_export(export, lanes)
+    h = harness.Harness([spec], out / "harness").build()
+    res = h.run([images], jobs=jobs)[0]
+    msgs = harness.compare(golden.Network(export_dir), spec, images, res)
+    summary = {"images": len(images), "checked": len(res.cls), "mismatches": len(msgs),
+               "messages": msgs, "lanes": spec.lanes, "jobs": jobs,
+               "cycles_per_image": float(res.cycles.mean()) if len(res.cycles) else 0.0,
+               "latency_per_image": float(res.latency.mean()) if len(res.latency) else 0.0,
+               "sim_cycles": res.sim_cycles, "seconds": res.seconds,
+               "build_seconds": h.build_seconds, "images_per_s": len(images) / res.seconds,
+               "cycles_per_s": res.sim_cycles / res.seconds, "simulator": "verilator"}
+    (out / "summary-fast.json").write_text(json.dumps(summary, indent=1))
+    print(f"{export_dir}: {summary['checked']}/{len(images)} images, {len(msgs)} mismatches, "
+          f"{summary['cycles_per_image']:.0f} cycles/image (model and counted both agree"
+          f"{'' if not msgs else ' NOT'}), {summary['images_per_s']:.0f} images/s (Verilator "
+          f"fast harness, P={spec.lanes}, {jobs} jobs; build {h.build_seconds:.0f} s)")
+    return "\n".join(msgs) if msgs else None
+
+
+def _random(n: int, seed: int, out: Path):
+    from . import random_nets
+
+    report = random_nets.run(list(range(seed, seed + n)), out)
+    (out / "summary-random.json").write_text(json.dumps(report, indent=1))
+    bad = report["failing"]
+    print(f"random networks: {report['networks']} networks (seeds {seed}..{seed + n - 1}), "
+          f"{report['images']} images, {len(bad)} failing"
+          + (f": seeds {[f['seed'] for f in bad]}" if bad else ""))
+    return "\n".join(f"{f['case']}: {f['messages'][0]}" for f in bad) or None

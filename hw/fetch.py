@@ -13,9 +13,11 @@ def load_layout(words: int, word_bits: int) -> data.StructLayout:
 
 
 class WeightFetch(wiring.Component):
-    """Reads the weight word of each token: P two-bit codes, one per lane, at address
-    ``token.base + token.event.index`` (the group's base in the layer's ROM image plus the
-    event's input index; the order of the export's ROM images, layer after layer).
+    """Reads the weight word of each event of a token: P two-bit codes, one per lane, at
+    address ``token.base + event.index`` (the group's base in the layer's ROM image plus the
+    event's input index; the order of the export's ROM images, layer after layer). A token
+    carries up to ``ports`` events: the memory has that many read ports (synthesis gives each
+    pair of ports a true dual-port block RAM, or copies it).
 
     Parameters
     ----------
@@ -27,6 +29,7 @@ class WeightFetch(wiring.Component):
         while the engine is idle) or ``"external"`` (no memory inside: ``weight_addr`` out,
         ``weight_data`` in, read synchronously, e.g. from SPRAM in a board top).
     init: the words of a ``"rom"``.
+    ports: k (``"external"``: 1).
 
     Members
     -------
@@ -40,10 +43,13 @@ class WeightFetch(wiring.Component):
     latency = 2
 
     def __init__(self, words: int, word_bits: int, token: data.Layout, memory: str = "rom",
-                 init=()):
+                 init=(), ports: int = 1):
         if memory not in WEIGHT_MEMORIES:
             raise ValueError(f"memory must be one of {WEIGHT_MEMORIES}, got {memory!r}")
+        if memory == "external" and ports != 1:
+            raise ValueError(f"an external weight memory has one port, not {ports}")
         self._words, self._word_bits, self._memory = words, word_bits, memory
+        self._ports = ports
         self._init = list(init)
         ports = {
             "tokens": In(stream.Signature(token, always_ready=True)),
@@ -60,13 +66,13 @@ class WeightFetch(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if self._memory == "external":
-            addr, word = self.weight_addr, self.weight_data
+            ports = [(self.weight_addr, self.weight_data)]
         else:
             m.submodules.weights = mem = memory.Memory(
                 shape=unsigned(self._word_bits), depth=max(self._words, 1),
                 init=self._init if self._memory == "rom" else [])
-            rd = mem.read_port()
-            addr, word = rd.addr, rd.data
+            ports = [(rd.addr, rd.data) for rd in (mem.read_port()
+                                                    for _ in range(self._ports))]
         if self._memory == "loadable":
             wr = mem.write_port()
             m.d.comb += [
@@ -76,13 +82,15 @@ class WeightFetch(wiring.Component):
                 wr.en.eq(self.weights_in.valid),
             ]
 
-        # the address from the token (registered by the event lists), the word one cycle later
+        # the addresses from the token (registered by the event lists), the words one cycle
+        # later
         tok = self.tokens.payload
-        m.d.comb += addr.eq(tok.base + tok.event.index)
         p3 = Signal.like(tok)
         p3_valid = Signal()
         m.d.sync += [p3.eq(tok), p3_valid.eq(self.tokens.valid)]
-        m.d.sync += [self.out.payload.eq(p3), self.out.payload.word.eq(word),
-                     self.out.valid.eq(p3_valid)]
+        m.d.sync += [self.out.payload.eq(p3), self.out.valid.eq(p3_valid)]
+        for t, (addr, word) in enumerate(ports):
+            m.d.comb += addr.eq(tok.base + tok.event[t].index)
+            m.d.sync += self.out.payload.word[t].eq(word)
         m.d.comb += self.busy.eq(p3_valid | self.out.valid)
         return m

@@ -25,23 +25,29 @@ def event_layout(index_bits: int) -> data.StructLayout:
 
 
 def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes: int,
-                 index_bits: int, word_bits: int) -> data.StructLayout:
-    """The engine's work item. The sequencer issues one per event of a group (then an END
-    token per group); the event lists fill in ``event``, the weight fetch fills in ``word``;
-    the PE array consumes it.
+                 index_bits: int, word_bits: int, ports: int = 1) -> data.StructLayout:
+    """The engine's work item: up to ``ports`` events of one group. The sequencer issues one
+    per bundle of events of a group (then an END token per group); the event lists fill in
+    ``event``, the weight fetch fills in ``word`` (one per event); the PE array consumes it.
 
     ``depth``: entries of an event list; ``words``: weight-memory words; ``neurons``: the
-    widest layer; ``thresholds``: threshold-memory entries; ``lanes``: P.
+    widest layer; ``thresholds``: threshold-memory rows; ``lanes``: P.
     """
     return data.StructLayout({
         "end": 1,  # END: the group's sums go to the serializer (no event)
         "src": 1,  # the event list the layer reads
-        "pos": range(max(depth, 2)),  # the event's position in that list
+        "pos": range(max(-(-depth // ports), 2)),  # the bundle's position in that list
+        "n": range(ports + 1),  # events in the bundle (the last one of a list may be short)
         "base": range(max(words, 2)),  # weight address of the group: layer base + g * n_in
         "nbase": range(max(neurons, 2) + lanes),  # the group's first neuron in its layer
-        "taddr": range(max(thresholds, 2) + lanes),  # its entry in the threshold memory
+        "taddr": range(max(thresholds, 2) + lanes),  # its row in the threshold memory
         "size": range(lanes + 1),  # neurons in the group
         "last": 1,  # the last layer: scores, not thresholds
-        "event": event_layout(index_bits),
-        "word": unsigned(word_bits),
+        "event": data.ArrayLayout(event_layout(index_bits), ports),
+        "word": data.ArrayLayout(unsigned(word_bits), ports),
     })
+
+
+def bundle_layout(event: data.Layout, ports: int) -> data.StructLayout:
+    """Up to ``ports`` events written in one cycle: slots 0 .. n-1 hold them."""
+    return data.StructLayout({"events": data.ArrayLayout(event, ports), "n": range(ports + 1)})

@@ -1,6 +1,6 @@
 """The processing-element array: P gated-XNOR accumulators."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -13,12 +13,23 @@ def sums_layout(lanes: int, acc_bits: int, token: data.Layout) -> data.StructLay
     return data.StructLayout({"acc": data.ArrayLayout(signed(acc_bits), lanes), **fields})
 
 
+def tree_sum(terms):
+    """The sum of ``terms`` as a balanced adder tree (depth log2 of their number)."""
+    terms = list(terms)
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
 class PEArray(wiring.Component):
     """P lanes; lane j holds the accumulator of one output neuron of the current group.
 
-    Per event token every lane takes its weight code from the token's word and the event's
-    sign and magnitude. The gate opens only for a nonzero weight (a zero weight disables the
-    lane's clock enable: no add of zero); the product's sign is the XNOR of the two sign bits,
+    A token carries up to ``ports`` events (``token.n`` of them); for each, every lane takes
+    its weight code from the event's word and the event's sign and magnitude, and adds the
+    gated products of all of them in one cycle (an adder tree per lane). The gate opens only
+    for a nonzero weight (a lane whose gates are all closed keeps its clock enable low: no add
+    of zero); the product's sign is the XNOR of the two sign bits,
     so the lane adds +magnitude when the signs agree and -magnitude otherwise. For ternary
     activations the magnitude is 1; for the first layer it is the 8-bit pixel.
 
@@ -29,7 +40,8 @@ class PEArray(wiring.Component):
     ----------
     lanes: P.
     acc_width: accumulator width in bits (signed), from the export's worst-case fan-in.
-    token: the token layout (its ``word`` holds P codes).
+    token: the token layout (each ``word`` holds P codes).
+    ports: k, the events per token.
 
     Members
     -------
@@ -38,17 +50,17 @@ class PEArray(wiring.Component):
         downstream (the sequencer's credits guarantee the serializer can take it).
 
     Timing: latency 1 (an event is in the accumulators the cycle after it arrives); the sums
-    leave in the END token's own cycle; one event per cycle.
+    leave in the END token's own cycle; one token (``ports`` events) per cycle.
     """
 
     latency = 1
 
-    def __init__(self, lanes: int, acc_width: int, token: data.Layout):
+    def __init__(self, lanes: int, acc_width: int, token: data.Layout, ports: int = 1):
         if not isinstance(lanes, int) or lanes < 1:
             raise ValueError(f"lanes must be a positive integer, got {lanes!r}")
         if not isinstance(acc_width, int) or acc_width < 2:
             raise ValueError(f"acc_width must be an integer >= 2, got {acc_width!r}")
-        self._lanes, self._acc_width = lanes, acc_width
+        self._lanes, self._acc_width, self._ports = lanes, acc_width, ports
         super().__init__({
             "tokens": In(stream.Signature(token, always_ready=True)),
             "sums": Out(stream.Signature(sums_layout(lanes, acc_width, token),
@@ -76,24 +88,28 @@ class PEArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         tok = self.tokens.payload
-        codes = data.View(data.ArrayLayout(TernaryCode, self._lanes),
-                          tok.word[:2 * self._lanes])
+        words = [data.View(data.ArrayLayout(TernaryCode, self._lanes),
+                           tok.word[t][:2 * self._lanes]) for t in range(self._ports)]
         end = self.tokens.valid & tok.end
         m.d.comb += [self.sums.valid.eq(end), self.sums.payload.nbase.eq(tok.nbase),
                      self.sums.payload.taddr.eq(tok.taddr), self.sums.payload.size.eq(tok.size),
                      self.sums.payload.last.eq(tok.last)]
         for j in range(self._lanes):
             acc = Signal(signed(self._acc_width), name=f"acc{j}")
-            code = codes[j]
-            # the control gate: an event meets a nonzero weight
-            gate = Signal(name=f"gate{j}")
-            m.d.comb += gate.eq(self.gate(self.tokens.valid, tok.end, code))
-            # XNOR of the sign bits: +magnitude when the signs agree
-            positive = self.agree(code.sign, tok.event.sign)
-            step = Mux(positive, tok.event.magnitude, -tok.event.magnitude)
+            gates, terms = [], []
+            for t in range(self._ports):
+                code, event = words[t][j], tok.event[t]
+                # the control gate: an event (slot t of the token) meets a nonzero weight
+                gate = Signal(name=f"gate{j}_{t}" if self._ports > 1 else f"gate{j}")
+                m.d.comb += gate.eq(self.gate(self.tokens.valid & (tok.n > t), tok.end, code))
+                # XNOR of the sign bits: +magnitude when the signs agree
+                positive = self.agree(code.sign, event.sign)
+                step = Mux(positive, event.magnitude, -event.magnitude)
+                gates.append(gate)
+                terms.append(Mux(gate, step, 0) if self._ports > 1 else step)
             m.d.comb += self.sums.payload.acc[j].eq(acc)
             with m.If(end):
                 m.d.sync += acc.eq(0)  # group finished: its sums leave, start again from zero
-            with m.Elif(gate):
-                m.d.sync += acc.eq(acc + step)
+            with m.Elif(Cat(*gates).any()):
+                m.d.sync += acc.eq(acc + tree_sum(terms))
         return m

@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import MAGNITUDE_BITS
+from .layouts import MAGNITUDE_BITS, bundle_layout
 
 
 class PixelEvents(wiring.Component):
@@ -16,12 +16,14 @@ class PixelEvents(wiring.Component):
     ----------
     n_pixels: pixels per image (row-major (C, H, W)).
     event: the event layout.
+    ports: the slots of an event bundle (the event lists' banks); one is used.
 
     Members
     -------
     pixels: In(stream(uint8)) — ready while ``enable`` is high.
     enable: In(1) — accept pixels.
-    events: Out(stream(event)) — always ready downstream (the event list).
+    events: Out(stream(bundle)) — one event per bundle; always ready downstream (the event
+        list).
     last: Out(1) — pulse: the image's last pixel was accepted this cycle.
 
     Timing: latency 0 (combinational), one pixel per cycle.
@@ -29,14 +31,14 @@ class PixelEvents(wiring.Component):
 
     latency = 0
 
-    def __init__(self, n_pixels: int, event: data.Layout):
+    def __init__(self, n_pixels: int, event: data.Layout, ports: int = 1):
         if n_pixels < 1:
             raise ValueError(f"n_pixels must be >= 1, got {n_pixels!r}")
         self._n_pixels = n_pixels
         super().__init__({
             "pixels": In(stream.Signature(unsigned(MAGNITUDE_BITS))),
             "enable": In(1),
-            "events": Out(stream.Signature(event, always_ready=True)),
+            "events": Out(stream.Signature(bundle_layout(event, ports), always_ready=True)),
             "last": Out(1),
         })
 
@@ -47,9 +49,10 @@ class PixelEvents(wiring.Component):
         m.d.comb += [
             self.pixels.ready.eq(self.enable),
             self.events.valid.eq(take & (self.pixels.payload != 0)),
-            self.events.payload.index.eq(index),
-            self.events.payload.magnitude.eq(self.pixels.payload),
-            self.events.payload.sign.eq(0),
+            self.events.payload.n.eq(1),
+            self.events.payload.events[0].index.eq(index),
+            self.events.payload.events[0].magnitude.eq(self.pixels.payload),
+            self.events.payload.events[0].sign.eq(0),
         ]
         with m.If(take):
             m.d.sync += index.eq(index + 1)

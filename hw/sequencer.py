@@ -77,12 +77,13 @@ class Sequencer(wiring.Component):
             width = max(1, max(int(v) for v in values).bit_length())
             return Array(Const(int(v), width) for v in values)
 
-        wbase, tbase, wa, ta = [], [], 0, 0
+        ports, rate = spec.ports, spec.rate
+        rshift = rate.bit_length() - 1
+        wbase, wa = [], 0
         for ly in spec.layers:
             wbase.append(wa)
-            tbase.append(ta)
             wa += len(ly.words)
-            ta += ly.n_out
+        tbase = [*spec.threshold_rows, 0]  # the last layer's scores are addressed by class
         groups = [math.ceil(ly.n_out / lanes) for ly in spec.layers]
         c_n_in = table([ly.n_in for ly in spec.layers])
         c_last_group = table([g - 1 for g in groups])
@@ -94,20 +95,24 @@ class Sequencer(wiring.Component):
         is_last = layer == n_layers - 1
         m.d.comb += self.src.eq(layer[0])
         n_events = Signal.like(self.count[0])
-        k = Signal.like(n_events)  # the next event to issue
+        left = Signal.like(n_events)  # events of the group still to issue
+        bundle = Signal.like(self.tokens.payload.pos)  # the next bundle of ports events
         g = Signal(range(max(max(groups), 2)))
         base = Signal.like(self.tokens.payload.base)
         nbase = Signal.like(self.tokens.payload.nbase)
         cool = Signal(range(lanes + 1))  # cycles until the serializer takes another group
         group_size = Signal(range(lanes + 1))
         m.d.comb += group_size.eq(Mux(g == c_last_group[layer], c_last_size[layer], lanes))
+        serial = Signal(range(lanes + 1))  # cycles the serializer needs for this group
+        m.d.comb += serial.eq(Mux(is_last, group_size, (group_size + rate - 1) >> rshift))
         with m.If(cool != 0):
             m.d.sync += cool.eq(cool - 1)
 
-        # the token: the event at position k of list src, for the current group
+        # the token: the next bundle of list src (up to ports events), for the current group
         tok = self.tokens.payload
-        m.d.comb += [tok.src.eq(self.src), tok.pos.eq(k), tok.base.eq(base),
-                     tok.nbase.eq(nbase), tok.taddr.eq(c_tbase[layer] + nbase),
+        m.d.comb += [tok.src.eq(self.src), tok.pos.eq(bundle), tok.base.eq(base),
+                     tok.n.eq(Mux(left >= ports, ports, left)),
+                     tok.nbase.eq(nbase), tok.taddr.eq(c_tbase[layer] + (nbase >> rshift)),
                      tok.size.eq(group_size), tok.last.eq(is_last)]
 
         with m.FSM(name="sequencer"):
@@ -122,19 +127,22 @@ class Sequencer(wiring.Component):
                     n_events.eq(Mux(self.count[self.src] > self.SKIP_EVENTS,
                                     self.count[self.src] - self.SKIP_EVENTS, 0)),
                     self.events[layer].eq(self.count[self.src]),
-                    k.eq(0), g.eq(0), base.eq(c_wbase[layer]), nbase.eq(0), cool.eq(0),
+                    g.eq(0), base.eq(c_wbase[layer]), nbase.eq(0), cool.eq(0), bundle.eq(0),
+                    left.eq(Mux(self.count[self.src] > self.SKIP_EVENTS,
+                                self.count[self.src] - self.SKIP_EVENTS, 0)),
                 ]
                 m.next = "ISSUE"
             with m.State("ISSUE"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += self.cycles.eq(self.cycles + 1)
-                with m.If(k != n_events):
+                with m.If(left != 0):
                     m.d.comb += self.tokens.valid.eq(1)
-                    m.d.sync += k.eq(k + 1)
+                    m.d.sync += [bundle.eq(bundle + 1),
+                                 left.eq(Mux(left >= ports, left - ports, 0))]
                 with m.Elif(cool == 0):
                     # END token: this group's sums go to the serializer
-                    m.d.comb += [self.tokens.valid.eq(1), tok.end.eq(1)]
-                    m.d.sync += [k.eq(0), cool.eq(group_size - 1)]
+                    m.d.comb += [self.tokens.valid.eq(1), tok.end.eq(1), tok.n.eq(0)]
+                    m.d.sync += [bundle.eq(0), left.eq(n_events), cool.eq(serial - 1)]
                     with m.If(g == c_last_group[layer]):
                         m.next = "DRAIN"
                     with m.Else():

@@ -1,10 +1,11 @@
 """The output serializer: a finished group's sums, one neuron per cycle, through the output
 units: thresholds (hidden layers) or fixed-point scores (the last layer)."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .layouts import bundle_layout
 from .spec import AcceleratorSpec
 from .threshold import ScoreUnit, ThresholdUnit, score_layout, threshold_layout
 
@@ -16,14 +17,15 @@ def score_out_layout(spec: AcceleratorSpec) -> data.StructLayout:
 
 
 class Serializer(wiring.Component):
-    """Takes a finished group of P sums and puts them through the output units one neuron per
-    cycle, overlapped with the next group's accumulation.
+    """Takes a finished group of P sums and puts them through the output units, overlapped
+    with the next group's accumulation.
 
-    Hidden layers: the neuron's thresholds (from the threshold memory, every hidden layer's
-    neurons in order) give a ternary output; a nonzero one leaves on ``events`` as an event of
-    the next layer (index = the neuron, magnitude 1, the output's sign): zeros are never
-    written. The last layer: the neuron's fixed-point score (coefficient and offset from the
-    score-parameter memory) leaves on ``scores``.
+    Hidden layers, ``spec.rate`` (r) neurons per cycle: their thresholds (one row of the
+    threshold memory, which holds every hidden layer's neurons in rows of r) give ternary
+    outputs; the nonzero ones leave on ``events``, compacted into one bundle, as events of the
+    next layer (index = the neuron, magnitude 1, the output's sign): zeros are never written.
+    The last layer, one neuron per cycle: its fixed-point score (coefficient and offset from
+    the score-parameter memory) leaves on ``scores``.
 
     Parameters
     ----------
@@ -35,13 +37,15 @@ class Serializer(wiring.Component):
     -------
     sums: In(stream(sums)) — always ready: a group arrives only when the previous one is
         through (n_g cycles after it arrived).
-    events: Out(stream(event)) — the hidden layers' nonzero outputs; always ready downstream.
+    events: Out(stream(bundle)) — the hidden layers' nonzero outputs, up to r per cycle in
+        slots 0 .. n-1; always ready downstream.
     scores: Out(stream(score_out_layout)) — the last layer's scores, in class order.
     busy: Out(1) — a group is being serialized.
 
-    Timing: the neuron read in the cycle after the group arrives leaves ``latency`` cycles
+    Timing: the neurons read in the cycle after the group arrives leave ``latency`` cycles
     later: one register between the reads (the shadow accumulator, the block RAMs of the
-    thresholds and score parameters) and the units, one after the units. One neuron per cycle.
+    thresholds and score parameters) and the units, one after the units. ceil(n_g / r) cycles
+    per group of a hidden layer, n_g per group of the last layer.
     """
 
     latency = 2
@@ -54,23 +58,32 @@ class Serializer(wiring.Component):
         self._spec = spec
         super().__init__({
             "sums": In(stream.Signature(sums, always_ready=True)),
-            "events": Out(stream.Signature(event, always_ready=True)),
+            "events": Out(stream.Signature(bundle_layout(event, spec.ports),
+                                           always_ready=True)),
             "scores": Out(stream.Signature(score_out_layout(spec), always_ready=True)),
             "busy": Out(1),
         })
 
     def elaborate(self, platform):
         spec = self._spec
-        lanes, acc_bits = spec.lanes, spec.acc_bits
+        lanes, acc_bits, r = spec.lanes, spec.acc_bits, spec.rate
+        rshift = r.bit_length() - 1
         m = Module()
 
-        # memories: every hidden layer's thresholds, the last layer's score parameters
-        hidden = spec.layers[:-1]
+        # memories: every hidden layer's thresholds in rows of r neurons (a layer starts on a
+        # row of its own), the last layer's score parameters
         thr_shape = threshold_layout(spec.threshold_bits)
-        thr_init = [thr_shape.const({"flip": f, "lo": lo, "hi": hi})
-                    for ly in hidden for f, lo, hi in zip(ly.flip, ly.lo, ly.hi, strict=True)]
+        row_shape = data.ArrayLayout(thr_shape, r)
+        never = {"flip": 0, "lo": -(2 ** (spec.threshold_bits - 1)),
+                 "hi": 2 ** (spec.threshold_bits - 1) - 1}  # padding: a neuron that is not there
+        thr_init = []
+        for ly in spec.layers[:-1]:
+            neurons = [{"flip": f, "lo": lo, "hi": hi}
+                       for f, lo, hi in zip(ly.flip, ly.lo, ly.hi, strict=True)]
+            neurons += [never] * (-len(neurons) % r)
+            thr_init += [row_shape.const(neurons[i:i + r]) for i in range(0, len(neurons), r)]
         m.submodules.thresholds = tmem = memory.Memory(
-            shape=thr_shape, depth=max(len(thr_init), 1), init=thr_init)
+            shape=row_shape, depth=max(len(thr_init), 1), init=thr_init)
         t_rd = tmem.read_port()
         last = spec.layers[-1]
         sc_shape = score_layout(spec.coef_bits, spec.offset_bits)
@@ -80,57 +93,79 @@ class Serializer(wiring.Component):
                   for c, o in zip(last.coef, last.offset, strict=True)])
         s_rd = smem.read_port()
 
-        # the shadow bank: the group's sums, shifted down one lane per cycle (lane 0 is read)
+        # the shadow bank: the group's sums, shifted down r lanes per cycle (hidden layers) or
+        # one (the last layer's scores); lanes 0 .. r-1 are read
         shadow = Signal(data.ArrayLayout(signed(acc_bits), lanes))
         active = Signal()
-        lane = Signal(range(lanes + 1))
+        lane = Signal(range(lanes + r))
         size = Signal.like(self.sums.payload.size)
         nbase = Signal.like(self.sums.payload.nbase)
         taddr = Signal.like(self.sums.payload.taddr)
         is_last = Signal()
         arrive = self.sums.valid
         neuron = nbase + lane
+        step = Mux(is_last, 1, r)
         with m.If(arrive):
             m.d.sync += [shadow.eq(self.sums.payload.acc), active.eq(1), lane.eq(0),
                          size.eq(self.sums.payload.size), nbase.eq(self.sums.payload.nbase),
                          taddr.eq(self.sums.payload.taddr), is_last.eq(self.sums.payload.last)]
         with m.Elif(active):
             for j in range(lanes):
-                m.d.sync += shadow[j].eq(shadow[j + 1] if j + 1 < lanes else 0)
-            m.d.sync += lane.eq(lane + 1)
-            with m.If(lane == size - 1):
+                one = shadow[j + 1] if j + 1 < lanes else 0
+                many = shadow[j + r] if j + r < lanes else 0
+                m.d.sync += shadow[j].eq(Mux(is_last, one, many))
+            m.d.sync += lane.eq(lane + step)
+            with m.If(lane + step >= size):
                 m.d.sync += active.eq(0)
-        # the memories are read one cycle ahead: the group's first neuron as it arrives
+        # the memories are read one cycle ahead: the group's first neurons as it arrives
         m.d.comb += [
-            t_rd.addr.eq(Mux(arrive, self.sums.payload.taddr, taddr + lane + 1)),
+            t_rd.addr.eq(Mux(arrive, self.sums.payload.taddr, taddr + (lane >> rshift) + 1)),
             s_rd.addr.eq(Mux(arrive, self.sums.payload.nbase, neuron + 1)),
         ]
 
-        # register: the neuron's sum and parameters, then the units
-        m.submodules.threshold = thr = self.ThresholdUnit(acc_bits, spec.threshold_bits)
-        m.submodules.score = score = self.ScoreUnit(acc_bits, spec.coef_bits,
-                                                    spec.offset_bits, spec.score_bits)
+        # register: the neurons' sums and parameters, then the units
         q_valid, q_last = Signal(name="q_valid"), Signal(name="q_last")
-        q_acc = Signal(signed(acc_bits))
+        q_acc = Signal(data.ArrayLayout(signed(acc_bits), r))
+        q_here = Signal(r)  # which of the r lanes hold a neuron of the group
         q_thr = Signal.like(t_rd.data)
         q_par = Signal.like(s_rd.data)
         q_neuron = Signal.like(neuron)
-        m.d.sync += [q_valid.eq(active), q_last.eq(is_last), q_acc.eq(shadow[0]),
-                     q_thr.eq(t_rd.data), q_par.eq(s_rd.data), q_neuron.eq(neuron)]
-        m.d.comb += [thr.acc.eq(q_acc), thr.thresholds.eq(q_thr),
-                     score.acc.eq(q_acc), score.params.eq(q_par)]
+        m.d.sync += [q_valid.eq(active), q_last.eq(is_last), q_thr.eq(t_rd.data),
+                     q_par.eq(s_rd.data), q_neuron.eq(neuron)]
+        for i in range(r):
+            m.d.sync += [q_acc[i].eq(shadow[i]), q_here[i].eq(lane + i < size)]
+        units = []
+        for i in range(r):
+            m.submodules[f"threshold{i}" if r > 1 else "threshold"] = thr = \
+                self.ThresholdUnit(acc_bits, spec.threshold_bits)
+            m.d.comb += [thr.acc.eq(q_acc[i]), thr.thresholds.eq(q_thr[i])]
+            units.append(thr)
+        m.submodules.score = score = self.ScoreUnit(acc_bits, spec.coef_bits,
+                                                    spec.offset_bits, spec.score_bits)
+        m.d.comb += [score.acc.eq(q_acc[0]), score.params.eq(q_par)]
 
-        # register: a nonzero output becomes an event, a score goes to the argmax
+        # register: the nonzero outputs, compacted, become events; a score goes to the argmax
+        fires = [Signal(name=f"fires{i}") for i in range(r)]
+        for i, thr in enumerate(units):
+            m.d.comb += fires[i].eq(q_valid & ~q_last & q_here[i] & thr.out.nonzero)
         r_valid = Signal(name="r_valid")
+        out = self.events.payload
         m.d.sync += [
             r_valid.eq(q_valid & ~q_last),
-            self.events.valid.eq(q_valid & ~q_last & thr.out.nonzero),
-            self.events.payload.index.eq(q_neuron),
-            self.events.payload.magnitude.eq(1),
-            self.events.payload.sign.eq(thr.out.sign),
+            self.events.valid.eq(Cat(*fires).any()),
+            out.n.eq(sum(fires)),
             self.scores.valid.eq(q_valid & q_last),
             self.scores.payload.cls.eq(q_neuron),
             self.scores.payload.score.eq(score.score),
         ]
+        # output slot s takes the s-th firing neuron: the one with s firing neurons before it
+        before = 0
+        for i, thr in enumerate(units):
+            for s in range(i + 1):
+                with m.If(fires[i] & (before == s)):
+                    m.d.sync += [out.events[s].index.eq(q_neuron + i),
+                                 out.events[s].magnitude.eq(1),
+                                 out.events[s].sign.eq(thr.out.sign)]
+            before = before + fires[i]
         m.d.comb += self.busy.eq(active | q_valid | r_valid | self.scores.valid)
         return m

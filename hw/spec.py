@@ -38,14 +38,31 @@ class AcceleratorSpec:
     coef_bits: int
     offset_bits: int
     score_bits: int
+    #: k: events the engine takes per cycle (event-list banks, weight-memory read ports,
+    #: gated-XNOR terms per lane and cycle); a power of two
+    ports: int = 1
+    #: r: neurons the serializer thresholds per cycle (at most ``ports``: the event lists
+    #: take as many events per cycle as they have banks); a power of two
+    rate: int = 1
 
     @classmethod
-    def from_export(cls, net, lanes: int | None = None) -> AcceleratorSpec:
+    def from_export(cls, net, lanes: int | None = None, *, ports: int = 1,
+                    rate: int = 1) -> AcceleratorSpec:
         """From a checked export (:func:`gxnor.export.format.load`), for ``lanes`` lanes
-        (default: the export's; other lane counts repack the same weights)."""
+        (default: the export's; other lane counts repack the same weights), ``ports`` events
+        and ``rate`` neurons per cycle."""
         lanes = net.lanes if lanes is None else lanes
         if lanes < 1:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
+        for name, v in (("ports", ports), ("rate", rate)):
+            if v < 1 or v & (v - 1) or v > 64:
+                raise InputError(f"--{name} must be a power of two in 1..64, got {v}")
+        if lanes % rate:
+            raise InputError(f"--rate {rate} must divide --lanes {lanes} (a group's neurons "
+                             "go through the serializer in rows of rate)")
+        if rate > ports:
+            raise InputError(f"--rate {rate} > --ports {ports}: the serializer would write more "
+                             "events per cycle than the event lists take")
         if net.n_bits > 1:
             raise InputError(f"{net.dir}: weights are Z_{net.n_bits}; the gated-XNOR array "
                              "runs binary (N=0) and ternary (N=1) weights only")
@@ -71,7 +88,7 @@ class AcceleratorSpec:
         if net.layers[0].n_in > 2**16 or any(ly.n_out > 2**16 for ly in layers):
             raise InputError(f"{net.dir}: layers wider than 65536 are not supported")
         return cls(lanes, tuple(layers), tbits, last["coef_bits"], last["offset_bits"],
-                   last["score_bits"])
+                   last["score_bits"], ports, rate)
 
     @property
     def num_classes(self) -> int:
@@ -107,6 +124,16 @@ class AcceleratorSpec:
     def event_depth(self) -> int:
         """Entries of each event list: the widest layer input."""
         return max(ly.n_in for ly in self.layers)
+
+    @property
+    def threshold_rows(self) -> list[int]:
+        """Each hidden layer's first row in the threshold memory, whose rows hold ``rate``
+        neurons (a layer starts on a row of its own)."""
+        rows, at = [], 0
+        for ly in self.layers[:-1]:
+            rows.append(at)
+            at += -(-ly.n_out // self.rate)
+        return rows
 
 
 def result_layout(spec: AcceleratorSpec) -> data.StructLayout:

@@ -37,14 +37,19 @@ class ThresholdUnit(wiring.Component):
 
     @staticmethod
     def at_least(v, threshold):
-        """The comparison of the rule: ``v >= hi`` (and ``-v >= -lo`` for the other step)."""
+        """The rule's upper step: ``v >= hi``."""
         return v >= threshold
+
+    @staticmethod
+    def at_most(v, threshold):
+        """The rule's lower step: ``v <= lo``."""
+        return v <= threshold
 
     def elaborate(self, platform):
         m = Module()
         v = Mux(self.thresholds.flip, -self.acc, self.acc)
         pos = self.at_least(v, self.thresholds.hi)
-        neg = self.at_least(-v, -self.thresholds.lo)
+        neg = self.at_most(v, self.thresholds.lo)
         m.d.comb += [self.out.nonzero.eq(pos | neg), self.out.sign.eq(neg & ~pos)]
         return m
 

@@ -51,13 +51,24 @@ def group_sizes(n_out: int, lanes: int) -> list[int]:
     return [min(lanes, n_out - g * lanes) for g in range(groups)]
 
 
-def layer_cycles(events, n_out: int, lanes: int):
-    """Exact cycles of one layer for E = ``events`` (an int or an integer array)."""
-    e = np.asarray(events, dtype=np.int64)
-    sizes = group_sizes(n_out, lanes)
-    total = SETUP + e + 1 + PIPELINE + sizes[-1] + SERIALIZER_LATENCY + DRAIN
+def bundles(events, ports: int = 1):
+    """Tokens that carry E events, ``ports`` at a time."""
+    return -(-np.asarray(events, dtype=np.int64) // ports)
+
+
+def serial_cycles(size: int, rate: int = 1) -> int:
+    """Serializer cycles of a group of ``size`` neurons, ``rate`` per cycle."""
+    return -(-size // rate)
+
+
+def layer_cycles(events, n_out: int, lanes: int, ports: int = 1, rate: int = 1):
+    """Exact cycles of one layer for E = ``events`` (an int or an integer array): ``ports``
+    events per token, ``rate`` neurons per serializer cycle (1 for the last layer)."""
+    b = bundles(events, ports)
+    sizes = [serial_cycles(n, rate) for n in group_sizes(n_out, lanes)]
+    total = SETUP + b + 1 + PIPELINE + sizes[-1] + SERIALIZER_LATENCY + DRAIN
     for prev in sizes[:-1]:
-        total = total + np.maximum(e + 1, prev)
+        total = total + np.maximum(b + 1, prev)
     return total if total.ndim else int(total)
 
 
@@ -66,23 +77,34 @@ def event_bound(events, n_out: int, lanes: int):
     return np.asarray(events, dtype=np.int64) * math.ceil(n_out / lanes)
 
 
-def image_cycles(events_per_layer, layer_outputs: list[int], lanes: int):
+def image_cycles(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,
+                 rate: int = 1):
     """Cycles per image; ``events_per_layer[l]`` is E of layer l (int or per-image array)."""
-    return sum(layer_cycles(e, n, lanes)
-               for e, n in zip(events_per_layer, layer_outputs, strict=True))
+    last = len(layer_outputs) - 1
+    return sum(layer_cycles(e, n, lanes, ports, 1 if i == last else rate)
+               for i, (e, n) in enumerate(zip(events_per_layer, layer_outputs, strict=True)))
 
 
-def dense_cycles(layer_inputs: list[int], layer_outputs: list[int], lanes: int) -> int:
+def dense_cycles(layer_inputs: list[int], layer_outputs: list[int], lanes: int,
+                 ports: int = 1, rate: int = 1) -> int:
     """The same array without zero-skipping: every input is an event."""
-    return int(image_cycles(layer_inputs, layer_outputs, lanes))
+    return int(image_cycles(layer_inputs, layer_outputs, lanes, ports, rate))
 
 
-def result_latency(events_per_layer, layer_outputs: list[int], lanes: int):
+def result_latency(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,
+                   rate: int = 1):
     """Cycles from the cycle after an image's last pixel is accepted to the cycle its result is
     valid, counted outside the accelerator (results taken as soon as offered): the compute
     cycles, then the scores (``Classifier.cycles_per_score`` each) and the result's cycle."""
-    return (image_cycles(events_per_layer, layer_outputs, lanes)
+    return (image_cycles(events_per_layer, layer_outputs, lanes, ports, rate)
             + Classifier.cycles_per_score * layer_outputs[-1] + 1)
+
+
+def folding(spec) -> dict:
+    """The cycle model's arguments of an accelerator spec (``gxnor.hw.spec``): outputs per
+    layer, lanes, ports, rate."""
+    return {"layer_outputs": [ly.n_out for ly in spec.layers], "lanes": spec.lanes,
+            "ports": spec.ports, "rate": spec.rate}
 
 
 def io_cycles(n_pixels: int, n_classes: int) -> int:
@@ -96,7 +118,8 @@ def io_cycles(n_pixels: int, n_classes: int) -> int:
 BLOCKS = ("issue", "event_lists", "weight_fetch", "pe_array", "serializer")
 
 
-def schedule(events_per_layer, layer_outputs: list[int], lanes: int) -> dict:
+def schedule(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,
+             rate: int = 1) -> dict:
     """Which block holds work in which cycle, for one image: {block: {cycle: label}}, cycle 0
     being the first counted cycle (the one after the last pixel). The same numbers as
     :func:`image_cycles`, cycle by cycle: the accelerator's ``stages`` port shows exactly these
@@ -108,13 +131,15 @@ def schedule(events_per_layer, layer_outputs: list[int], lanes: int) -> dict:
     """
     rows: dict = {b: {} for b in BLOCKS}
     t = 0
+    last = len(layer_outputs) - 1
     for layer, (e, n_out) in enumerate(zip(events_per_layer, layer_outputs, strict=True)):
-        e = int(e)
-        sizes = group_sizes(n_out, lanes)
+        e = int(bundles(int(e), ports))
+        layer_rate = 1 if layer == last else rate
+        sizes = [serial_cycles(n, layer_rate) for n in group_sizes(n_out, lanes)]
         t += SETUP
         prev = 0
         for g, size in enumerate(sizes):
-            span = max(e + 1, prev)  # events, END, waiting for the serializer's credit
+            span = max(e + 1, prev)  # bundles, END, waiting for the serializer's credit
             tokens = [(t + k, f"L{layer} g{g} e{k}") for k in range(e)]
             tokens.append((t + span - 1, f"L{layer} g{g} END"))
             for c, label in tokens:

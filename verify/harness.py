@@ -279,7 +279,7 @@ class Harness:
             (folder / f"results{i}.bin").unlink(missing_ok=True)
             lines.append(f"{len(im)} {spec.n_pixels} images{i}.bin results{i}.bin")
             dense = timing.dense_cycles([ly.n_in for ly in spec.layers],
-                                        [ly.n_out for ly in spec.layers], spec.lanes)
+                                        **timing.folding(spec))
             per = dense + timing.io_cycles(spec.n_pixels, spec.num_classes) + 16
             limit = max(limit, 2 * per * max(len(im), 1) + 1000)
         (folder / "config.txt").write_text("\n".join(lines) + "\n")
@@ -316,10 +316,9 @@ def compare(net, spec: AcceleratorSpec, images: np.ndarray, res: Results,
     model (the accelerator's own count and the harness's count): a message per image, at most
     ``limit``; an empty list when everything agrees."""
     want = net.run(np.asarray(images, np.uint8).reshape(len(images), -1))
-    outputs = [ly.n_out for ly in spec.layers]
     events = np.stack(want.events, 1) if want.events else np.zeros((len(images), 0))
-    model = timing.image_cycles(want.events, outputs, spec.lanes)
-    latency = timing.result_latency(want.events, outputs, spec.lanes)
+    model = timing.image_cycles(want.events, **timing.folding(spec))
+    latency = timing.result_latency(want.events, **timing.folding(spec))
     msgs = []
     if len(res.cls) != len(images):
         msgs.append(f"{len(res.cls)} results for {len(images)} images (the harness timed out?)")

@@ -34,7 +34,6 @@ def predicted_throughput(spec: AcceleratorSpec, export_dir: Path, clock_hz: floa
     hand (mean events per layer), else the dense worst case."""
     from gxnor.model.data import DatasetError
 
-    outs = [ly.n_out for ly in spec.layers]
     io_c = timing.io_cycles(spec.n_pixels, spec.num_classes)
     try:
         imgs = format.dataset_images(format.load(export_dir), images, data_dir)
@@ -42,10 +41,11 @@ def predicted_throughput(spec: AcceleratorSpec, export_dir: Path, clock_hz: floa
         imgs = None
     if imgs is None:
         source = "dense worst case (dataset not found)"
-        mean_c = max_c = timing.dense_cycles([ly.n_in for ly in spec.layers], outs, spec.lanes)
+        mean_c = max_c = timing.dense_cycles([ly.n_in for ly in spec.layers],
+                                             **timing.folding(spec))
     else:
         res = golden.Network(export_dir).run(imgs)
-        compute = timing.image_cycles(res.events, outs, spec.lanes)
+        compute = timing.image_cycles(res.events, **timing.folding(spec))
         mean_c, max_c = float(compute.mean()), int(compute.max())
         source = f"{len(imgs)} test images of the export's dataset"
     sb = P.score_bytes(spec.score_bits)

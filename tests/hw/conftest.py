@@ -23,9 +23,9 @@ def simulate():
 def small_token():
     """small_token(lanes=4): a token layout for block tests (16-entry lists, 4-bit indices)."""
 
-    def make(lanes=4, depth=16, words=64, index_bits=4):
+    def make(lanes=4, depth=16, words=64, index_bits=4, ports=1):
         return token_layout(depth=depth, words=words, neurons=16, thresholds=32, lanes=lanes,
-                            index_bits=index_bits, word_bits=2 * lanes)
+                            index_bits=index_bits, word_bits=2 * lanes, ports=ports)
 
     return make
 

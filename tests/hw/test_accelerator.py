@@ -13,19 +13,19 @@ from gxnor.sim import golden
 pytestmark = pytest.mark.sim
 
 
-def check(export_dir, images, **kwargs):
+def check(export_dir, images, ports=1, rate=1, **kwargs):
     net = golden.Network(export_dir)
-    spec = AcceleratorSpec.from_export(net)
+    spec = AcceleratorSpec.from_export(net, ports=ports, rate=rate)
     ref = net.run(images)
     got = run_images(spec, images, **kwargs)
     assert len(got) == len(images)
-    outputs = [ly.n_out for ly in spec.layers]
     for i, res in enumerate(got):
         events = [int(e[i]) for e in ref.events]
         assert res["events"] == events, f"image {i}: events"
         assert res["scores"] == ref.scores[i].tolist(), f"image {i}: scores"
         assert res["cls"] == int(ref.classes[i]), f"image {i}: class"
-        assert res["cycles"] == timing.image_cycles(events, outputs, spec.lanes), f"image {i}"
+        assert res["cycles"] == timing.image_cycles(events, **timing.folding(spec)), \
+            f"image {i}"
     return got
 
 
@@ -47,6 +47,18 @@ def test_random_networks(random_export, sizes, lanes, shape):
     images[2] = 0  # all-zero image: no events at all (after two real ones)
     images[1] = 255  # every pixel fires at full scale
     check(export, images)
+
+
+@pytest.mark.parametrize("ports, rate", [(2, 1), (2, 2), (4, 2), (4, 4)])
+def test_several_events_and_neurons_per_cycle(random_export, ports, rate):
+    """k events per token and r neurons per serializer cycle: the same classes, scores and
+    events, in the cycles the model gives for k and r."""
+    export = random_export([9, 13, 3], 4, input_shape=(1, 4, 5), seed=ports * 7 + rate)
+    images = random_images(5, (4, 5), density=0.5, seed=rate)
+    images[2] = 0
+    images[3] = 255
+    got = check(export, images, ports=ports, rate=rate)
+    assert len({r["cycles"] for r in got}) > 1
 
 
 def test_all_zero_weight_columns_and_dense_weights(random_export):

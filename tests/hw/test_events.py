@@ -1,30 +1,42 @@
 # amaranth: UnusedElaboratable=no
-"""Event lists: appended compacted, replayed one per cycle, `latency` cycles behind the token."""
+"""Event lists: appended compacted (up to `ports` per cycle), replayed `ports` per cycle,
+`latency` cycles behind the token, for 1, 2 and 4 banks."""
+
+import pytest
 
 from gxnor.hw.events import EventLists
 
 
-def test_lists_append_clear_and_replay(simulate, small_event, small_token):
-    dut = EventLists(16, small_event, small_token())
-    pixels = [(3, 200, 0), (7, 1, 0), (9, 255, 0)]
-    outputs = [(1, 1, 1), (2, 1, 0)]
+@pytest.mark.parametrize("ports", [1, 2, 4])
+def test_lists_append_clear_and_replay(simulate, small_event, small_token, ports):
+    dut = EventLists(16, small_event, small_token(ports=ports), ports)
+    pixels = [(3, 200, 0), (7, 1, 0), (9, 255, 0), (10, 4, 0), (12, 9, 0)]
+    outputs = [(1, 1, 1), (2, 1, 0), (5, 1, 1)]
+    sizes = [1, ports, 0, ports, ports, 1, ports]  # bundles of these sizes, any alignment
     got = []
 
+    async def write(ctx, port, events):
+        k = 0
+        for size in sizes:
+            chunk = events[k:k + min(size, ports)]
+            k += len(chunk)
+            ctx.set(port.payload, {"n": len(chunk), "events": [
+                {"index": i, "magnitude": mag, "sign": s} for i, mag, s in chunk]
+                + [{}] * (ports - len(chunk))})
+            ctx.set(port.valid, 1)
+            await ctx.tick()
+            if k == len(events):
+                break
+        ctx.set(port.valid, 0)
+
     async def bench(ctx):
-        for index, mag, sign in pixels:  # the image's nonzero pixels: list 0
-            ctx.set(dut.pixels.payload, {"index": index, "magnitude": mag, "sign": sign})
-            ctx.set(dut.pixels.valid, 1)
-            await ctx.tick()
-        ctx.set(dut.pixels.valid, 0)
+        await write(ctx, dut.pixels, pixels)  # the image's nonzero pixels: list 0
         ctx.set(dut.src, 0)  # layer 0 reads list 0, writes list 1
-        for index, mag, sign in outputs:
-            ctx.set(dut.feedback.payload, {"index": index, "magnitude": mag, "sign": sign})
-            ctx.set(dut.feedback.valid, 1)
-            await ctx.tick()
-        ctx.set(dut.feedback.valid, 0)
-        assert [int(c) for c in ctx.get(dut.count)] == [3, 2]
+        await write(ctx, dut.feedback, outputs)
+        assert [int(c) for c in ctx.get(dut.count)] == [len(pixels), len(outputs)]
         # replay list 0 then list 1, an END token between; each comes out 2 cycles later
-        reads = [(0, p, 0) for p in range(3)] + [(0, 0, 1)] + [(1, p, 0) for p in range(2)]
+        b0, b1 = -(-len(pixels) // ports), -(-len(outputs) // ports)
+        reads = [(0, p, 0) for p in range(b0)] + [(0, 0, 1)] + [(1, p, 0) for p in range(b1)]
         for cycle in range(len(reads) + EventLists.latency):
             if cycle < len(reads):
                 src, pos, end = reads[cycle]
@@ -37,14 +49,17 @@ def test_lists_append_clear_and_replay(simulate, small_event, small_token):
             if ctx.get(dut.out.valid):
                 out = ctx.get(dut.out.payload)
                 got.append((cycle - out.nbase, out.end,
-                            (out.event.index, out.event.magnitude, out.event.sign)))
+                            [(e.index, e.magnitude, e.sign) for e in out.event]))
             await ctx.tick()
         ctx.set(dut.clear, 0b11)
         await ctx.tick()
         assert [int(c) for c in ctx.get(dut.count)] == [0, 0]
 
     simulate(dut, bench)
-    latency = EventLists.latency
-    assert [g[0] for g in got] == [latency] * 6
-    assert [g[2] for g in got if not g[1]] == pixels + outputs
-    assert [g[1] for g in got] == [0, 0, 0, 1, 0, 0]
+    b0, b1 = -(-len(pixels) // ports), -(-len(outputs) // ports)
+    assert [g[0] for g in got] == [EventLists.latency] * len(got)
+    assert [g[1] for g in got] == [0] * b0 + [1] + [0] * b1
+    bundles = [g[2] for g in got if not g[1]]
+    listed0 = [e for b in bundles[:b0] for e in b][:len(pixels)]
+    listed1 = [e for b in bundles[b0:] for e in b][:len(outputs)]
+    assert listed0 == pixels and listed1 == outputs

@@ -16,14 +16,14 @@ def _replay(dut, ctx_tokens):
         for cycle in range(len(ctx_tokens) + WeightFetch.latency):
             if cycle < len(ctx_tokens):
                 base, index = ctx_tokens[cycle]
-                ctx.set(dut.tokens.payload, {"base": base, "event": {"index": index},
+                ctx.set(dut.tokens.payload, {"base": base, "event": [{"index": index}],
                                              "nbase": cycle})
                 ctx.set(dut.tokens.valid, 1)
             else:
                 ctx.set(dut.tokens.valid, 0)
             if ctx.get(dut.out.valid):
                 out = ctx.get(dut.out.payload)
-                got.append((cycle - out.nbase, out.word))
+                got.append((cycle - out.nbase, out.word[0]))
             await ctx.tick()
         return got
 
@@ -83,3 +83,25 @@ def test_external_memory(simulate, small_token):
 def test_bad_memory_kind(small_token):
     with pytest.raises(ValueError, match=r"memory must be one of"):
         WeightFetch(4, 8, small_token(), "flash")
+
+
+def test_several_ports_read_several_words(simulate, small_token):
+    dut = WeightFetch(64, 8, small_token(ports=4), "rom", WORDS, ports=4)
+    got = []
+
+    async def bench(ctx):
+        for cycle in range(len(READS) + WeightFetch.latency):
+            if cycle < len(READS):
+                base, index = READS[cycle]
+                ctx.set(dut.tokens.payload, {"base": base, "nbase": cycle, "event": [
+                    {"index": (index + t) % 16} for t in range(4)]})
+                ctx.set(dut.tokens.valid, 1)
+            else:
+                ctx.set(dut.tokens.valid, 0)
+            if ctx.get(dut.out.valid):
+                out = ctx.get(dut.out.payload)
+                got.append([int(w) for w in out.word])
+            await ctx.tick()
+
+    simulate(dut, bench)
+    assert got == [[WORDS[b + (i + t) % 16] for t in range(4)] for b, i in READS]

@@ -45,9 +45,11 @@ def test_pe_array_matches_reference(lanes):
         for e in range(n_events):
             ctx.set(dut.tokens.valid, 1)
             ctx.set(tok.end, 0)
-            ctx.set(tok.event.magnitude, int(mags[e]))
-            ctx.set(tok.event.sign, int(signs[e]))
-            ctx.set(tok.word, int(sum(int(c) << (2 * j) for j, c in enumerate(word_codes[e]))))
+            ctx.set(tok.n, 1)
+            ctx.set(tok.event[0].magnitude, int(mags[e]))
+            ctx.set(tok.event[0].sign, int(signs[e]))
+            ctx.set(tok.word[0], int(sum(int(c) << (2 * j)
+                                         for j, c in enumerate(word_codes[e]))))
             await ctx.tick()
             assert not ctx.get(dut.sums.valid)
         ctx.set(tok.end, 1)
@@ -73,3 +75,42 @@ def test_pe_array_parameter_errors():
         PEArray(0, 8, _token(1))
     with pytest.raises(ValueError, match=r"^acc_width must be an integer >= 2, got 1$"):
         PEArray(4, 1, _token(4))
+
+
+@pytest.mark.parametrize("ports", [2, 4])
+def test_several_events_per_token(ports):
+    """``ports`` events per token, some tokens short (n < ports): the same sums as one at a
+    time."""
+    lanes, n_events = 5, 23
+    rng = np.random.default_rng(ports)
+    w = rng.integers(-1, 2, size=(n_events, lanes))
+    mags = rng.integers(0, 256, n_events)
+    signs = rng.integers(0, 2, n_events)
+    expected = (w * (mags * (1 - 2 * signs))[:, None]).sum(0)
+    token = token_layout(depth=32, words=8, neurons=lanes, thresholds=lanes, lanes=lanes,
+                         index_bits=5, word_bits=2 * lanes, ports=ports)
+    dut = PEArray(lanes, 16, token, ports)
+    word_codes = codes.encode(w, 1)
+    seen = []
+
+    async def bench(ctx):
+        tok = dut.tokens.payload
+        e = 0
+        while e < n_events:
+            n = min(ports, n_events - e, int(rng.integers(1, ports + 1)))
+            ctx.set(dut.tokens.valid, 1)
+            ctx.set(tok.end, 0)
+            ctx.set(tok.n, n)
+            for t in range(ports):
+                k = min(e + t, n_events - 1)  # slots past n carry junk that must not count
+                ctx.set(tok.event[t].magnitude, int(mags[k]))
+                ctx.set(tok.event[t].sign, int(signs[k]))
+                ctx.set(tok.word[t], int(sum(int(c) << (2 * j)
+                                             for j, c in enumerate(word_codes[k]))))
+            e += n
+            await ctx.tick()
+        ctx.set(tok.end, 1)
+        seen.extend(int(a) for a in ctx.get(dut.sums.payload).acc)
+
+    _run(dut, bench)
+    assert seen == expected.tolist()

@@ -19,7 +19,9 @@ def test_nonzero_pixels_become_events(simulate, small_event):
                 ctx.set(dut.pixels.valid, 1)
                 assert ctx.get(dut.pixels.ready) == enable
                 if ctx.get(dut.events.valid):
-                    ev = ctx.get(dut.events.payload)
+                    bundle = ctx.get(dut.events.payload)
+                    assert bundle.n == 1
+                    ev = bundle.events[0]
                     events.append((ev.index, ev.magnitude, ev.sign))
                 if ctx.get(dut.last):
                     lasts.append(k)

@@ -8,7 +8,8 @@ for every input sequence up to a depth (bounded model checking): either way for 
 not only for the ones a simulation tried.
 
 * :func:`pe_lane_spec` — a closed gate keeps the accumulator, an open one moves it by exactly
-  +-magnitude with the sign of the XNOR of the two sign bits, END hands it on and clears it.
+  +-magnitude with the sign of the XNOR of the two sign bits (summed over the token's events:
+  two ports), END hands it on and clears it.
 * :func:`threshold_spec` — the threshold unit equals the export's rule
   (``gxnor.export.thresholds.apply``) for every accumulator and every threshold triple.
 * :func:`classifier_stream_spec` — the scores stream keeps its payload while ``valid`` waits for
@@ -94,25 +95,29 @@ def _past(m: Module, value, name: str):
     return reg
 
 
-def pe_lane_spec(lanes: int = 2, acc_width: int = 10, block=PEArray):
+def pe_lane_spec(lanes: int = 2, acc_width: int = 10, ports: int = 2, block=PEArray):
     m = Module()
     token = token_layout(depth=4, words=4, neurons=lanes, thresholds=lanes, lanes=lanes,
-                         index_bits=2, word_bits=2 * lanes)
-    m.submodules.pe = pe = block(lanes, acc_width, token)
+                         index_bits=2, word_bits=2 * lanes, ports=ports)
+    m.submodules.pe = pe = block(lanes, acc_width, token, ports)
     tok = pe.tokens.payload
-    codes = data.View(data.ArrayLayout(TernaryCode, lanes), tok.word)
     started = Signal(name="started")  # a cycle has passed since the start
     m.d.sync += started.eq(1)
     was_valid = _past(m, pe.tokens.valid, "was_valid")
     was_end = _past(m, tok.end, "was_end")
-    mag, sign = tok.event.magnitude, tok.event.sign
     for j in range(lanes):
         acc = pe.sums.payload.acc[j]
-        # the specification: w in {-1, 0, +1} from the code, x = +-magnitude from the event
-        w = Mux(codes[j].nonzero, Mux(codes[j].sign, -1, 1), 0)
-        x = Mux(sign, -mag, mag)
+        # the specification: the sum over the token's n events of w * x, w in {-1, 0, +1}
+        # from the code, x = +-magnitude from the event
+        products = []
+        for t in range(ports):
+            code = data.View(data.ArrayLayout(TernaryCode, lanes), tok.word[t])[j]
+            mag, sign = tok.event[t].magnitude, tok.event[t].sign
+            w = Mux(code.nonzero, Mux(code.sign, -1, 1), 0)
+            x = Mux(sign, -mag, mag)
+            products.append(Mux(tok.n > t, w * x, 0))
         product = Signal(signed(acc_width + 10), name=f"product{j}")
-        m.d.comb += product.eq(w * x)
+        m.d.comb += product.eq(sum(products))
         was_acc = _past(m, acc, f"was_acc{j}")
         was_product = _past(m, product, f"was_product{j}")
         with m.If(started):
@@ -120,7 +125,7 @@ def pe_lane_spec(lanes: int = 2, acc_width: int = 10, block=PEArray):
                 m.d.comb += Assert(acc == 0, f"lane {j}: END clears the accumulator")
             with m.Elif(was_valid):
                 m.d.comb += Assert(acc == (was_acc + was_product)[:acc_width].as_signed(),
-                                   f"lane {j}: an event adds w * x")
+                                   f"lane {j}: a token adds the sum of w * x")
             with m.Else():
                 m.d.comb += Assert(acc == was_acc, f"lane {j}: no token, no change")
     with m.If(pe.tokens.valid & tok.end):
@@ -178,47 +183,57 @@ def classifier_stream_spec(classes: int = 3, scores_per_send: int | None = None)
                cls.scores.valid, cls.scores.ready, cls.scores.payload, cls.sent, cls.cls]
 
 
-def event_lists_spec(depth: int = 3, latency: int = EventLists.latency):
+def event_lists_spec(depth: int = 4, ports: int = 2, latency: int = EventLists.latency):
     """``latency``: the latency to assert (another than the block's must fail)."""
     from amaranth.asserts import AnyConst
 
     m = Module()
     event = event_layout(3)
     token = token_layout(depth=depth, words=4, neurons=4, thresholds=4, lanes=2,
-                         index_bits=3, word_bits=4)
-    m.submodules.lists = ev = EventLists(depth, event, token)
+                         index_bits=3, word_bits=4, ports=ports)
+    m.submodules.lists = ev = EventLists(depth, event, token, ports)
     watch_list = AnyConst(1)
     watch_pos = AnyConst(range(depth))
     shadow = Signal(event, name="shadow")
     known = Signal(name="known")
     appends = [Signal(range(depth + 1), name=f"appends{b}") for b in range(2)]
-    # the contract: one writer at a time, never past the end of a list, reads of written
-    # positions only
+    # the contract: one writer at a time, never past the end of a list
     writes = [ev.pixels.valid | (ev.feedback.valid & (ev.src == 1)),
               ev.feedback.valid & (ev.src == 0)]
     m.d.comb += Assume(~(ev.pixels.valid & ev.feedback.valid))
+    bundle = Mux(ev.pixels.valid, ev.pixels.payload.as_value(),
+                 ev.feedback.payload.as_value())
+    bundle = data.View(ev.pixels.payload.shape(), bundle)
+    m.d.comb += Assume(bundle.n <= ports)  # a bundle holds at most ``ports`` events
     for b in range(2):
-        m.d.comb += Assume(~writes[b] | (ev.count[b] < depth))
+        m.d.comb += Assume(~writes[b] | (ev.count[b] + bundle.n <= depth))
         with m.If(ev.clear[b]):
             m.d.sync += appends[b].eq(0)
         with m.Elif(writes[b]):
-            m.d.sync += appends[b].eq(appends[b] + 1)
+            m.d.sync += appends[b].eq(appends[b] + bundle.n)
         m.d.comb += Assert(ev.count[b] == appends[b], f"list {b}: count = appends")
         m.d.comb += Assert(ev.count[b] <= depth, f"list {b}: within its depth")
-    written = Mux(ev.pixels.valid, ev.pixels.payload, ev.feedback.payload)
-    w_here = Mux(watch_list, writes[1], writes[0]) & (ev.count[watch_list] == watch_pos)
+    # the write that puts an event at the watched position: slot watch_pos - count
+    count = ev.count[watch_list]
+    slot = (watch_pos - count)[:max(ports.bit_length() - 1, 1)]
+    w_here = (Mux(watch_list, writes[1], writes[0]) & (count <= watch_pos)
+              & (watch_pos < count + bundle.n))
     with m.If(ev.clear.bit_select(watch_list, 1)):
         m.d.sync += known.eq(0)
     with m.Elif(w_here):
-        m.d.sync += [shadow.eq(written), known.eq(1)]
-    # a token for the watched position carries what the shadow held then, two cycles on
+        m.d.sync += [shadow.eq(bundle.events[slot]), known.eq(1)]
+    # a token for the watched position's bundle carries what the shadow held then, ``latency``
+    # cycles on, in the slot of the position
     tok = ev.tokens.payload
-    asks = ev.tokens.valid & ~tok.end & (tok.src == watch_list) & (tok.pos == watch_pos) & known
+    shift = ports.bit_length() - 1
+    asks = (ev.tokens.valid & ~tok.end & (tok.src == watch_list)
+            & (tok.pos == (watch_pos >> shift)) & known)
     asked, want = asks, shadow
     for k in range(latency):
         asked, want = _past(m, asked, f"asked{k + 1}"), _past(m, want, f"want{k + 1}")
+    at = watch_pos[:shift] if shift else 0
     with m.If(asked):
-        m.d.comb += [Assert(ev.out.valid), Assert(ev.out.payload.event == want,
+        m.d.comb += [Assert(ev.out.valid), Assert(ev.out.payload.event[at] == want,
                                                   "the event last appended there")]
     return m, [ev.pixels.valid, ev.pixels.payload.as_value(), ev.feedback.valid,
                ev.feedback.payload.as_value(), ev.src, ev.clear, ev.tokens.valid,
@@ -231,7 +246,7 @@ def event_lists_spec(depth: int = 3, latency: int = EventLists.latency):
 #: k-induction cannot bound without their internal state: they are checked for every input
 #: sequence of the given length from reset.
 SPECS = {
-    "pe_lane": (pe_lane_spec, "prove", 8),
+    "pe_lane": (pe_lane_spec, "prove", 3),
     "threshold_unit": (threshold_spec, "prove", 1),
     "classifier_stream": (classifier_stream_spec, "bmc", 16),
     "event_lists": (event_lists_spec, "bmc", 8),

@@ -73,8 +73,9 @@ MUTATIONS = [
      r"layers\[0\]\.acc_bits: is 15\.5, expected \d+"),
     ("acc_bits true", lambda m: m["layers"][0].__setitem__("acc_bits", True),
      r"layers\[0\]\.acc_bits: is true, expected \d+"),
-    ("lo >= hi", lambda m: m["layers"][0]["output"]["lo"].__setitem__(
-        0, m["layers"][0]["output"]["hi"][0]), r"layers\[0\]\.output\.lo: lo >= hi for neuron 0"),
+    ("lo >= hi", lambda m: (m["layers"][0]["output"]["lo"].__setitem__(0, 0),
+                            m["layers"][0]["output"]["hi"].__setitem__(0, 0)),
+     r"layers\[0\]\.output\.lo: lo >= hi for neuron 0"),
     ("rom file outside the folder", lambda m: m["layers"][0]["rom"].__setitem__(
         "bin", "../x.bin"), r"layers\[0\]\.rom\.bin: '\.\./x\.bin' is not a plain file name"),
     ("lanes", lambda m: m.__setitem__("lanes", 3), r"layers\[0\]\.rom\.lanes: is 4, expected 3"),

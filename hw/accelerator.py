@@ -27,14 +27,14 @@ class, in class order) then ``result`` (class, cycle count, events per layer) pe
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .argmax import Classifier
 from .events import EventLists
 from .fetch import WeightFetch, load_layout
-from .layouts import MAGNITUDE_BITS, event_layout, token_layout
+from .layouts import INPUT_LISTS, LISTS, MAGNITUDE_BITS, event_layout, token_layout
 from .pe import PEArray
 from .pixels import PixelEvents
 from .sequencer import Sequencer
@@ -113,9 +113,11 @@ class Accelerator(wiring.Component):
                              lanes=spec.lanes, index_bits=index_bits, word_bits=spec.word_bits,
                              ports=k)
 
+        hidden = max((ly.n_in for ly in spec.layers[1:]), default=1)
+        depths = [spec.n_pixels if i in INPUT_LISTS else hidden for i in range(LISTS)]
         m.submodules.pixel_events = pix = self.PixelEvents(spec.n_pixels, event, k)
-        m.submodules.event_lists = ev = self.EventLists(spec.event_depth, event, token, k)
-        m.submodules.sequencer = seq = self.Sequencer(spec, token, range(spec.event_depth + 1))
+        m.submodules.event_lists = ev = self.EventLists(depths, event, token, k)
+        m.submodules.sequencer = seq = self.Sequencer(spec, token, range(max(depths) + 1))
         m.submodules.weight_fetch = fetch = self.WeightFetch(
             spec.weight_words, spec.word_bits, token, self._memory, spec.words, k)
         m.submodules.pe_array = pe = self.PEArray(spec.lanes, spec.acc_bits, token, k)
@@ -123,7 +125,7 @@ class Accelerator(wiring.Component):
         m.submodules.classifier = cls = self.Classifier(spec.num_classes,
                                                         score_out_layout(spec))
 
-        # pixels -> event list 0
+        # pixels -> an input event list
         wiring.connect(m, wiring.flipped(self.pixels), pix.pixels)
         wiring.connect(m, pix.events, ev.pixels)
         # the engine: sequencer -> event lists -> weight fetch -> PE array -> serializer
@@ -143,9 +145,9 @@ class Accelerator(wiring.Component):
                          fetch.weight_data.eq(self.weight_data)]
 
         # the sequencer picks the lists and waits for the blocks downstream to run dry
-        clear_input = Signal()
+        clear_input = Signal(LISTS)
         m.d.comb += [
-            ev.src.eq(seq.src),
+            ev.dst.eq(seq.dst),
             ev.clear.eq(seq.clear | clear_input),
             seq.count.eq(ev.count),
             seq.idle.eq(~(ev.busy | fetch.busy | ser.busy)),
@@ -160,16 +162,36 @@ class Accelerator(wiring.Component):
             self.result.payload.events.eq(seq.events),
         ]
 
-        # one image at a time: pixels in, compute, scores out, the result
-        with m.FSM(name="control"):
-            with m.State("INPUT"):
+        # input: the pixels of alternate images fill the two input lists; a list takes the
+        # next image once the engine is through with the image it holds
+        full = Signal(2)  # the input list holds a whole image the engine has not finished
+        fill = Signal()  # the list the pixels go to
+        m.d.comb += ev.pixel_list.eq(Mux(fill, INPUT_LISTS[1], INPUT_LISTS[0]))
+        with m.FSM(name="input"):
+            with m.State("WAIT"):  # for the list to be free, then empty it
+                with m.If(~full.bit_select(fill, 1)):
+                    m.d.comb += clear_input.bit_select(ev.pixel_list, 1).eq(1)
+                    m.next = "FILL"
+            with m.State("FILL"):
                 m.d.comb += pix.enable.eq(1)
                 with m.If(pix.last):
+                    m.d.sync += [full.bit_select(fill, 1).eq(1), fill.eq(~fill)]
+                    m.next = "WAIT"
+
+        # compute: one image at a time, as soon as its pixels are in (the last one may arrive
+        # in this very cycle); then its scores out and its result
+        use = Signal()  # the input list of the image being computed
+        arrives = pix.last & (fill == use)
+        m.d.comb += seq.input_list.eq(Mux(use, INPUT_LISTS[1], INPUT_LISTS[0]))
+        with m.FSM(name="compute"):
+            with m.State("WAIT"):
+                with m.If(full.bit_select(use, 1) | arrives):
                     m.d.comb += seq.start.eq(1)
                     m.next = "COMPUTE"
             with m.State("COMPUTE"):
                 with m.If(seq.done):
                     m.d.comb += cls.send.eq(1)
+                    m.d.sync += [full.bit_select(use, 1).eq(0), use.eq(~use)]
                     m.next = "SCORES"
             with m.State("SCORES"):
                 with m.If(cls.sent):
@@ -177,6 +199,5 @@ class Accelerator(wiring.Component):
             with m.State("RESULT"):
                 m.d.comb += self.result.valid.eq(1)
                 with m.If(self.result.ready):
-                    m.d.comb += clear_input.eq(1)
-                    m.next = "INPUT"
+                    m.next = "WAIT"
         return m

@@ -17,6 +17,10 @@ assert TernaryCode.size == codes.CODE_BITS
 
 #: bits of an event's magnitude: the first layer's pixels (later layers: always 1)
 MAGNITUDE_BITS = 8
+#: the shared engine's event lists: two for the pixels of alternate images, two for the
+#: outputs of alternate layers (``gxnor.hw.events``)
+INPUT_LISTS, HIDDEN_LISTS = (0, 1), (2, 3)
+LISTS = 4
 
 
 def event_layout(index_bits: int) -> data.StructLayout:
@@ -35,7 +39,7 @@ def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes
     """
     return data.StructLayout({
         "end": 1,  # END: the group's sums go to the serializer (no event)
-        "src": 1,  # the event list the layer reads
+        "src": range(LISTS),  # the event list the layer reads
         "pos": range(max(-(-depth // ports), 2)),  # the bundle's position in that list
         "n": range(ports + 1),  # events in the bundle (the last one of a list may be short)
         "base": range(max(words, 2)),  # weight address of the group: layer base + g * n_in

@@ -6,6 +6,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .layouts import HIDDEN_LISTS, LISTS
 from .spec import CYCLE_BITS, EVENT_COUNT_BITS, AcceleratorSpec
 
 
@@ -28,11 +29,15 @@ class Sequencer(wiring.Component):
     Members
     -------
     start: In(1) — the image's input list is complete: begin with layer 0.
-    count: In(2 x count) — the event lists' counts.
+    input_list: In — the list that holds the image's pixels (``INPUT_LISTS``), while
+        ``start``.
+    count: In(lists x count) — the event lists' counts.
     idle: In(1) — nothing in flight downstream (event lists, weight fetch, serializer).
     tokens: Out(stream(token)) — always ready downstream.
-    src: Out(1) — the event list the current layer reads (layer l reads list l mod 2).
-    clear: Out(2) — empty the list the current layer's outputs go to.
+    src: Out — the event list the current layer reads: the image's input list for layer 0,
+        then ``HIDDEN_LISTS`` alternately.
+    dst: Out — the list the current layer's outputs go to (``HIDDEN_LISTS`` alternately).
+    clear: Out(lists) — empty the list the current layer's outputs go to.
     busy: Out(1) — an image is being computed.
     done: Out(1) — pulse: the last layer is through (the class is known).
     cycles: Out(CYCLE_BITS) — the image's compute cycles (from the cycle after ``start``).
@@ -56,11 +61,13 @@ class Sequencer(wiring.Component):
         self._spec = spec
         super().__init__({
             "start": In(1),
-            "count": In(data.ArrayLayout(count, 2)),
+            "input_list": In(range(LISTS)),
+            "count": In(data.ArrayLayout(count, LISTS)),
             "idle": In(1),
             "tokens": Out(stream.Signature(token, always_ready=True)),
-            "src": Out(1),
-            "clear": Out(2),
+            "src": Out(range(LISTS)),
+            "dst": Out(range(LISTS)),
+            "clear": Out(LISTS),
             "busy": Out(1),
             "done": Out(1),
             "cycles": Out(CYCLE_BITS),
@@ -93,7 +100,11 @@ class Sequencer(wiring.Component):
 
         layer = Signal(range(max(n_layers, 2)))
         is_last = layer == n_layers - 1
-        m.d.comb += self.src.eq(layer[0])
+        image_list = Signal.like(self.input_list)
+        hidden = [Const(x, len(self.src)) for x in HIDDEN_LISTS]
+        m.d.comb += [self.src.eq(Mux(layer == 0, image_list, Mux(layer[0], hidden[0],
+                                                                   hidden[1]))),
+                     self.dst.eq(Mux(layer[0], hidden[1], hidden[0]))]
         n_events = Signal.like(self.count[0])
         left = Signal.like(n_events)  # events of the group still to issue
         bundle = Signal.like(self.tokens.payload.pos)  # the next bundle of ports events
@@ -118,10 +129,11 @@ class Sequencer(wiring.Component):
         with m.FSM(name="sequencer"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [layer.eq(0), self.cycles.eq(self.FIRST_CYCLE)]
+                    m.d.sync += [layer.eq(0), self.cycles.eq(self.FIRST_CYCLE),
+                                 image_list.eq(self.input_list)]
                     m.next = "SETUP"
             with m.State("SETUP"):
-                m.d.comb += [self.busy.eq(1), self.clear.eq(Mux(self.src, 0b01, 0b10))]
+                m.d.comb += [self.busy.eq(1), self.clear.bit_select(self.dst, 1).eq(~is_last)]
                 m.d.sync += [
                     self.cycles.eq(self.cycles + 1),
                     n_events.eq(Mux(self.count[self.src] > self.SKIP_EVENTS,

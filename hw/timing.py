@@ -107,11 +107,46 @@ def folding(spec) -> dict:
             "ports": spec.ports, "rate": spec.rate}
 
 
+def shared_timeline(compute, n_pixels: int, n_classes: int) -> dict:
+    """When each image's pixels go in and its result comes out on the shared engine, cycle by
+    cycle, when pixels are offered every cycle from cycle 0 (the first after reset) and results
+    are taken as soon as they are offered; ``compute[i]``: image i's compute cycles
+    (:func:`image_cycles`). Returns arrays over the images: ``first_pixel``, ``last_pixel``
+    (the cycles they are accepted), ``done`` (the class is known) and ``result`` (the result
+    is valid).
+
+    The rules (``gxnor.hw.accelerator``): the input lists take alternate images; a list takes
+    its next image the cycle after it is free (the engine finished the image it held) and the
+    previous image's last pixel is in; the engine starts an image in the cycle its last pixel
+    arrives or the cycle after the previous result was taken, whichever is later; then its
+    compute cycles, then the scores (``Classifier.cycles_per_score`` each) and the result.
+    """
+    compute = np.asarray(compute, dtype=np.int64)
+    n = len(compute)
+    first, last, done, result = (np.zeros(n, np.int64) for _ in range(4))
+    for i in range(n):
+        free = done[i - 2] + 1 if i >= 2 else 0  # the list's previous image is through
+        first[i] = 1 if i == 0 else max(last[i - 1] + 1, free) + 1
+        last[i] = first[i] + n_pixels - 1
+        start = last[i] if i == 0 else max(last[i], result[i - 1] + 1)
+        done[i] = start + compute[i]
+        result[i] = done[i] + Classifier.cycles_per_score * n_classes + 1
+    return {"first_pixel": first, "last_pixel": last, "done": done, "result": result}
+
+
 def io_cycles(n_pixels: int, n_classes: int) -> int:
-    """Cycles per image outside the compute count: one per input pixel (the accelerator does
-    not overlap input with compute), then the scores and the result (output ``ready`` held
-    high)."""
-    return n_pixels + Classifier.cycles_per_score * n_classes + 1
+    """Cycles per image outside the compute count when images come back to back: the scores,
+    the result (output ``ready`` held high) and the cycle in which the engine takes the next
+    image. The pixels of the next image arrive while the engine computes; only when they take
+    longer than that (one cycle per pixel and one between images) do they set the pace: see
+    :func:`interval`."""
+    return Classifier.cycles_per_score * n_classes + 2
+
+
+def interval(compute, n_pixels: int, n_classes: int):
+    """Cycles between results when images come back to back (steady state): the compute and
+    the results, or the pixels of the next image, whichever takes longer."""
+    return np.maximum(np.asarray(compute) + io_cycles(n_pixels, n_classes), n_pixels + 1)
 
 
 #: the rows of :func:`schedule`, in the order of the blocks along the engine

@@ -191,26 +191,30 @@ def event_lists_spec(depth: int = 4, ports: int = 2, latency: int = EventLists.l
     event = event_layout(3)
     token = token_layout(depth=depth, words=4, neurons=4, thresholds=4, lanes=2,
                          index_bits=3, word_bits=4, ports=ports)
-    m.submodules.lists = ev = EventLists(depth, event, token, ports)
+    m.submodules.lists = ev = EventLists([depth, depth], event, token, ports)
     watch_list = AnyConst(1)
     watch_pos = AnyConst(range(depth))
     shadow = Signal(event, name="shadow")
     known = Signal(name="known")
     appends = [Signal(range(depth + 1), name=f"appends{b}") for b in range(2)]
-    # the contract: one writer at a time, never past the end of a list
-    writes = [ev.pixels.valid | (ev.feedback.valid & (ev.src == 1)),
-              ev.feedback.valid & (ev.src == 0)]
-    m.d.comb += Assume(~(ev.pixels.valid & ev.feedback.valid))
-    bundle = Mux(ev.pixels.valid, ev.pixels.payload.as_value(),
-                 ev.feedback.payload.as_value())
+    # the contract: the writers write different lists, never past the end of a list
+    writes = [(ev.pixels.valid & (ev.pixel_list == b)) | (ev.feedback.valid & (ev.dst == b))
+              for b in range(2)]
+    m.d.comb += Assume(~(ev.pixels.valid & ev.feedback.valid & (ev.pixel_list == ev.dst)))
+    bundles = [data.View(ev.pixels.payload.shape(),
+                         Mux(ev.pixels.valid & (ev.pixel_list == b),
+                             ev.pixels.payload.as_value(), ev.feedback.payload.as_value()))
+               for b in range(2)]
+    bundle = Mux(watch_list, bundles[1].as_value(), bundles[0].as_value())
     bundle = data.View(ev.pixels.payload.shape(), bundle)
-    m.d.comb += Assume(bundle.n <= ports)  # a bundle holds at most ``ports`` events
+    m.d.comb += [Assume(ev.pixels.payload.n <= ports),  # at most ``ports`` events a bundle
+                 Assume(ev.feedback.payload.n <= ports)]
     for b in range(2):
-        m.d.comb += Assume(~writes[b] | (ev.count[b] + bundle.n <= depth))
+        m.d.comb += Assume(~writes[b] | (ev.count[b] + bundles[b].n <= depth))
         with m.If(ev.clear[b]):
             m.d.sync += appends[b].eq(0)
         with m.Elif(writes[b]):
-            m.d.sync += appends[b].eq(appends[b] + bundle.n)
+            m.d.sync += appends[b].eq(appends[b] + bundles[b].n)
         m.d.comb += Assert(ev.count[b] == appends[b], f"list {b}: count = appends")
         m.d.comb += Assert(ev.count[b] <= depth, f"list {b}: within its depth")
     # the write that puts an event at the watched position: slot watch_pos - count
@@ -236,7 +240,7 @@ def event_lists_spec(depth: int = 4, ports: int = 2, latency: int = EventLists.l
         m.d.comb += [Assert(ev.out.valid), Assert(ev.out.payload.event[at] == want,
                                                   "the event last appended there")]
     return m, [ev.pixels.valid, ev.pixels.payload.as_value(), ev.feedback.valid,
-               ev.feedback.payload.as_value(), ev.src, ev.clear, ev.tokens.valid,
+               ev.feedback.payload.as_value(), ev.pixel_list, ev.dst, ev.clear, ev.tokens.valid,
                ev.tokens.payload.as_value(), ev.out.valid, ev.out.payload.as_value(),
                ev.count.as_value()]
 

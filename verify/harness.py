@@ -101,6 +101,10 @@ class Results:
     cycles: np.ndarray  # the accelerator's own count
     events: np.ndarray  # (N, layers)
     latency: np.ndarray  # counted by the harness: last pixel -> result valid
+    first_pixel: np.ndarray  # the cycles (from the first after reset) the harness saw:
+    last_pixel: np.ndarray  # the image's first and last pixel accepted,
+    result: np.ndarray  # its result valid
+    job: np.ndarray = None  # the process that simulated it (each starts from reset)
     sim_cycles: int = 0
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -116,17 +120,18 @@ def harness_cpp(specs: list[AcceleratorSpec]) -> str:
         per_dut.append(f"""
     {{  // accelerator {i}
         Dut& d = duts[{i}];
-        if (phase == 0) {{  // drive
-            bool send = d.k < d.n && d.p < {spec.n_pixels};
+        if (phase == 0) {{  // drive: the next image's pixels, back to back; take every output
+            bool send = d.ks < d.n;
             top->{_cname(p + "pixels__valid")} = send;
             top->{_cname(p + "pixels__payload")} =
-                send ? d.img[(size_t)d.k * {spec.n_pixels} + d.p] : 0;
+                send ? d.img[(size_t)d.ks * {spec.n_pixels} + d.p] : 0;
             top->{_cname(p + "scores__ready")} = 1;
             top->{_cname(p + "result__ready")} = 1;
         }} else {{  // sample, before the edge
             if (top->{_cname(p + "pixels__valid")} && top->{_cname(p + "pixels__ready")}) {{
+                if (d.p == 0) d.first[d.ks] = cycle;
                 d.p++;
-                if (d.p == {spec.n_pixels}) d.last = cycle;
+                if (d.p == {spec.n_pixels}) {{ d.last[d.ks] = cycle; d.ks++; d.p = 0; }}
             }}
             if (top->{_cname(p + "scores__valid")}) {{
                 uint64_t raw = top->{_cname(p + "scores__payload")};
@@ -139,9 +144,9 @@ def harness_cpp(specs: list[AcceleratorSpec]) -> str:
                 {_read_bits(_cname(p + "result__payload"), rbits)}
                 fwrite(w, 4, {(rbits + 31) // 32}, d.out);
                 fwrite(d.scores, 8, {spec.num_classes}, d.out);
-                uint64_t lat = cycle - d.last;
-                fwrite(&lat, 8, 1, d.out);
-                d.k++; d.p = 0; d.ns = 0;
+                uint64_t when[3] = {{d.first[d.kr], d.last[d.kr], cycle}};
+                fwrite(when, 8, 3, d.out);
+                d.kr++; d.ns = 0;
             }}
         }}
     }}""")
@@ -156,8 +161,8 @@ def harness_cpp(specs: list[AcceleratorSpec]) -> str:
 #include <vector>
 
 struct Dut {{
-    long n = 0, k = 0, p = 0, ns = 0;
-    uint64_t last = 0;
+    long n = 0, ks = 0, kr = 0, p = 0, ns = 0;  // images sent, results taken, pixel, score
+    std::vector<uint64_t> first, last;  // the cycles each image's first / last pixel went in
     std::vector<uint8_t> img;
     int64_t scores[256];
     FILE* out = nullptr;
@@ -174,6 +179,8 @@ int main(int argc, char** argv) {{
         long n_img, n_pix; char ipath[4096], opath[4096];
         if (fscanf(cfg, "%ld %ld %4095s %4095s", &n_img, &n_pix, ipath, opath) != 4) return 2;
         duts[i].n = n_img;
+        duts[i].first.resize(n_img);
+        duts[i].last.resize(n_img);
         duts[i].img.resize((size_t)n_img * n_pix);
         FILE* f = fopen(ipath, "rb");
         if (!f || fread(duts[i].img.data(), 1, duts[i].img.size(), f) != duts[i].img.size()) {{
@@ -195,7 +202,7 @@ int main(int argc, char** argv) {{
     uint64_t cycle = 0;
     for (; cycle < max_cycles; cycle++) {{
         bool busy = false;
-        for (int i = 0; i < {n}; i++) busy |= duts[i].k < duts[i].n;
+        for (int i = 0; i < {n}; i++) busy |= duts[i].kr < duts[i].n;
         if (!busy) break;
         for (int phase = 0; phase < 2; phase++) {{
             if (phase == 1) {{ top->clk = 0; top->eval(); }}
@@ -264,7 +271,8 @@ class Harness:
         results = []
         for i in range(len(self.specs)):
             parts = [o[0][i] for o in outs]
-            res = Results(*(np.concatenate([p[k] for p in parts]) for k in range(5)))
+            res = Results(*(np.concatenate([p[k] for p in parts]) for k in range(8)))
+            res.job = np.concatenate([np.full(len(p[0]), j) for j, p in enumerate(parts)])
             res.sim_cycles = sum(o[1] for o in outs)
             res.seconds = seconds
             results.append(res)
@@ -296,7 +304,7 @@ class Harness:
         layout = result_layout(spec)
         words = (layout.size + 31) // 32
         dt = np.dtype([("r", "<u4", (words,)), ("s", "<i8", (spec.num_classes,)),
-                       ("lat", "<u8")])
+                       ("when", "<u8", (3,))])
         raw = np.fromfile(path, dtype=dt) if path.exists() else np.zeros(0, dt)
         cls, cyc, ev = [], [], []
         for row in raw["r"]:
@@ -305,9 +313,10 @@ class Harness:
             cyc.append(res.cycles)
             ev.append(list(res.events))
         n_layers = len(spec.layers)
+        when = raw["when"].astype(np.int64)
         return (np.array(cls, np.int64), raw["s"].astype(np.int64),
                 np.array(cyc, np.int64), np.array(ev, np.int64).reshape(-1, n_layers),
-                raw["lat"].astype(np.int64))
+                when[:, 2] - when[:, 1], when[:, 0], when[:, 1], when[:, 2])
 
 
 def compare(net, spec: AcceleratorSpec, images: np.ndarray, res: Results,
@@ -318,14 +327,23 @@ def compare(net, spec: AcceleratorSpec, images: np.ndarray, res: Results,
     want = net.run(np.asarray(images, np.uint8).reshape(len(images), -1))
     events = np.stack(want.events, 1) if want.events else np.zeros((len(images), 0))
     model = timing.image_cycles(want.events, **timing.folding(spec))
-    latency = timing.result_latency(want.events, **timing.folding(spec))
     msgs = []
     if len(res.cls) != len(images):
         msgs.append(f"{len(res.cls)} results for {len(images)} images (the harness timed out?)")
         return msgs
+    # the timeline of each process's images, as the cycle model has it
+    timeline = {k: np.zeros(len(images), np.int64)
+                for k in ("first_pixel", "last_pixel", "result")}
+    for j in np.unique(res.job):
+        idx = np.flatnonzero(res.job == j)
+        tl = timing.shared_timeline(np.asarray(model)[idx], spec.n_pixels, spec.num_classes)
+        for k in timeline:
+            timeline[k][idx] = tl[k]
     checks = [("class", res.cls, want.classes), ("scores", res.scores, want.scores),
               ("events", res.events, events), ("cycles (accelerator)", res.cycles, model),
-              ("cycles (harness)", res.latency, latency)]
+              ("first pixel (harness)", res.first_pixel, timeline["first_pixel"]),
+              ("last pixel (harness)", res.last_pixel, timeline["last_pixel"]),
+              ("result (harness)", res.result, timeline["result"])]
     bad = np.zeros(len(images), bool)
     for _, got, exp in checks:
         g, e = np.asarray(got), np.asarray(exp)

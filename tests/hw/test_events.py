@@ -9,7 +9,7 @@ from gxnor.hw.events import EventLists
 
 @pytest.mark.parametrize("ports", [1, 2, 4])
 def test_lists_append_clear_and_replay(simulate, small_event, small_token, ports):
-    dut = EventLists(16, small_event, small_token(ports=ports), ports)
+    dut = EventLists([16, 8, 16, 8], small_event, small_token(ports=ports), ports)
     pixels = [(3, 200, 0), (7, 1, 0), (9, 255, 0), (10, 4, 0), (12, 9, 0)]
     outputs = [(1, 1, 1), (2, 1, 0), (5, 1, 1)]
     sizes = [1, ports, 0, ports, ports, 1, ports]  # bundles of these sizes, any alignment
@@ -30,13 +30,14 @@ def test_lists_append_clear_and_replay(simulate, small_event, small_token, ports
         ctx.set(port.valid, 0)
 
     async def bench(ctx):
-        await write(ctx, dut.pixels, pixels)  # the image's nonzero pixels: list 0
-        ctx.set(dut.src, 0)  # layer 0 reads list 0, writes list 1
+        ctx.set(dut.pixel_list, 0)  # the image's nonzero pixels: list 0
+        await write(ctx, dut.pixels, pixels)
+        ctx.set(dut.dst, 2)  # a layer's outputs: list 2
         await write(ctx, dut.feedback, outputs)
-        assert [int(c) for c in ctx.get(dut.count)] == [len(pixels), len(outputs)]
+        assert [int(c) for c in ctx.get(dut.count)] == [len(pixels), 0, len(outputs), 0]
         # replay list 0 then list 1, an END token between; each comes out 2 cycles later
         b0, b1 = -(-len(pixels) // ports), -(-len(outputs) // ports)
-        reads = [(0, p, 0) for p in range(b0)] + [(0, 0, 1)] + [(1, p, 0) for p in range(b1)]
+        reads = [(0, p, 0) for p in range(b0)] + [(0, 0, 1)] + [(2, p, 0) for p in range(b1)]
         for cycle in range(len(reads) + EventLists.latency):
             if cycle < len(reads):
                 src, pos, end = reads[cycle]
@@ -51,9 +52,9 @@ def test_lists_append_clear_and_replay(simulate, small_event, small_token, ports
                 got.append((cycle - out.nbase, out.end,
                             [(e.index, e.magnitude, e.sign) for e in out.event]))
             await ctx.tick()
-        ctx.set(dut.clear, 0b11)
+        ctx.set(dut.clear, 0b1111)
         await ctx.tick()
-        assert [int(c) for c in ctx.get(dut.count)] == [0, 0]
+        assert [int(c) for c in ctx.get(dut.count)] == [0, 0, 0, 0]
 
     simulate(dut, bench)
     b0, b1 = -(-len(pixels) // ports), -(-len(outputs) // ports)
@@ -63,3 +64,23 @@ def test_lists_append_clear_and_replay(simulate, small_event, small_token, ports
     listed0 = [e for b in bundles[:b0] for e in b][:len(pixels)]
     listed1 = [e for b in bundles[b0:] for e in b][:len(outputs)]
     assert listed0 == pixels and listed1 == outputs
+
+
+def test_pixels_and_outputs_in_the_same_cycle(simulate, small_event, small_token):
+    """The next image's pixels go into an input list while a layer writes a hidden list."""
+    dut = EventLists([8, 8, 8, 8], small_event, small_token())
+
+    async def bench(ctx):
+        ctx.set(dut.pixel_list, 1)
+        ctx.set(dut.dst, 3)
+        for k in range(3):
+            ctx.set(dut.pixels.payload, {"n": 1, "events": [{"index": k, "magnitude": 9}]})
+            ctx.set(dut.feedback.payload, {"n": 1, "events": [{"index": 7 - k, "sign": 1}]})
+            ctx.set(dut.pixels.valid, 1)
+            ctx.set(dut.feedback.valid, 1)
+            await ctx.tick()
+        ctx.set(dut.pixels.valid, 0)
+        ctx.set(dut.feedback.valid, 0)
+        assert [int(c) for c in ctx.get(dut.count)] == [0, 3, 0, 3]
+
+    simulate(dut, bench)

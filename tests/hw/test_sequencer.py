@@ -18,12 +18,13 @@ def test_tokens_and_cycles(simulate, random_export):
     token = token_layout(depth=depth, words=spec.weight_words, neurons=9, thresholds=14,
                          lanes=4, index_bits=4, word_bits=8)
     dut = Sequencer(spec, token, range(depth + 1))
-    counts = [6, 4]
+    counts = [6, 0, 4, 5]  # the input lists (0, 1), the hidden lists (2, 3)
     tokens, done = [], []
 
     async def bench(ctx):
         ctx.set(dut.idle, 1)  # nothing in flight downstream: DRAIN ends at once
-        ctx.set(dut.count, counts)  # list 0 holds 6 events, list 1 holds 4
+        ctx.set(dut.count, counts)
+        ctx.set(dut.input_list, 0)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
@@ -38,7 +39,8 @@ def test_tokens_and_cycles(simulate, random_export):
             await ctx.tick()
 
     simulate(dut, bench)
-    events = [counts[0], counts[1], counts[0]]  # layers read lists 0, 1, 0
+    srcs = [0, 2, 3]  # layer 0 reads the image's input list, the others the hidden lists
+    events = [counts[s] for s in srcs]
     assert done and done[0][1] == events
     assert done[0][0] == sum(_layer(e, ly.n_out, 4) for e, ly in zip(events, spec.layers,
                                                                      strict=True))
@@ -49,7 +51,7 @@ def test_tokens_and_cycles(simulate, random_export):
         first = sum(math.ceil(ly_.n_out / 4) * (e_ + 1)
                     for e_, ly_ in zip(events[:layer], spec.layers, strict=False))
         mine = tokens[first:first + groups * (e + 1)]
-        assert {t[1] for t in mine} == {layer % 2} and {t[7] for t in mine} == {layer == 2}
+        assert {t[1] for t in mine} == {srcs[layer]} and {t[7] for t in mine} == {layer == 2}
         for g in range(groups):
             group = mine[g * (e + 1):(g + 1) * (e + 1)]
             assert [t[2] for t in group[:-1]] == list(range(e)) and group[-1][3] == 1

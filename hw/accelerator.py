@@ -115,8 +115,8 @@ class Accelerator(wiring.Component):
 
         hidden = max((ly.n_in for ly in spec.layers[1:]), default=1)
         depths = [spec.n_pixels if i in INPUT_LISTS else hidden for i in range(LISTS)]
-        m.submodules.pixel_events = pix = self.PixelEvents(spec.n_pixels, event, k)
-        m.submodules.event_lists = ev = self.EventLists(depths, event, token, k)
+        m.submodules.pixel_events = pix = self.PixelEvents(spec.n_pixels, event, spec.banks)
+        m.submodules.event_lists = ev = self.EventLists(depths, event, token, k, spec.banks)
         m.submodules.sequencer = seq = self.Sequencer(spec, token, range(max(depths) + 1))
         m.submodules.weight_fetch = fetch = self.WeightFetch(
             spec.weight_words, spec.word_bits, token, self._memory, spec.words, k)

@@ -1,6 +1,6 @@
 """Event lists: the compacted inputs of a layer, replayed ``ports`` events per cycle."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -16,20 +16,24 @@ class EventLists(wiring.Component):
     (the next image arrives while the engine works on this one), lists 2 and 3 the outputs of
     alternate layers (a layer reads one while it appends to the other).
 
-    Each list is ``ports`` banks: position p lives in bank p mod ports, so the ``ports`` events
-    of a bundle (positions b*ports ...) are read in one cycle, and up to ``ports`` contiguous
-    appends are written in one.
+    Each list is ``banks`` banks (a multiple of ``ports``): position p lives in bank p mod
+    banks, so the ``ports`` events of a bundle (positions b*ports ...) are read in one cycle,
+    and up to ``banks`` contiguous appends are written in one (a writer that delivers more
+    events per cycle than the engine reads, e.g. an input stage taking 16 pixels a cycle).
 
     Parameters
     ----------
     depths: entries of each list.
     event: the event layout (:func:`gxnor.hw.layouts.event_layout`).
     token: the token layout (:func:`gxnor.hw.layouts.token_layout`) for ``ports``.
-    ports: k, a power of two.
+    ports: k, the events a token reads, a power of two.
+    banks: the events a write may append, a power of two, a multiple of ``ports`` (default:
+        ``ports``).
 
     Members
     -------
-    pixels: In(stream(bundle)) — appends ``n`` events to list ``pixel_list``; always ready.
+    pixels: In(stream(bundle of banks)) — appends ``n`` events to list ``pixel_list``; always
+        ready.
     pixel_list: In — the list the pixels go to.
     feedback: In(stream(bundle)) — appends to list ``dst``; always ready. The two writers may
         write in the same cycle, to different lists.
@@ -48,13 +52,17 @@ class EventLists(wiring.Component):
     latency = 2
 
     def __init__(self, depths: list[int], event: data.Layout, token: data.Layout,
-                 ports: int = 1):
+                 ports: int = 1, banks: int | None = None):
+        banks = ports if banks is None else banks
         if not depths or min(depths) < 1:
             raise ValueError(f"depths must be >= 1, got {depths!r}")
-        if ports < 1 or ports & (ports - 1):
-            raise ValueError(f"ports must be a power of two, got {ports!r}")
-        self._depths, self._event, self._ports = list(depths), event, ports
-        bundle = bundle_layout(event, ports)
+        for name, v in (("ports", ports), ("banks", banks)):
+            if v < 1 or v & (v - 1):
+                raise ValueError(f"{name} must be a power of two, got {v!r}")
+        if banks < ports:
+            raise ValueError(f"banks ({banks}) must be a multiple of ports ({ports})")
+        self._depths, self._event, self._ports, self._banks = list(depths), event, ports, banks
+        bundle = bundle_layout(event, banks)
         n = len(depths)
         super().__init__({
             "pixels": In(stream.Signature(bundle, always_ready=True)),
@@ -74,29 +82,29 @@ class EventLists(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        k = self._ports
-        shift = k.bit_length() - 1
+        k, nb = self._ports, self._banks
+        bshift = nb.bit_length() - 1
         reads = []  # [list][bank]
         for b, depth in enumerate(self._depths):
             from_pixels = self.pixels.valid & (self.pixel_list == b)
             from_layer = self.feedback.valid & (self.dst == b)
-            bundle = data.View(bundle_layout(self._event, k),
+            bundle = data.View(bundle_layout(self._event, nb),
                                Mux(from_pixels, self.pixels.payload.as_value(),
                                    self.feedback.payload.as_value()))
             writing = from_pixels | from_layer
             count = self.count[b]
-            low = count[:shift] if shift else 0
+            low = count[:bshift] if bshift else 0
             banks = []
-            for j in range(k):
+            for j in range(nb):
                 m.submodules[f"list{b}_bank{j}"] = mem = memory.Memory(
-                    shape=self._event, depth=max(-(-depth // k), 1), init=[])
+                    shape=self._event, depth=max(-(-depth // nb), 1), init=[])
                 wr, rd = mem.write_port(), mem.read_port()
                 banks.append(rd)
-                # position count + s lands in bank (count + s) mod k: slot s = (j - count) mod k
-                slot = (j - low)[:shift] if shift else 0
+                # position count + s lands in bank (count + s) mod nb: slot s = (j - count) mod nb
+                slot = (j - low)[:bshift] if bshift else 0
                 m.d.comb += [
-                    wr.addr.eq((count >> shift) + (j < low if shift else 0)),
-                    wr.data.eq(bundle.events[slot] if shift else bundle.events[0]),
+                    wr.addr.eq((count >> bshift) + (j < low if bshift else 0)),
+                    wr.data.eq(bundle.events[slot] if bshift else bundle.events[0]),
                     wr.en.eq(writing & (bundle.n > slot)),
                 ]
             reads.append(banks)
@@ -105,17 +113,24 @@ class EventLists(wiring.Component):
             with m.Elif(writing):
                 m.d.sync += count.eq(count + bundle.n)
 
-        # read: the bundle's address goes to every bank; the answers are registered with it
+        # read: bundle p is positions p*k .. p*k+k-1: banks (p mod R)*k + t (R = banks / k),
+        # all at address p div R; the answers are registered with the token
+        ratio = nb // k
+        rshift = ratio.bit_length() - 1
+        pos = self.tokens.payload.pos
         p1 = Signal.like(self.tokens.payload)
         p1_valid = Signal()
         for rd in (rd for banks in reads for rd in banks):
-            m.d.comb += rd.addr.eq(self.tokens.payload.pos)
+            m.d.comb += rd.addr.eq(pos >> rshift)
         m.d.sync += [p1.eq(self.tokens.payload), p1_valid.eq(self.tokens.valid)]
         m.d.sync += [self.out.payload.eq(p1), self.out.valid.eq(p1_valid)]
-        for j in range(k):
+        row = p1.pos[:rshift] if rshift else 0
+        for t in range(k):
             with m.Switch(p1.src):
                 for b in range(len(self._depths)):
                     with m.Case(b):
-                        m.d.sync += self.out.payload.event[j].eq(reads[b][j].data)
+                        m.d.sync += self.out.payload.event[t].eq(
+                            Array(reads[b][r * k + t].data for r in range(ratio))[row]
+                            if ratio > 1 else reads[b][t].data)
         m.d.comb += self.busy.eq(p1_valid | self.out.valid)
         return m

@@ -58,7 +58,7 @@ class Serializer(wiring.Component):
         self._spec = spec
         super().__init__({
             "sums": In(stream.Signature(sums, always_ready=True)),
-            "events": Out(stream.Signature(bundle_layout(event, spec.ports),
+            "events": Out(stream.Signature(bundle_layout(event, spec.banks),
                                            always_ready=True)),
             "scores": Out(stream.Signature(score_out_layout(spec), always_ready=True)),
             "busy": Out(1),

@@ -41,8 +41,7 @@ class AcceleratorSpec:
     #: k: events the engine takes per cycle (event-list banks, weight-memory read ports,
     #: gated-XNOR terms per lane and cycle); a power of two
     ports: int = 1
-    #: r: neurons the serializer thresholds per cycle (at most ``ports``: the event lists
-    #: take as many events per cycle as they have banks); a power of two
+    #: r: neurons the serializer thresholds per cycle; a power of two
     rate: int = 1
 
     @classmethod
@@ -60,9 +59,6 @@ class AcceleratorSpec:
         if lanes % rate:
             raise InputError(f"--rate {rate} must divide --lanes {lanes} (a group's neurons "
                              "go through the serializer in rows of rate)")
-        if rate > ports:
-            raise InputError(f"--rate {rate} > --ports {ports}: the serializer would write more "
-                             "events per cycle than the event lists take")
         if net.n_bits > 1:
             raise InputError(f"{net.dir}: weights are Z_{net.n_bits}; the gated-XNOR array "
                              "runs binary (N=0) and ternary (N=1) weights only")
@@ -124,6 +120,11 @@ class AcceleratorSpec:
     def event_depth(self) -> int:
         """Entries of each event list: the widest layer input."""
         return max(ly.n_in for ly in self.layers)
+
+    @property
+    def banks(self) -> int:
+        """Banks of the event lists: ``ports`` events read, up to ``rate`` written a cycle."""
+        return max(self.ports, self.rate)
 
     @property
     def threshold_rows(self) -> list[int]:

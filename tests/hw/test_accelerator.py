@@ -49,7 +49,7 @@ def test_random_networks(random_export, sizes, lanes, shape):
     check(export, images)
 
 
-@pytest.mark.parametrize("ports, rate", [(2, 1), (2, 2), (4, 2), (4, 4)])
+@pytest.mark.parametrize("ports, rate", [(2, 1), (2, 2), (4, 2), (4, 4), (1, 2), (2, 4)])
 def test_several_events_and_neurons_per_cycle(random_export, ports, rate):
     """k events per token and r neurons per serializer cycle: the same classes, scores and
     events, in the cycles the model gives for k and r."""

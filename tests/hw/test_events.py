@@ -84,3 +84,38 @@ def test_pixels_and_outputs_in_the_same_cycle(simulate, small_event, small_token
         assert [int(c) for c in ctx.get(dut.count)] == [0, 3, 0, 3]
 
     simulate(dut, bench)
+
+
+@pytest.mark.parametrize("ports, banks", [(1, 2), (1, 4), (2, 8)])
+def test_more_banks_than_ports(simulate, small_event, small_token, ports, banks):
+    """Writes of up to ``banks`` events a cycle, reads of ``ports``: the same list."""
+    dut = EventLists([16, 16], small_event, small_token(ports=ports), ports, banks)
+    events = [(i, (7 * i) % 256, i % 2) for i in range(13)]
+    sizes = [3, banks, 1, 0, banks, 2, banks]
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.pixel_list, 1)
+        k, step = 0, 0
+        while k < len(events):
+            size = sizes[step % len(sizes)]
+            step += 1
+            chunk = events[k:k + min(size, banks)]
+            k += len(chunk)
+            ctx.set(dut.pixels.payload, {"n": len(chunk), "events": [
+                {"index": i, "magnitude": mag, "sign": s} for i, mag, s in chunk]
+                + [{}] * (banks - len(chunk))})
+            ctx.set(dut.pixels.valid, 1)
+            await ctx.tick()
+        ctx.set(dut.pixels.valid, 0)
+        assert [int(c) for c in ctx.get(dut.count)] == [0, len(events)]
+        n_bundles = -(-len(events) // ports)
+        for cycle in range(n_bundles + EventLists.latency):
+            ctx.set(dut.tokens.valid, cycle < n_bundles)
+            ctx.set(dut.tokens.payload, {"src": 1, "pos": cycle})
+            if ctx.get(dut.out.valid):
+                got.extend((e.index, e.magnitude, e.sign) for e in ctx.get(dut.out.payload).event)
+            await ctx.tick()
+
+    simulate(dut, bench)
+    assert got[:len(events)] == events

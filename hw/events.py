@@ -38,7 +38,8 @@ class EventLists(wiring.Component):
     feedback: In(stream(bundle)) — appends to list ``dst``; always ready. The two writers may
         write in the same cycle, to different lists.
     dst: In — the list the feedback goes to.
-    clear: In(lists) — per list: empty it this cycle.
+    clear: In(lists) — per list: empty it this cycle (an append in the same cycle goes to
+        position 0: the list then holds just that).
     count: Out(lists x count) — the entries of each list.
     tokens: In(stream(token)) — read bundle ``token.pos`` of list ``token.src`` (END tokens pass
         through without events); always ready.
@@ -92,7 +93,8 @@ class EventLists(wiring.Component):
                                Mux(from_pixels, self.pixels.payload.as_value(),
                                    self.feedback.payload.as_value()))
             writing = from_pixels | from_layer
-            count = self.count[b]
+            # a list cleared and appended to in the same cycle starts at position 0
+            count = Mux(self.clear[b], 0, self.count[b])
             low = count[:bshift] if bshift else 0
             banks = []
             for j in range(nb):
@@ -108,10 +110,10 @@ class EventLists(wiring.Component):
                     wr.en.eq(writing & (bundle.n > slot)),
                 ]
             reads.append(banks)
-            with m.If(self.clear[b]):
-                m.d.sync += count.eq(0)
-            with m.Elif(writing):
-                m.d.sync += count.eq(count + bundle.n)
+            with m.If(writing):
+                m.d.sync += self.count[b].eq(count + bundle.n)
+            with m.Elif(self.clear[b]):
+                m.d.sync += self.count[b].eq(0)
 
         # read: bundle p is positions p*k .. p*k+k-1: banks (p mod R)*k + t (R = banks / k),
         # all at address p div R; the answers are registered with the token

@@ -23,19 +23,22 @@ INPUT_LISTS, HIDDEN_LISTS = (0, 1), (2, 3)
 LISTS = 4
 
 
-def event_layout(index_bits: int) -> data.StructLayout:
-    """An event: which input fired, its magnitude (pixel value, or 1) and its sign."""
-    return data.StructLayout({"index": index_bits, "magnitude": MAGNITUDE_BITS, "sign": 1})
+def event_layout(index_bits: int, magnitude_bits: int = MAGNITUDE_BITS) -> data.StructLayout:
+    """An event: which input fired, its magnitude (pixel value, or 1) and its sign. A hidden
+    layer's events have magnitude 1: an engine that reads only those may store one bit."""
+    return data.StructLayout({"index": index_bits, "magnitude": magnitude_bits, "sign": 1})
 
 
 def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes: int,
-                 index_bits: int, word_bits: int, ports: int = 1) -> data.StructLayout:
+                 index_bits: int, word_bits: int, ports: int = 1,
+                 magnitude_bits: int = MAGNITUDE_BITS) -> data.StructLayout:
     """The engine's work item: up to ``ports`` events of one group. The sequencer issues one
     per bundle of events of a group (then an END token per group); the event lists fill in
     ``event``, the weight fetch fills in ``word`` (one per event); the PE array consumes it.
 
     ``depth``: entries of an event list; ``words``: weight-memory words; ``neurons``: the
-    widest layer; ``thresholds``: threshold-memory rows; ``lanes``: P.
+    widest layer; ``thresholds``: threshold-memory rows; ``lanes``: P; ``index_bits``,
+    ``magnitude_bits``: the events' (:func:`event_layout`).
     """
     return data.StructLayout({
         "end": 1,  # END: the group's sums go to the serializer (no event)
@@ -47,7 +50,10 @@ def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes
         "taddr": range(max(thresholds, 2) + lanes),  # its row in the threshold memory
         "size": range(lanes + 1),  # neurons in the group
         "last": 1,  # the last layer: scores, not thresholds
-        "event": data.ArrayLayout(event_layout(index_bits), ports),
+        "image_end": 1,  # the image's last group (the layer pipeline: its outputs are complete
+        # once this group is through the serializer)
+        "half": 1,  # the layer pipeline: which of the next layer's two input lists it feeds
+        "event": data.ArrayLayout(event_layout(index_bits, magnitude_bits), ports),
         "word": data.ArrayLayout(unsigned(word_bits), ports),
     })
 
@@ -55,3 +61,12 @@ def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes
 def bundle_layout(event: data.Layout, ports: int) -> data.StructLayout:
     """Up to ``ports`` events written in one cycle: slots 0 .. n-1 hold them."""
     return data.StructLayout({"events": data.ArrayLayout(event, ports), "n": range(ports + 1)})
+
+
+def beat_layout(event: data.Layout, ports: int) -> data.StructLayout:
+    """An image's input as events (the layer pipeline's input stream, the on-chip harness's
+    memory, sparse RUN frames): a bundle of up to ``ports`` nonzero pixels per transfer,
+    ``last`` on the image's final one (which may carry none: an all-black image is one empty
+    beat)."""
+    return data.StructLayout({"events": data.ArrayLayout(event, ports), "n": range(ports + 1),
+                              "last": 1})

@@ -9,7 +9,8 @@ from .layouts import TernaryCode
 
 def sums_layout(lanes: int, acc_bits: int, token: data.Layout) -> data.StructLayout:
     """A finished group: the P accumulators and where their neurons are (from the token)."""
-    fields = {name: token[name].shape for name in ("nbase", "taddr", "size", "last")}
+    fields = {name: token[name].shape
+              for name in ("nbase", "taddr", "size", "last", "image_end", "half")}
     return data.StructLayout({"acc": data.ArrayLayout(signed(acc_bits), lanes), **fields})
 
 
@@ -91,9 +92,9 @@ class PEArray(wiring.Component):
         words = [data.View(data.ArrayLayout(TernaryCode, self._lanes),
                            tok.word[t][:2 * self._lanes]) for t in range(self._ports)]
         end = self.tokens.valid & tok.end
-        m.d.comb += [self.sums.valid.eq(end), self.sums.payload.nbase.eq(tok.nbase),
-                     self.sums.payload.taddr.eq(tok.taddr), self.sums.payload.size.eq(tok.size),
-                     self.sums.payload.last.eq(tok.last)]
+        m.d.comb += self.sums.valid.eq(end)
+        for name in ("nbase", "taddr", "size", "last", "image_end", "half"):
+            m.d.comb += getattr(self.sums.payload, name).eq(getattr(tok, name))
         for j in range(self._lanes):
             acc = Signal(signed(self._acc_width), name=f"acc{j}")
             gates, terms = [], []

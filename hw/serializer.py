@@ -32,6 +32,10 @@ class Serializer(wiring.Component):
     spec: :class:`~gxnor.hw.spec.AcceleratorSpec`.
     sums: the layout of a finished group (:func:`gxnor.hw.pe.sums_layout`).
     event: the event layout.
+    hidden, scores: the layers it thresholds (default: every hidden layer of ``spec``) and
+        whether it scores ``spec``'s last layer (an engine of the layer pipeline runs one).
+    rate, lanes: r and P (default: ``spec``'s).
+    out_banks: the slots of an output bundle (the banks of the event lists it writes).
 
     Members
     -------
@@ -41,6 +45,10 @@ class Serializer(wiring.Component):
         slots 0 .. n-1; always ready downstream.
     scores: Out(stream(score_out_layout)) — the last layer's scores, in class order.
     busy: Out(1) — a group is being serialized.
+    half: Out(1) — the ``half`` of the group whose outputs (events or a score) leave in this
+        cycle (the layer pipeline: the next layer's input list they go to).
+    image_done: Out(1) — pulse: the last group of an image (``image_end``) is through: its
+        last outputs leave in this cycle (``half`` is its half).
 
     Timing: the neurons read in the cycle after the group arrives leave ``latency`` cycles
     later: one register between the reads (the shadow accumulator, the block RAMs of the
@@ -52,21 +60,31 @@ class Serializer(wiring.Component):
     #: the output units (a variant may override them)
     ThresholdUnit, ScoreUnit = ThresholdUnit, ScoreUnit
 
-    def __init__(self, spec: AcceleratorSpec, sums: data.Layout, event: data.Layout):
+    def __init__(self, spec: AcceleratorSpec, sums: data.Layout, event: data.Layout, *,
+                 hidden=None, scores: bool = True, rate: int | None = None,
+                 out_banks: int | None = None, lanes: int | None = None):
         if not isinstance(spec, AcceleratorSpec):
             raise TypeError(f"spec must be an AcceleratorSpec, got {spec!r}")
         self._spec = spec
+        self._hidden = tuple(spec.layers[:-1] if hidden is None else hidden)
+        self._scores = scores
+        self._rate = spec.rate if rate is None else rate
+        self._lanes = spec.lanes if lanes is None else lanes
         super().__init__({
             "sums": In(stream.Signature(sums, always_ready=True)),
-            "events": Out(stream.Signature(bundle_layout(event, spec.banks),
-                                           always_ready=True)),
+            "events": Out(stream.Signature(
+                bundle_layout(event, spec.banks if out_banks is None else out_banks),
+                always_ready=True)),
             "scores": Out(stream.Signature(score_out_layout(spec), always_ready=True)),
             "busy": Out(1),
+            "half": Out(1),
+            "image_done": Out(1),
         })
 
     def elaborate(self, platform):
         spec = self._spec
-        lanes, acc_bits, r = spec.lanes, spec.acc_bits, spec.rate
+        lanes, r = self._lanes, self._rate
+        acc_bits = len(self.sums.payload.acc[0])  # the PE array's accumulators
         rshift = r.bit_length() - 1
         m = Module()
 
@@ -77,7 +95,7 @@ class Serializer(wiring.Component):
         never = {"flip": 0, "lo": -(2 ** (spec.threshold_bits - 1)),
                  "hi": 2 ** (spec.threshold_bits - 1) - 1}  # padding: a neuron that is not there
         thr_init = []
-        for ly in spec.layers[:-1]:
+        for ly in self._hidden:
             neurons = [{"flip": f, "lo": lo, "hi": hi}
                        for f, lo, hi in zip(ly.flip, ly.lo, ly.hi, strict=True)]
             neurons += [never] * (-len(neurons) % r)
@@ -87,10 +105,10 @@ class Serializer(wiring.Component):
         t_rd = tmem.read_port()
         last = spec.layers[-1]
         sc_shape = score_layout(spec.coef_bits, spec.offset_bits)
+        params = [sc_shape.const({"coef": c, "offset": o})
+                  for c, o in zip(last.coef, last.offset, strict=True)] if self._scores else []
         m.submodules.score_params = smem = memory.Memory(
-            shape=sc_shape, depth=last.n_out,
-            init=[sc_shape.const({"coef": c, "offset": o})
-                  for c, o in zip(last.coef, last.offset, strict=True)])
+            shape=sc_shape, depth=max(len(params), 1), init=params)
         s_rd = smem.read_port()
 
         # the shadow bank: the group's sums, shifted down r lanes per cycle (hidden layers) or
@@ -102,13 +120,16 @@ class Serializer(wiring.Component):
         nbase = Signal.like(self.sums.payload.nbase)
         taddr = Signal.like(self.sums.payload.taddr)
         is_last = Signal()
+        image_end, half = Signal(), Signal()
         arrive = self.sums.valid
         neuron = nbase + lane
         step = Mux(is_last, 1, r)
         with m.If(arrive):
             m.d.sync += [shadow.eq(self.sums.payload.acc), active.eq(1), lane.eq(0),
                          size.eq(self.sums.payload.size), nbase.eq(self.sums.payload.nbase),
-                         taddr.eq(self.sums.payload.taddr), is_last.eq(self.sums.payload.last)]
+                         taddr.eq(self.sums.payload.taddr), is_last.eq(self.sums.payload.last),
+                         image_end.eq(self.sums.payload.image_end),
+                         half.eq(self.sums.payload.half)]
         with m.Elif(active):
             for j in range(lanes):
                 one = shadow[j + 1] if j + 1 < lanes else 0
@@ -130,8 +151,10 @@ class Serializer(wiring.Component):
         q_thr = Signal.like(t_rd.data)
         q_par = Signal.like(s_rd.data)
         q_neuron = Signal.like(neuron)
+        q_end, q_half = Signal(name="q_end"), Signal(name="q_half")  # the image's last row
         m.d.sync += [q_valid.eq(active), q_last.eq(is_last), q_thr.eq(t_rd.data),
-                     q_par.eq(s_rd.data), q_neuron.eq(neuron)]
+                     q_par.eq(s_rd.data), q_neuron.eq(neuron),
+                     q_end.eq(active & image_end & (lane + step >= size)), q_half.eq(half)]
         for i in range(r):
             m.d.sync += [q_acc[i].eq(shadow[i]), q_here[i].eq(lane + i < size)]
         units = []
@@ -157,6 +180,8 @@ class Serializer(wiring.Component):
             self.scores.valid.eq(q_valid & q_last),
             self.scores.payload.cls.eq(q_neuron),
             self.scores.payload.score.eq(score.score),
+            self.image_done.eq(q_end),  # with the row's outputs
+            self.half.eq(q_half),
         ]
         # output slot s takes the s-th firing neuron: the one with s firing neurons before it
         before = 0

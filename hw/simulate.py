@@ -6,6 +6,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from .accelerator import Accelerator
+from .pipeline import PipelinedAccelerator, image_beats
 from .spec import AcceleratorSpec
 
 
@@ -21,7 +22,8 @@ async def send_image(ctx, dut, image) -> None:
 def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0,
                stall_every: int = 0, vcd: str | None = None, load: bool = False,
                external: bool = False) -> list[dict]:
-    """Feed ``images`` (uint8, any shape with n_pixels per image) through the accelerator.
+    """Feed ``images`` (uint8, any shape with n_pixels per image) through the accelerator of
+    ``spec`` (either schedule: pixels, or the pipeline's beats).
 
     ``idle_every`` > 0 inserts an idle cycle on the pixel stream after every so many pixels;
     ``stall_every`` > 0 holds ``ready`` low on the outputs every so many cycles. ``load``: the
@@ -29,11 +31,25 @@ def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0
     first (the SPRAM path). Returns per
     image: ``cls``, ``scores`` (list), ``cycles``, ``events`` (list per layer).
     """
-    dut = Accelerator(spec, loadable=load, external_weights=external)
     flat = np.asarray(images, dtype=np.uint8).reshape(len(images), -1)
     if flat.shape[1] != spec.n_pixels:
         raise ValueError(f"images have {flat.shape[1]} pixels, the network takes "
                          f"{spec.n_pixels}")
+    if spec.schedule == "pipelined":
+        if load or external:
+            raise ValueError("the layer pipeline keeps its weights in ROMs of its engines")
+        dut = PipelinedAccelerator(spec)
+        words, counts = image_beats(spec, flat)
+        shape = dut.events.payload.shape()
+        transfers, port = [], dut.events
+        for row in words:
+            transfers.append(shape.from_bits(sum(int(w) << (32 * k) for k, w in enumerate(row))))
+        inputs = np.split(np.arange(len(transfers)), np.cumsum(counts)[:-1])
+        inputs = [[transfers[t] for t in idx] for idx in inputs]
+    else:
+        dut = Accelerator(spec, loadable=load, external_weights=external)
+        port = dut.pixels
+        inputs = [[int(px) for px in img] for img in flat]
     results: list[dict] = []
 
     async def feed(ctx):
@@ -44,16 +60,16 @@ def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0
                 await ctx.tick().until(dut.weights_in.ready)
             ctx.set(dut.weights_in.valid, 0)
         count = 0
-        for img in flat:
+        for img in inputs:
             for px in img:
                 count += 1
                 if idle_every and count % idle_every == 0:
-                    ctx.set(dut.pixels.valid, 0)
+                    ctx.set(port.valid, 0)
                     await ctx.tick()
-                ctx.set(dut.pixels.payload, int(px))
-                ctx.set(dut.pixels.valid, 1)
-                await ctx.tick().until(dut.pixels.ready)
-            ctx.set(dut.pixels.valid, 0)
+                ctx.set(port.payload, px)
+                ctx.set(port.valid, 1)
+                await ctx.tick().until(port.ready)
+            ctx.set(port.valid, 0)
 
     async def collect(ctx):
         cycle = 0

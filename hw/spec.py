@@ -44,6 +44,9 @@ class AcceleratorSpec:
     #: r: neurons the serializer thresholds per cycle; a power of two
     rate: int = 1
 
+    #: one engine time-multiplexed over the layers (:class:`PipelineSpec`: one per layer)
+    schedule = "shared"
+
     @classmethod
     def from_export(cls, net, lanes: int | None = None, *, ports: int = 1,
                     rate: int = 1) -> AcceleratorSpec:
@@ -51,40 +54,18 @@ class AcceleratorSpec:
         (default: the export's; other lane counts repack the same weights), ``ports`` events
         and ``rate`` neurons per cycle."""
         lanes = net.lanes if lanes is None else lanes
-        if lanes < 1:
-            raise ValueError(f"lanes must be >= 1, got {lanes}")
-        for name, v in (("ports", ports), ("rate", rate)):
-            if v < 1 or v & (v - 1) or v > 64:
-                raise InputError(f"--{name} must be a power of two in 1..64, got {v}")
-        if lanes % rate:
-            raise InputError(f"--rate {rate} must divide --lanes {lanes} (a group's neurons "
-                             "go through the serializer in rows of rate)")
-        if net.n_bits > 1:
-            raise InputError(f"{net.dir}: weights are Z_{net.n_bits}; the gated-XNOR array "
-                             "runs binary (N=0) and ternary (N=1) weights only")
-        layers = []
-        tbits = 2
-        last = net.layers[-1].spec["output"]
-        for layer in net.layers:
-            if layer.type != "fc":
-                raise InputError(f"{net.dir}: layers[{layer.index}] is {layer.type!r}; the "
-                                 "accelerator runs fully connected layers only (so far)")
-            out = layer.spec["output"]
-            if layer.is_last:
-                layers.append(LayerSpec(layer.n_in, layer.n_out, layer.spec["acc_bits"],
-                                        tuple(layer.words_for(lanes, net.n_bits)),
-                                        coef=tuple(out["coef"]),
-                                        offset=tuple(out["offset"])))
-            else:
-                tbits = max(tbits, out["threshold_bits"])
-                layers.append(LayerSpec(layer.n_in, layer.n_out, layer.spec["acc_bits"],
-                                        tuple(layer.words_for(lanes, net.n_bits)),
-                                        tuple(out["flip"]),
-                                        tuple(out["lo"]), tuple(out["hi"])))
-        if net.layers[0].n_in > 2**16 or any(ly.n_out > 2**16 for ly in layers):
-            raise InputError(f"{net.dir}: layers wider than 65536 are not supported")
-        return cls(lanes, tuple(layers), tbits, last["coef_bits"], last["offset_bits"],
-                   last["score_bits"], ports, rate)
+        Fold(lanes, ports, rate).check()
+        return cls(lanes, *_layers(net, [lanes] * len(net.layers)), ports, rate)
+
+    def engine(self, layer: int) -> AcceleratorSpec:
+        """The spec of ``layer`` alone on this spec's engine."""
+        return _engine(self, layer, Fold(self.lanes, self.ports, self.rate))
+
+    @property
+    def folds(self) -> tuple[Fold, ...]:
+        """Per layer: the engine's lanes, ports and rate (the same for every layer)."""
+        return tuple(Fold(self.lanes, self.ports, 1 if i == len(self.layers) - 1 else self.rate)
+                     for i in range(len(self.layers)))
 
     @property
     def num_classes(self) -> int:
@@ -137,7 +118,117 @@ class AcceleratorSpec:
         return rows
 
 
-def result_layout(spec: AcceleratorSpec) -> data.StructLayout:
+@dataclass(frozen=True)
+class Fold:
+    """How one layer's engine is folded: P lanes (output neurons at once), k event ports
+    (events per cycle) and r (neurons thresholded per serializer cycle)."""
+
+    lanes: int
+    ports: int = 1
+    rate: int = 1
+
+    def check(self, where: str = "") -> Fold:
+        """Raise :class:`InputError` naming ``where`` (e.g. a layer) if it cannot be built."""
+        at = f"{where}: " if where else ""
+        if not isinstance(self.lanes, int) or self.lanes < 1:
+            raise InputError(f"{at}lanes must be >= 1, got {self.lanes}")
+        for name, v in (("ports", self.ports), ("rate", self.rate)):
+            if not isinstance(v, int) or v < 1 or v & (v - 1) or v > 64:
+                raise InputError(f"{at}{name} must be a power of two in 1..64, got {v}")
+        if self.lanes % self.rate:
+            raise InputError(f"{at}rate {self.rate} must divide lanes {self.lanes} (a group's "
+                             "neurons go through the serializer in rows of rate)")
+        return self
+
+
+def _layers(net, lanes: list[int]):
+    """The layers of a checked export, each packed for its lane count, and the widths of the
+    output units: (layers, threshold_bits, coef_bits, offset_bits, score_bits)."""
+    if net.n_bits > 1:
+        raise InputError(f"{net.dir}: weights are Z_{net.n_bits}; the gated-XNOR array "
+                         "runs binary (N=0) and ternary (N=1) weights only")
+    layers = []
+    tbits = 2
+    last = net.layers[-1].spec["output"]
+    for layer, p in zip(net.layers, lanes, strict=True):
+        if layer.type != "fc":
+            raise InputError(f"{net.dir}: layers[{layer.index}] is {layer.type!r}; the "
+                             "accelerator runs fully connected layers only (so far)")
+        out = layer.spec["output"]
+        words = tuple(layer.words_for(p, net.n_bits))
+        if layer.is_last:
+            layers.append(LayerSpec(layer.n_in, layer.n_out, layer.spec["acc_bits"], words,
+                                    coef=tuple(out["coef"]), offset=tuple(out["offset"])))
+        else:
+            tbits = max(tbits, out["threshold_bits"])
+            layers.append(LayerSpec(layer.n_in, layer.n_out, layer.spec["acc_bits"], words,
+                                    tuple(out["flip"]), tuple(out["lo"]), tuple(out["hi"])))
+    if net.layers[0].n_in > 2**16 or any(ly.n_out > 2**16 for ly in layers):
+        raise InputError(f"{net.dir}: layers wider than 65536 are not supported")
+    return (tuple(layers), tbits, last["coef_bits"], last["offset_bits"],
+            last["score_bits"])
+
+
+def _engine(spec, layer: int, fold: Fold) -> AcceleratorSpec:
+    return AcceleratorSpec(fold.lanes, (spec.layers[layer],), spec.threshold_bits,
+                           spec.coef_bits, spec.offset_bits, spec.score_bits, fold.ports,
+                           fold.rate)
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """The layer pipeline: one engine per layer, each folded its own way (:class:`Fold`), and
+    an input of up to ``input_ports`` events (nonzero pixels) per cycle. Each layer's words are
+    packed for its own lanes."""
+
+    folds: tuple[Fold, ...]
+    layers: tuple[LayerSpec, ...]
+    threshold_bits: int
+    coef_bits: int
+    offset_bits: int
+    score_bits: int
+    input_ports: int = 1
+
+    schedule = "pipelined"
+
+    @classmethod
+    def from_export(cls, net, folds, input_ports: int = 1) -> PipelineSpec:
+        """From a checked export and a :class:`Fold` (or (lanes, ports, rate)) per layer."""
+        folds = tuple(f if isinstance(f, Fold) else Fold(*f) for f in folds)
+        if len(folds) != len(net.layers):
+            raise InputError(f"{net.dir}: {len(folds)} folds for {len(net.layers)} layers")
+        for i, f in enumerate(folds):
+            f.check(f"layer {i}")
+        if folds[-1].rate != 1:
+            raise InputError(f"layer {len(folds) - 1}: the last layer scores one class per "
+                             f"cycle (rate 1), got rate {folds[-1].rate}")
+        Fold(1, input_ports).check("input")
+        return cls(folds, *_layers(net, [f.lanes for f in folds]), input_ports)
+
+    def engine(self, layer: int) -> AcceleratorSpec:
+        """The spec of one layer's engine (its lanes, ports, rate; its layer alone)."""
+        return _engine(self, layer, self.folds[layer])
+
+    def banks(self, layer: int) -> int:
+        """Banks of layer ``layer``'s input lists: its ports, and the events its writer
+        appends per cycle (the input's ``input_ports``, or the previous serializer's rate)."""
+        writer = self.input_ports if layer == 0 else self.folds[layer - 1].rate
+        return max(self.folds[layer].ports, writer)
+
+    @property
+    def num_classes(self) -> int:
+        return self.layers[-1].n_out
+
+    @property
+    def n_pixels(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def acc_bits(self) -> int:
+        return max(ly.acc_bits for ly in self.layers)
+
+
+def result_layout(spec) -> data.StructLayout:
     """The result word of one image: the class, the compute cycles the accelerator counted and
     the events (nonzero inputs) of each layer, from the least significant bit up. The one
     definition: the RTL drives it, the protocol's RUN answer and the benches decode it."""

@@ -213,3 +213,118 @@ def wavejson(rows: dict, cycles: int, title: str) -> dict:
             prev = label
         lanes.append({"name": block.replace("_", " "), "wave": wave, "data": labels})
     return {"signal": lanes, "head": {"text": title}, "config": {"hscale": 2}}
+
+
+# --- the layer pipeline (``gxnor.hw.pipeline``) ---------------------------------------------
+
+
+def input_beats(events, input_ports: int):
+    """Beats that carry an image's E nonzero pixels, ``input_ports`` at a time (at least one:
+    the beat that ends the image)."""
+    return np.maximum(bundles(events, input_ports), 1)
+
+
+def engine_cycles(events, n_out: int, fold) -> np.ndarray | int:
+    """Cycles a pipeline engine spends issuing one image in steady state (the same image over
+    and over): one to start it, then per group max(B + 1, the previous group's serializer
+    cycles), the previous group of group 0 being the last group of the image before."""
+    b = bundles(events, fold.ports)
+    sizes = [serial_cycles(n, fold.rate) for n in group_sizes(n_out, fold.lanes)]
+    total = 1
+    for g in range(len(sizes)):
+        total = total + np.maximum(b + 1, sizes[g - 1])
+    return total if np.ndim(total) else int(total)
+
+
+def output_cycles(n_classes: int) -> int:
+    """Cycles of the pipeline's output per image: the scores and the result (``ready`` held
+    high) and the cycle that starts the next."""
+    return Classifier.cycles_per_score * n_classes + 2
+
+
+def stage_cycles(spec, events_per_layer) -> dict:
+    """Per stage of a :class:`~gxnor.hw.spec.PipelineSpec` (``input``, ``L0`` ..,
+    ``output``): its cycles per image in steady state, per image (arrays over the images).
+    The slowest stage bounds the interval between results (:func:`pipeline_timeline` has
+    the exact one)."""
+    out = {"input": input_beats(events_per_layer[0], spec.input_ports)}
+    for i, (e, ly, fold) in enumerate(zip(events_per_layer, spec.layers, spec.folds,
+                                          strict=True)):
+        out[f"L{i}"] = np.asarray(engine_cycles(e, ly.n_out, fold))
+    out["output"] = np.full(len(out["input"]), output_cycles(spec.num_classes))
+    return out
+
+
+def pipeline_timeline(spec, events_per_layer) -> dict:
+    """When each image's beats go in, each engine starts and frees it, and its result comes
+    out, cycle by cycle, when beats are offered every cycle from cycle 0 (the first after
+    reset) and results are taken as soon as they are offered. ``events_per_layer[l][i]``: E
+    of layer l for image i. Returns arrays over the images: ``first_pixel`` / ``last_pixel``
+    (the image's first and last beat accepted), ``start`` / ``release`` (per engine: the
+    start cycle, the last END token), ``done`` (the last engine's last score is in), ``result``
+    (the result is valid) and ``cycles`` (what the accelerator reports: done - last_pixel).
+
+    The rules (``gxnor.hw.pipeline``): image i uses half i mod 2 of every boundary; a half is
+    free the cycle after its consumer released it; an engine starts an image in the first
+    cycle after its previous image's last END token in which the image's input half is full
+    and its output half free (both seen one cycle after they change); each group's END token
+    waits for the serializer's credit, across images; the last outputs leave the serializer
+    ``PIPELINE + serial + SERIALIZER_LATENCY`` cycles after the last END token; the output
+    sends the scores and the result (:func:`output_cycles`).
+    """
+    ev = [np.asarray(e, dtype=np.int64).reshape(-1) for e in events_per_layer]
+    n, n_layers = len(ev[0]), len(spec.layers)
+    beats = input_beats(ev[0], spec.input_ports)
+    first, last = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    start = np.zeros((n_layers, n), np.int64)
+    release = np.zeros((n_layers, n), np.int64)
+    commit = np.zeros((n_layers, n), np.int64)
+    result = np.zeros(n, np.int64)
+    sizes = [[serial_cycles(s, f.rate) for s in group_sizes(ly.n_out, f.lanes)]
+             for ly, f in zip(spec.layers, spec.folds, strict=True)]
+    credit = [None] * n_layers  # (the last END token, its group's serializer cycles)
+    n_cls = spec.num_classes
+    for i in range(n):
+        free = release[0, i - 2] + 1 if i >= 2 else 0
+        first[i] = max(last[i - 1] + 1 if i else 0, free)
+        last[i] = first[i] + beats[i] - 1
+        ready = last[i] + 1
+        for layer in range(n_layers):
+            after = release[layer, i - 1] + 1 if i else 0
+            if i < 2:
+                out_free = 0
+            elif layer + 1 < n_layers:
+                out_free = release[layer + 1, i - 2] + 1
+            else:
+                out_free = result[i - 2] + 1
+            t = start[layer, i] = max(after, ready, out_free)
+            b = int(bundles(int(ev[layer][i]), spec.folds[layer].ports))
+            s = t + 1  # the group's first bundle
+            for size in sizes[layer]:
+                end = s + b
+                if credit[layer] is not None:
+                    end = max(end, credit[layer][0] + credit[layer][1])
+                credit[layer] = (end, size)
+                s = end + 1
+            release[layer, i] = end
+            commit[layer, i] = end + PIPELINE + sizes[layer][-1] + SERIALIZER_LATENCY
+            ready = commit[layer, i] + 1
+        wait = max(result[i - 1] + 1 if i else 0, ready)
+        result[i] = wait + Classifier.cycles_per_score * n_cls + 1
+    done = commit[-1]
+    return {"first_pixel": first, "last_pixel": last, "start": start, "release": release,
+            "done": done, "result": result, "cycles": done - last}
+
+
+def timeline(spec, events_per_layer) -> dict:
+    """The run of images through either schedule (:func:`shared_timeline`,
+    :func:`pipeline_timeline`): ``first_pixel``, ``last_pixel`` (the first and last input
+    transfer: a pixel, or a beat of the pipeline), ``done``, ``result`` and ``cycles`` (what
+    the accelerator reports per image: the shared engine its compute cycles, the pipeline its
+    latency)."""
+    if spec.schedule == "pipelined":
+        return pipeline_timeline(spec, events_per_layer)
+    compute = np.asarray(image_cycles(events_per_layer, **folding(spec))).reshape(-1)
+    tl = shared_timeline(compute, spec.n_pixels, spec.num_classes)
+    tl["cycles"] = compute
+    return tl

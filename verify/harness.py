@@ -31,19 +31,49 @@ from amaranth.lib import wiring
 from gxnor.base.errors import StageFailed
 from gxnor.hw import timing, toolchain
 from gxnor.hw.accelerator import Accelerator
-from gxnor.hw.spec import AcceleratorSpec, result_layout
+from gxnor.hw.layouts import MAGNITUDE_BITS, beat_layout
+from gxnor.hw.pipeline import PipelinedAccelerator, engine_event, image_beats
+from gxnor.hw.spec import AcceleratorSpec, PipelineSpec, result_layout
+
+from . import runner
 
 TOP = "bank"
 RESET_CYCLES = 4
 
 
+def accelerator(a):
+    """``a`` itself if it is an accelerator (any variant), else the accelerator of spec ``a``
+    (:class:`Accelerator` or :class:`PipelinedAccelerator` by its schedule)."""
+    if isinstance(a, (Accelerator, PipelinedAccelerator)):
+        return a
+    return PipelinedAccelerator(a) if a.schedule == "pipelined" else Accelerator(a)
+
+
+def input_port(spec) -> tuple[str, int]:
+    """The accelerator's input stream and its payload width: pixels (shared) or beats
+    (pipelined)."""
+    if spec.schedule == "pipelined":
+        return "events", beat_layout(engine_event(spec, 0), spec.input_ports).size
+    return "pixels", MAGNITUDE_BITS
+
+
+def input_transfers(spec, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the harness offers on the input stream: (payloads as rows of uint32 words, the
+    transfers of each image): pixels one by one, or the pipeline's beats."""
+    images = np.asarray(images, np.uint8).reshape(len(images), -1)
+    if spec.schedule != "pipelined":
+        return images.reshape(-1, 1).astype(np.uint32), np.full(len(images), spec.n_pixels)
+    words, counts = image_beats(spec, images)
+    return words, counts
+
+
 class Bank(wiring.Component):
     """Accelerators side by side in one design: accelerator i's ports are ``d{i}_<port>``.
-    ``accelerators``: specs (an :class:`Accelerator` each) or accelerators (any variant)."""
+    ``accelerators``: specs (an accelerator each, :func:`accelerator`) or accelerators (any
+    variant)."""
 
     def __init__(self, accelerators: list):
-        self._accels = [a if isinstance(a, Accelerator) else Accelerator(a)
-                        for a in accelerators]
+        self._accels = [accelerator(a) for a in accelerators]
         members = {}
         for i, acc in enumerate(self._accels):
             for name, member in acc.signature.members.items():
@@ -70,6 +100,17 @@ def _cname(port: str) -> str:
     return port.replace("__", "___05F")
 
 
+def _write_bits(name: str, width: int, src: str) -> str:
+    """C++ that drives port ``name`` of ``width`` bits from uint32_t ``src``[] (least word
+    first)."""
+    if width <= 32:
+        return f"top->{name} = {src}[0];"
+    if width <= 64:
+        return f"top->{name} = (uint64_t){src}[0] | ((uint64_t){src}[1] << 32);"
+    words = (width + 31) // 32
+    return f"for (int k = 0; k < {words}; k++) top->{name}[k] = {src}[k];"
+
+
 def _read_bits(name: str, width: int) -> str:
     """C++ that copies port ``name`` of ``width`` bits into uint32_t w[] (least word first)."""
     if width <= 32:
@@ -84,7 +125,7 @@ def _read_bits(name: str, width: int) -> str:
 class Target:
     """One accelerator of a bank and its images."""
 
-    spec: AcceleratorSpec
+    spec: AcceleratorSpec | PipelineSpec
     images: np.ndarray  # (N, n_pixels) uint8
 
     @property
@@ -110,28 +151,30 @@ class Results:
     extra: dict = field(default_factory=dict)
 
 
-def harness_cpp(specs: list[AcceleratorSpec]) -> str:
+def harness_cpp(specs: list) -> str:
     """The C++ ``main`` for a bank of ``specs``."""
     per_dut = []
     for i, spec in enumerate(specs):
         p = f"d{i}_"
         rbits = result_layout(spec).size
         sbits = spec.score_bits
+        port, ibits = input_port(spec)
+        iw = (ibits + 31) // 32
         per_dut.append(f"""
     {{  // accelerator {i}
         Dut& d = duts[{i}];
-        if (phase == 0) {{  // drive: the next image's pixels, back to back; take every output
+        if (phase == 0) {{  // drive: the next image's input, back to back; take every output
             bool send = d.ks < d.n;
-            top->{_cname(p + "pixels__valid")} = send;
-            top->{_cname(p + "pixels__payload")} =
-                send ? d.img[(size_t)d.ks * {spec.n_pixels} + d.p] : 0;
+            top->{_cname(p + port + "__valid")} = send;
+            const uint32_t* w = send ? &d.img[d.at * {iw}] : d.zero;
+            {_write_bits(_cname(p + port + "__payload"), ibits, "w")}
             top->{_cname(p + "scores__ready")} = 1;
             top->{_cname(p + "result__ready")} = 1;
         }} else {{  // sample, before the edge
-            if (top->{_cname(p + "pixels__valid")} && top->{_cname(p + "pixels__ready")}) {{
+            if (top->{_cname(p + port + "__valid")} && top->{_cname(p + port + "__ready")}) {{
                 if (d.p == 0) d.first[d.ks] = cycle;
-                d.p++;
-                if (d.p == {spec.n_pixels}) {{ d.last[d.ks] = cycle; d.ks++; d.p = 0; }}
+                d.p++; d.at++;
+                if (d.p == d.count[d.ks]) {{ d.last[d.ks] = cycle; d.ks++; d.p = 0; }}
             }}
             if (top->{_cname(p + "scores__valid")}) {{
                 uint64_t raw = top->{_cname(p + "scores__payload")};
@@ -161,32 +204,41 @@ def harness_cpp(specs: list[AcceleratorSpec]) -> str:
 #include <vector>
 
 struct Dut {{
-    long n = 0, ks = 0, kr = 0, p = 0, ns = 0;  // images sent, results taken, pixel, score
-    std::vector<uint64_t> first, last;  // the cycles each image's first / last pixel went in
-    std::vector<uint8_t> img;
+    long n = 0, ks = 0, kr = 0, p = 0, ns = 0;  // images sent, results taken, transfer, score
+    size_t at = 0;  // the next input transfer
+    std::vector<uint64_t> first, last;  // the cycles each image's first / last transfer went in
+    std::vector<uint32_t> img, count;  // the transfers (payload words), per image how many
+    uint32_t zero[64] = {{0}};
     int64_t scores[256];
     FILE* out = nullptr;
 }};
 
+static bool load(const char* path, void* data, size_t bytes) {{
+    FILE* f = fopen(path, "rb");
+    bool ok = f && fread(data, 1, bytes, f) == bytes;
+    if (f) fclose(f);
+    if (!ok) perror(path);
+    return ok;
+}}
+
 int main(int argc, char** argv) {{
-    // argv[1]: a config file, one line per accelerator: images pixels image_file result_file;
-    // argv[2]: the cycle limit
+    // argv[1]: a config file, one line per accelerator: images transfers words_per_transfer
+    // input_file counts_file result_file; argv[2]: the cycle limit
     if (argc < 3) {{ fprintf(stderr, "usage: harness CONFIG MAX_CYCLES\\n"); return 2; }}
     Dut duts[{n}];
     FILE* cfg = fopen(argv[1], "r");
     if (!cfg) {{ perror(argv[1]); return 2; }}
     for (int i = 0; i < {n}; i++) {{
-        long n_img, n_pix; char ipath[4096], opath[4096];
-        if (fscanf(cfg, "%ld %ld %4095s %4095s", &n_img, &n_pix, ipath, opath) != 4) return 2;
+        long n_img, n_tr, n_w; char ipath[4096], cpath[4096], opath[4096];
+        if (fscanf(cfg, "%ld %ld %ld %4095s %4095s %4095s", &n_img, &n_tr, &n_w, ipath, cpath,
+                   opath) != 6) return 2;
         duts[i].n = n_img;
         duts[i].first.resize(n_img);
         duts[i].last.resize(n_img);
-        duts[i].img.resize((size_t)n_img * n_pix);
-        FILE* f = fopen(ipath, "rb");
-        if (!f || fread(duts[i].img.data(), 1, duts[i].img.size(), f) != duts[i].img.size()) {{
-            perror(ipath); return 2;
-        }}
-        fclose(f);
+        duts[i].img.resize((size_t)n_tr * n_w);
+        duts[i].count.resize(n_img);
+        if (!load(ipath, duts[i].img.data(), duts[i].img.size() * 4)) return 2;
+        if (!load(cpath, duts[i].count.data(), duts[i].count.size() * 4)) return 2;
         duts[i].out = fopen(opath, "wb");
         if (!duts[i].out) {{ perror(opath); return 2; }}
     }}
@@ -228,7 +280,8 @@ class Harness:
         ``optimize``: compile the C++ for speed (a long run: a whole test set) rather than
         for a quick build (many networks, few images each: about 4x faster to build)."""
         self.accelerators = list(accelerators)
-        self.specs = [a.spec if isinstance(a, Accelerator) else a for a in self.accelerators]
+        self.specs = [a.spec if isinstance(a, (Accelerator, PipelinedAccelerator)) else a
+                      for a in self.accelerators]
         self.optimize = optimize
         self.dir = Path(build_dir).resolve()
         self.binary = self.dir / "obj_dir" / f"V{TOP}"
@@ -239,8 +292,8 @@ class Harness:
         toolchain.setup()
         t0 = time.perf_counter()
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / f"{TOP}.v").write_text(verilog.convert(Bank(self.accelerators), name=TOP,
-                                                          emit_src=False))
+        (self.dir / f"{TOP}.v").write_text(runner.verilator_text(
+            verilog.convert(Bank(self.accelerators), name=TOP, emit_src=False)))
         (self.dir / "harness.cpp").write_text(harness_cpp(self.specs))
         self.verilog_seconds = time.perf_counter() - t0
         cmd = ["verilator", "--cc", "--exe", "--build", "-O3", "--x-assign", "fast",
@@ -283,13 +336,15 @@ class Harness:
         folder.mkdir(exist_ok=True)
         lines, limit = [], 0
         for i, (spec, im) in enumerate(zip(self.specs, images, strict=True)):
-            (folder / f"images{i}.bin").write_bytes(im.tobytes())
+            words, counts = input_transfers(spec, im)
+            (folder / f"input{i}.bin").write_bytes(np.ascontiguousarray(words, "<u4").tobytes())
+            (folder / f"counts{i}.bin").write_bytes(np.asarray(counts, "<u4").tobytes())
             (folder / f"results{i}.bin").unlink(missing_ok=True)
-            lines.append(f"{len(im)} {spec.n_pixels} images{i}.bin results{i}.bin")
-            dense = timing.dense_cycles([ly.n_in for ly in spec.layers],
-                                        **timing.folding(spec))
-            per = dense + timing.io_cycles(spec.n_pixels, spec.num_classes) + 16
-            limit = max(limit, 2 * per * max(len(im), 1) + 1000)
+            lines.append(f"{len(im)} {len(words)} {words.shape[1]} input{i}.bin counts{i}.bin "
+                         f"results{i}.bin")
+            # twice the run of as many images with every input an event
+            dense = [np.full(max(len(im), 1), ly.n_in) for ly in spec.layers]
+            limit = max(limit, 2 * int(timing.timeline(spec, dense)["result"][-1]) + 1000)
         (folder / "config.txt").write_text("\n".join(lines) + "\n")
         done = subprocess.run([str(self.binary), "config.txt", str(limit)], cwd=folder,
                               capture_output=True, text=True)
@@ -326,21 +381,21 @@ def compare(net, spec: AcceleratorSpec, images: np.ndarray, res: Results,
     ``limit``; an empty list when everything agrees."""
     want = net.run(np.asarray(images, np.uint8).reshape(len(images), -1))
     events = np.stack(want.events, 1) if want.events else np.zeros((len(images), 0))
-    model = timing.image_cycles(want.events, **timing.folding(spec))
     msgs = []
     if len(res.cls) != len(images):
         msgs.append(f"{len(res.cls)} results for {len(images)} images (the harness timed out?)")
         return msgs
     # the timeline of each process's images, as the cycle model has it
     timeline = {k: np.zeros(len(images), np.int64)
-                for k in ("first_pixel", "last_pixel", "result")}
+                for k in ("first_pixel", "last_pixel", "result", "cycles")}
     for j in np.unique(res.job):
         idx = np.flatnonzero(res.job == j)
-        tl = timing.shared_timeline(np.asarray(model)[idx], spec.n_pixels, spec.num_classes)
+        tl = timing.timeline(spec, [np.asarray(e)[idx] for e in want.events])
         for k in timeline:
             timeline[k][idx] = tl[k]
     checks = [("class", res.cls, want.classes), ("scores", res.scores, want.scores),
-              ("events", res.events, events), ("cycles (accelerator)", res.cycles, model),
+              ("events", res.events, events),
+              ("cycles (accelerator)", res.cycles, timeline["cycles"]),
               ("first pixel (harness)", res.first_pixel, timeline["first_pixel"]),
               ("last pixel (harness)", res.last_pixel, timeline["last_pixel"]),
               ("result (harness)", res.result, timeline["result"])]

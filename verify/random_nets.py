@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from gxnor.export import format
-from gxnor.hw.spec import AcceleratorSpec
+from gxnor.hw.spec import AcceleratorSpec, PipelineSpec
 
 from . import harness
 
 LANES = (1, 2, 3, 4, 7, 8, 16, 32, 64)
+PORTS = (1, 2, 4, 8)
+INPUT_PORTS = (1, 2, 4, 8, 16)
 #: a case's work bound: dense lane-updates per image (keeps a shared build's slowest net fast)
 MAX_WORK = 60_000
 
@@ -35,14 +37,21 @@ class Case:
     weight_zeros: float
     special_columns: float
     images: int
+    #: the layer pipeline: (lanes, ports, rate) per layer, and the input's events per beat
+    folds: list | None = None
+    input_ports: int = 1
 
     def describe(self) -> str:
-        return (f"seed {self.seed}: {self.input_shape} -> {self.sizes}, P={self.lanes}, "
+        fold = (f"P={self.lanes}" if self.folds is None else
+                "pipelined " + ",".join("x".join(map(str, f)) for f in self.folds)
+                + f" m={self.input_ports}")
+        return (f"seed {self.seed}: {self.input_shape} -> {self.sizes}, {fold}, "
                 f"weight zeros {self.weight_zeros:.2f}")
 
 
-def draw(seed: int, images: int = 6) -> Case:
-    """The random network of ``seed``."""
+def draw(seed: int, images: int = 6, schedule: str = "shared") -> Case:
+    """The random network of ``seed``; ``schedule="pipelined"``: the same network as a layer
+    pipeline with random folds (lanes, ports, rate per layer; events per input beat)."""
     rng = np.random.default_rng(seed)
     lanes = int(rng.choice(LANES))
     depth = int(rng.integers(1, 5))
@@ -66,7 +75,17 @@ def draw(seed: int, images: int = 6) -> Case:
             break
         lanes = int(rng.choice([x for x in LANES if x > lanes] or [64]))
     zeros = float(rng.choice([0.0, 1.0, rng.random()]))
-    return Case(seed, sizes, lanes, (1, h, w), zeros, float(rng.choice([0.0, 0.15])), images)
+    case = Case(seed, sizes, lanes, (1, h, w), zeros, float(rng.choice([0.0, 0.15])), images)
+    if schedule == "pipelined":
+        # a stream of its own: the shared case of a seed stays what it was
+        frng = np.random.default_rng([seed, 1])
+        folds = []
+        for k, n_out in enumerate(sizes):
+            p = int(frng.choice([x for x in LANES if x <= 2 * n_out] or [1]))
+            rates = [r for r in (1, 2, 4, 8) if p % r == 0] if k < len(sizes) - 1 else [1]
+            folds.append((p, int(frng.choice(PORTS)), int(frng.choice(rates))))
+        case.folds, case.input_ports = folds, int(frng.choice(INPUT_PORTS))
+    return case
 
 
 def case_images(case: Case) -> np.ndarray:
@@ -89,18 +108,22 @@ def make(case: Case, folder: Path):
     save_random(folder / "run", case.sizes, input_shape=case.input_shape, seed=case.seed,
                 weight_zeros=case.weight_zeros, special_columns=case.special_columns)
     export = export_run(folder / "run", folder / "export", lanes=case.lanes)
-    return golden.Network(export), AcceleratorSpec.from_export(format.load(export))
+    net = format.load(export)
+    spec = AcceleratorSpec.from_export(net) if case.folds is None else \
+        PipelineSpec.from_export(net, case.folds, case.input_ports)
+    return golden.Network(export), spec
 
 
 def run(seeds: list[int], out: Path, *, per_build: int = 40, images: int = 6, jobs: int = 2,
-        log=print) -> dict:
-    """Every seed's network through the RTL; returns the counts and the failing seeds."""
+        schedule: str = "shared", log=print) -> dict:
+    """Every seed's network through the RTL (``schedule``: shared or pipelined); returns the
+    counts and the failing seeds."""
     out = Path(out)
     failures, checked_images = [], 0
     t0 = time.perf_counter()
     build_seconds = 0.0
     for start in range(0, len(seeds), per_build):
-        batch = [draw(s, images) for s in seeds[start:start + per_build]]
+        batch = [draw(s, images, schedule) for s in seeds[start:start + per_build]]
         made = [make(c, out / f"case{c.seed}") for c in batch]
         imgs = [case_images(c) for c in batch]
         h = harness.Harness([spec for _, spec in made], out / f"build{start}",

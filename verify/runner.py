@@ -36,7 +36,8 @@ def icarus_copy(verilog: Path) -> Path:
     declaration's initial value without an event, so nothing fires, and Yosys's one-line
     blocks (``always @* x[3:0] = k;``, a constant into unused bits) do not read it at all.
     Here, in every module, the register gets its value from an ``initial`` block 1 ns in (a
-    change every block sees), and every one-line block reads it too. Verilator needs no copy.
+    change every block sees), and every one-line block reads it too. Verilator:
+    :func:`verilator_text`.
     """
     text = Path(verilog).read_text()
     parts = re.split(r"(?m)^(?=module )", text)
@@ -57,6 +58,23 @@ def icarus_copy(verilog: Path) -> Path:
                                 f"{mt.group(1)}{mt.group(2)}\n  end\n", mod)
     out = Path(verilog).with_name(Path(verilog).stem + "_icarus.v")
     out.write_text("".join(parts))
+    return out
+
+
+def verilator_text(text: str) -> str:
+    """The Verilog for Verilator: Yosys's one-line ``always @*`` blocks as ``always_comb``.
+
+    Verilator 5 schedules ``always @*`` as the standard says: a block that reads nothing (a
+    constant into some bits of a reg, e.g. a token field that is 1 in one engine of the layer
+    pipeline) never runs, and those bits stay 0. ``always_comb`` runs once at time 0 and then
+    like ``always @*``; Yosys's larger blocks read their inputs and need nothing."""
+    return SINGLE_ALWAYS.sub(lambda mt: f"always_comb\n{mt.group(1)}{mt.group(2)}\n", text)
+
+
+def verilator_copy(verilog: Path) -> Path:
+    """:func:`verilator_text` of a file, next to it."""
+    out = Path(verilog).with_name(Path(verilog).stem + "_verilator.v")
+    out.write_text(verilator_text(Path(verilog).read_text()))
     return out
 
 
@@ -107,7 +125,7 @@ def cocotb_run(verilog: Path, top: str, test_module: str, build_dir: Path, *, si
                   "--output-split-cfuncs", "0"] if sim == "verilator" \
         else []
     sim_build = build_dir / f"sim_build-{sim}"
-    source = icarus_copy(verilog) if sim == "icarus" else verilog
+    source = icarus_copy(verilog) if sim == "icarus" else verilator_copy(verilog)
     runner.build(sources=[source], hdl_toplevel=top, build_dir=sim_build,
                  build_args=build_args, always=True, waves=waves,
                  timescale=("1ns", "1ps"), log_file=sim_build / "build.log")

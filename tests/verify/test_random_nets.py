@@ -16,6 +16,24 @@ def test_thirty_random_networks(tmp_path):
     assert report["networks"] == 30 and report["images"] == 30 * 8
 
 
+def test_random_layer_pipelines(tmp_path):
+    """The same kind of networks as layer pipelines with random folds per layer."""
+    report = random_nets.run(list(range(2000, 2012)), tmp_path, per_build=12, images=8,
+                             schedule="pipelined", log=lambda s: None)
+    assert report["failing"] == [], report["failing"]
+    assert report["networks"] == 12 and report["images"] == 12 * 8
+
+
+def test_pipeline_folds_cover_the_corners():
+    cases = [random_nets.draw(seed, schedule="pipelined") for seed in range(200)]
+    folds = [f for c in cases for f in c.folds]
+    assert {f[1] for f in folds} == set(random_nets.PORTS)
+    assert {f[2] for f in folds} == {1, 2, 4, 8}
+    assert {c.input_ports for c in cases} == set(random_nets.INPUT_PORTS)
+    assert all(c.folds[-1][2] == 1 for c in cases)  # the scores: one class per cycle
+    assert random_nets.draw(7, schedule="pipelined").sizes == random_nets.draw(7).sizes
+
+
 def test_cases_cover_the_corners():
     cases = [random_nets.draw(seed) for seed in range(400)]
     widths = [w for c in cases for w in c.sizes[:-1]]

@@ -1,0 +1,334 @@
+"""The layer pipeline: one engine per layer, joined by event streams, so that layer l works on
+image i+1 while layer l+1 works on image i (the ``pipelined`` schedule; the ``shared`` one is
+``gxnor.hw.accelerator``). Built from the same blocks.
+
+::
+
+    events -> [input lists] -> LayerEngine 0 -> [lists] -> LayerEngine 1 -> ... -> LayerEngine L-1
+    (beats)                    (sequencer, fetch,            \\-> Classifier 0 / 1 -> scores, result
+                                PE array, serializer)
+
+Every boundary between two stages holds two event lists (the two *halves*; images alternate
+between them, image i uses half i mod 2 everywhere): the stage before writes one while the stage
+after reads the other. A half is ``FREE``, then ``WRITING`` (from the cycle its producer starts
+the image), then ``FULL`` (the image's last outputs are in), then ``FREE`` again once the
+consumer has issued every event of it. The last boundary is two :class:`Classifier`\\ s: the
+scores of alternate images, streamed out in order.
+
+The input is already events: a stream of beats (:func:`gxnor.hw.layouts.beat_layout`), up to
+``input_ports`` nonzero pixels each, the image's last beat flagged (on a board,
+:class:`gxnor.hw.pixels.PixelBeats` turns a pixel stream into beats; the on-chip harness and
+sparse RUN frames store them as they are).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Array, Cat, Module, Mux, Shape, Signal, signed
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .argmax import Classifier
+from .events import EventLists
+from .fetch import WeightFetch
+from .layouts import MAGNITUDE_BITS, beat_layout, bundle_layout, event_layout, token_layout
+from .pe import PEArray
+from .sequencer import LayerSequencer
+from .serializer import Serializer, score_out_layout
+from .spec import CYCLE_BITS, EVENT_COUNT_BITS, PipelineSpec, result_layout
+
+
+class Half(enum.Enum, shape=2):
+    """The state of one half of a boundary between two stages."""
+
+    FREE = 0
+    WRITING = 1
+    FULL = 2
+
+
+def engine_event(spec: PipelineSpec, layer: int) -> data.StructLayout:
+    """The events layer ``layer`` reads: its input index, and the pixel's magnitude (layer 0)
+    or one bit (a hidden layer's outputs are +-1)."""
+    n_in = spec.layers[layer].n_in
+    return event_layout(max(1, (n_in - 1).bit_length()), MAGNITUDE_BITS if layer == 0 else 1)
+
+
+class LayerEngine(wiring.Component):
+    """One layer of the pipeline: its two input event lists, a :class:`LayerSequencer`, its
+    own weight memory (:class:`WeightFetch`, ``ports`` read ports), a :class:`PEArray` of its
+    lanes and a :class:`Serializer` at its rate.
+
+    Members
+    -------
+    inp: In(stream(bundle)) — appends to input list ``inp_half``; always ready.
+    inp_half: In(1).
+    in_clear: In(2) — empty an input list (its producer starts an image in it).
+    full, out_free: In(2) — the input lists that hold an image; the output lists it may write.
+    count: Out(2 x count) — the input lists' counts.
+    start, half, release, clear: Out — the sequencer's (:class:`LayerSequencer`).
+    out: Out(stream(bundle)) — a hidden layer's nonzero outputs, as the next layer's events,
+        for its list ``out_half``; always ready downstream.
+    scores: Out(stream(score)) — the last layer's: the class scores, in class order.
+    out_half: Out(1); image_done: Out(1) — the serializer's (:class:`Serializer`).
+    busy: Out(1) — work in flight.
+
+    Timing: an image's END token leaves the sequencer, reaches the serializer ``PIPELINE``
+    cycles later and its last outputs leave ``serial + Serializer.latency`` after that
+    (``gxnor.hw.timing``).
+    """
+
+    EventLists, LayerSequencer, WeightFetch = EventLists, LayerSequencer, WeightFetch
+    PEArray, Serializer = PEArray, Serializer
+
+    def __init__(self, spec: PipelineSpec, layer: int):
+        self._spec, self._layer = spec, layer
+        self._last = layer == len(spec.layers) - 1
+        ly = spec.layers[layer]
+        event = engine_event(spec, layer)
+        members = {
+            "inp": In(stream.Signature(bundle_layout(event, spec.banks(layer)),
+                                       always_ready=True)),
+            "inp_half": In(1),
+            "in_clear": In(2),
+            "full": In(2),
+            "out_free": In(2),
+            "count": Out(data.ArrayLayout(range(ly.n_in + 1), 2)),
+            "start": Out(1),
+            "half": Out(1),
+            "release": Out(1),
+            "clear": Out(2),
+            "out_half": Out(1),
+            "image_done": Out(1),
+            "busy": Out(1),
+        }
+        if self._last:
+            members["scores"] = Out(stream.Signature(score_out_layout(spec),
+                                                     always_ready=True))
+        else:
+            members["out"] = Out(stream.Signature(
+                bundle_layout(engine_event(spec, layer + 1), spec.banks(layer + 1)),
+                always_ready=True))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        spec, layer = self._spec, self._layer
+        ly, fold = spec.layers[layer], spec.folds[layer]
+        m = Module()
+        event = engine_event(spec, layer)
+        token = token_layout(depth=ly.n_in, words=len(ly.words), neurons=ly.n_out,
+                             thresholds=-(-ly.n_out // fold.rate), lanes=fold.lanes,
+                             index_bits=Shape.cast(event["index"].shape).width,
+                             magnitude_bits=Shape.cast(event["magnitude"].shape).width,
+                             word_bits=2 * fold.lanes, ports=fold.ports)
+        m.submodules.event_lists = ev = self.EventLists([ly.n_in, ly.n_in], event, token,
+                                                        fold.ports, spec.banks(layer))
+        m.submodules.sequencer = seq = self.LayerSequencer(ly, fold, token,
+                                                           range(ly.n_in + 1), self._last)
+        m.submodules.weight_fetch = fetch = self.WeightFetch(len(ly.words), 2 * fold.lanes,
+                                                             token, "rom", ly.words,
+                                                             fold.ports)
+        m.submodules.pe_array = pe = self.PEArray(fold.lanes, ly.acc_bits, token, fold.ports)
+        out_event = event if self._last else engine_event(spec, layer + 1)
+        out_banks = 1 if self._last else spec.banks(layer + 1)
+        m.submodules.serializer = ser = self.Serializer(
+            spec.engine(layer), pe.sums.payload.shape(), out_event,
+            hidden=() if self._last else (ly,), scores=self._last, rate=fold.rate,
+            out_banks=out_banks, lanes=fold.lanes)
+
+        wiring.connect(m, wiring.flipped(self.inp), ev.pixels)
+        wiring.connect(m, seq.tokens, ev.tokens)
+        wiring.connect(m, ev.out, fetch.tokens)
+        wiring.connect(m, fetch.out, pe.tokens)
+        wiring.connect(m, pe.sums, ser.sums)
+        if self._last:
+            wiring.connect(m, ser.scores, wiring.flipped(self.scores))
+        else:
+            wiring.connect(m, ser.events, wiring.flipped(self.out))
+        m.d.comb += [
+            ev.pixel_list.eq(self.inp_half),
+            ev.clear.eq(self.in_clear),
+            self.count.eq(ev.count),
+            seq.full.eq(self.full),
+            seq.out_free.eq(self.out_free),
+            seq.count.eq(ev.count),
+            self.start.eq(seq.start),
+            self.half.eq(seq.half),
+            self.release.eq(seq.release),
+            self.clear.eq(seq.clear),
+            self.out_half.eq(ser.half),
+            self.image_done.eq(ser.image_done),
+            self.busy.eq(seq.busy | ev.busy | fetch.busy | ser.busy),
+        ]
+        return m
+
+
+class PipelinedAccelerator(wiring.Component):
+    """The whole network as a layer pipeline (:class:`~gxnor.hw.spec.PipelineSpec`).
+
+    Streams: ``events`` in (beats: up to ``input_ports`` nonzero pixels, ``last`` on the
+    image's final beat); out ``scores`` (one signed score per class, in class order) then
+    ``result`` (class, cycles, events per layer) per image, in image order. The result's
+    ``cycles`` is the image's latency: from the cycle after its last beat is accepted to the
+    cycle its last score is known (``gxnor.hw.timing.pipeline_timeline``, which has every
+    beat, start and result of a run of images cycle by cycle).
+
+    Members besides the streams: ``busy`` (any engine holds work) and ``stages`` (per stage:
+    the input, each engine: holds work this cycle).
+    """
+
+    LayerEngine, Classifier = LayerEngine, Classifier
+
+    def __init__(self, spec: PipelineSpec):
+        if not isinstance(spec, PipelineSpec):
+            raise TypeError(f"spec must be a PipelineSpec, got {spec!r}")
+        self._spec = spec
+        super().__init__({
+            "events": In(stream.Signature(beat_layout(engine_event(spec, 0),
+                                                      spec.input_ports))),
+            "scores": Out(stream.Signature(signed(spec.score_bits))),
+            "result": Out(stream.Signature(result_layout(spec))),
+            "busy": Out(1),
+            "stages": Out(len(spec.layers) + 1),
+        })
+
+    @property
+    def spec(self) -> PipelineSpec:
+        return self._spec
+
+    def elaborate(self, platform):
+        spec = self._spec
+        n_layers = len(spec.layers)
+        m = Module()
+        engines = []
+        for i in range(n_layers):
+            m.submodules[f"engine{i}"] = e = self.LayerEngine(spec, i)
+            engines.append(e)
+        m.submodules.classifier0 = c0 = self.Classifier(spec.num_classes,
+                                                        score_out_layout(spec))
+        m.submodules.classifier1 = c1 = self.Classifier(spec.num_classes,
+                                                        score_out_layout(spec))
+        classifiers = [c0, c1]
+
+        now = Signal(CYCLE_BITS)  # cycles since reset
+        m.d.sync += now.eq(now + 1)
+
+        # boundary b (0 .. L): the two halves before engine b (b = L: the classifiers), what
+        # each holds and when its image's last beat went in, and the events so far
+        meta = data.StructLayout({"t": CYCLE_BITS,
+                                  "events": data.ArrayLayout(EVENT_COUNT_BITS, n_layers)})
+        state = [[Signal(Half, name=f"b{b}_half{h}") for h in range(2)]
+                 for b in range(n_layers + 1)]
+        info = [Array(Signal(meta, name=f"b{b}_meta{h}") for h in range(2))
+                for b in range(n_layers + 1)]
+
+        # input: beats into the lists of engine 0, alternate images in alternate halves
+        fill = Signal()
+        beat = self.events
+        st_fill = Array(state[0])[fill]
+        m.d.comb += beat.ready.eq(st_fill != Half.FULL)
+        e0 = engines[0]
+        take = beat.valid & beat.ready
+        m.d.comb += [e0.inp.valid.eq(take & (beat.payload.n != 0)),
+                     e0.inp.payload.n.eq(beat.payload.n),
+                     e0.inp_half.eq(fill)]
+        for s in range(spec.input_ports):
+            m.d.comb += e0.inp.payload.events[s].eq(beat.payload.events[s])
+        with m.If(take):
+            with m.If(st_fill == Half.FREE):
+                m.d.comb += e0.in_clear.bit_select(fill, 1).eq(1)
+            with m.If(beat.payload.last):
+                m.d.sync += [st_fill.eq(Half.FULL), info[0][fill].t.eq(now), fill.eq(~fill)]
+            with m.Else():
+                m.d.sync += st_fill.eq(Half.WRITING)
+
+        # the engines: each takes its input half when full and its output half when free
+        for b, e in enumerate(engines):
+            nxt = b + 1
+            m.d.comb += [e.full.eq(Cat(*(state[b][h] == Half.FULL for h in range(2)))),
+                         e.out_free.eq(Cat(*(state[nxt][h] == Half.FREE for h in range(2))))]
+            if nxt < n_layers:
+                wiring.connect(m, e.out, engines[nxt].inp)
+                m.d.comb += [engines[nxt].inp_half.eq(e.out_half),
+                             engines[nxt].in_clear.eq(e.clear)]
+            with m.If(e.release):
+                m.d.sync += Array(state[b])[e.half].eq(Half.FREE)
+            with m.If(e.start):
+                here = info[b][e.half]
+                m.d.sync += [Array(state[nxt])[e.half].eq(Half.WRITING),
+                             info[nxt][e.half].t.eq(here.t)]
+                for k in range(b):
+                    m.d.sync += info[nxt][e.half].events[k].eq(here.events[k])
+                m.d.sync += info[nxt][e.half].events[b].eq(e.count[e.half])
+            with m.If(e.image_done):
+                m.d.sync += Array(state[nxt])[e.out_half].eq(Half.FULL)
+
+        # the last engine's scores to the classifier of their half; its latency when done
+        last = engines[-1]
+        latency = Array(Signal(CYCLE_BITS, name=f"latency{h}") for h in range(2))
+        for h, c in enumerate(classifiers):
+            m.d.comb += [c.scores_in.valid.eq(last.scores.valid & (last.out_half == h)),
+                         c.scores_in.payload.eq(last.scores.payload)]
+        with m.If(last.image_done):
+            m.d.sync += latency[last.out_half].eq(now - info[n_layers][last.out_half].t)
+
+        # output: the images in order, alternate classifiers: scores, then the result
+        out = Signal()  # the half of the next image out
+        st_out = Array(state[n_layers])[out]
+        sent = Mux(out, c1.sent, c0.sent)
+        m.d.comb += [
+            self.scores.valid.eq(Mux(out, c1.scores.valid, c0.scores.valid)),
+            self.scores.payload.eq(Mux(out, c1.scores.payload, c0.scores.payload)),
+            c0.scores.ready.eq(self.scores.ready & ~out),
+            c1.scores.ready.eq(self.scores.ready & out),
+            self.result.payload.cls.eq(Mux(out, c1.cls, c0.cls)),
+            self.result.payload.cycles.eq(latency[out]),
+            self.result.payload.events.eq(info[n_layers][out].events),
+        ]
+        with m.FSM(name="output"):
+            with m.State("WAIT"):
+                with m.If(st_out == Half.FULL):
+                    m.d.comb += [c0.send.eq(~out), c1.send.eq(out)]
+                    m.next = "SCORES"
+            with m.State("SCORES"):
+                with m.If(sent):
+                    m.next = "RESULT"
+            with m.State("RESULT"):
+                m.d.comb += self.result.valid.eq(1)
+                with m.If(self.result.ready):
+                    m.d.sync += [st_out.eq(Half.FREE), out.eq(~out)]
+                    m.next = "WAIT"
+
+        busy = [st_fill == Half.WRITING] + [e.busy for e in engines]
+        m.d.comb += [self.stages.eq(Cat(*busy)), self.busy.eq(self.stages.any())]
+        return m
+
+
+def image_beats(spec: PipelineSpec, images) -> tuple[np.ndarray, np.ndarray]:
+    """The input beats of ``images`` (N x n_pixels uint8), the one encoding of an image as
+    events: its nonzero pixels in order, ``input_ports`` per beat (index, value, sign 0), the
+    last beat flagged; an all-black image is one empty beat. Returns (the beats as rows of
+    little-endian uint32 words, the beats of each image)."""
+    images = np.asarray(images, np.uint8).reshape(len(images), -1)
+    event = engine_event(spec, 0)
+    m = spec.input_ports
+    layout = beat_layout(event, m)
+    ev_off, ev_bits = layout["events"].offset, event.size
+    n_off, last_off = layout["n"].offset, layout["last"].offset
+    idx_off, mag_off = event["index"].offset, event["magnitude"].offset
+    words = (layout.size + 31) // 32
+    rows, counts = [], np.zeros(len(images), np.int64)
+    for i, img in enumerate(images):
+        nz = np.flatnonzero(img)
+        beats = max(1, -(-len(nz) // m))
+        counts[i] = beats
+        for b in range(beats):
+            chunk = nz[b * m:(b + 1) * m]
+            v = (len(chunk) << n_off) | (int(b == beats - 1) << last_off)
+            for s, px in enumerate(chunk):
+                v |= ((int(px) << idx_off) | (int(img[px]) << mag_off)) << (ev_off + s * ev_bits)
+            rows.append(v)
+    out = np.zeros((len(rows), words), np.uint32)
+    for r, v in enumerate(rows):
+        for k in range(words):
+            out[r, k] = (v >> (32 * k)) & 0xFFFFFFFF
+    return out, counts

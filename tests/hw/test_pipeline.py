@@ -1,0 +1,133 @@
+# amaranth: UnusedElaboratable=no
+"""The layer pipeline in Amaranth's simulator: bit-exact against the golden model, with
+back-pressure while it is full and several images in flight, and cycle-exact against the
+pipeline's timeline (counted from outside the DUT)."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from gxnor.base.errors import InputError
+from gxnor.export import format
+from gxnor.hw import timing
+from gxnor.hw.pipeline import PipelinedAccelerator, image_beats
+from gxnor.hw.simulate import run_images
+from gxnor.hw.spec import Fold, PipelineSpec
+from gxnor.model.random_net import random_images
+from gxnor.sim import golden
+
+pytestmark = pytest.mark.sim
+
+# (sizes, folds (lanes, ports, rate) per layer, input ports): a 1-neuron layer, widths off
+# the lane grid, more ports than events, rates above 1, lanes wider than the layer
+CASES = [
+    ([9, 1, 7, 3], [(4, 2, 2), (1, 8, 1), (3, 1, 1), (2, 4, 1)], 4),
+    ([16, 5], [(16, 4, 8), (8, 1, 1)], 16),
+    ([6, 3], [(1, 1, 1), (1, 1, 1)], 1),
+]
+
+
+def images_for(export, n=10, seed=0):
+    imgs = random_images(n, (4, 4), density=0.4, seed=seed)
+    imgs[3] = 0  # no events at all
+    imgs[4] = 255  # every pixel at the largest magnitude
+    return imgs
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize("pause", [0, 3])
+def test_golden_exact_with_back_pressure(random_export, case, pause):
+    sizes, folds, m = CASES[case]
+    export = random_export(sizes, 4, seed=case)
+    net = golden.Network(export)
+    spec = PipelineSpec.from_export(net.export, folds, m)
+    imgs = images_for(export, seed=case)
+    ref = net.run(imgs)
+    got = run_images(spec, imgs, idle_every=pause + 2 if pause else 0, stall_every=pause)
+    assert len(got) == len(imgs)
+    tl = timing.pipeline_timeline(spec, ref.events)
+    for i, res in enumerate(got):
+        assert res["events"] == [int(e[i]) for e in ref.events], f"image {i}: events"
+        assert res["scores"] == ref.scores[i].tolist(), f"image {i}: scores"
+        assert res["cls"] == int(ref.classes[i]), f"image {i}: class"
+        if not pause:  # with pauses the latency is not the free-running one
+            assert res["cycles"] == tl["cycles"][i], f"image {i}: latency"
+
+
+def test_timeline_counted_from_outside(random_export):
+    """Beats offered every cycle, results taken at once: the cycles the testbench sees each
+    beat and result equal the timeline's, and images overlap in the engines."""
+    sizes, folds, m = CASES[0]
+    export = random_export(sizes, 4, seed=0)
+    net = golden.Network(export)
+    spec = PipelineSpec.from_export(net.export, folds, m)
+    imgs = images_for(export, n=8)
+    ref = net.run(imgs)
+    tl = timing.pipeline_timeline(spec, ref.events)
+    dut = PipelinedAccelerator(spec)
+    words, counts = image_beats(spec, imgs)
+    shape = dut.events.payload.shape()
+    beats = [shape.from_bits(sum(int(w) << (32 * k) for k, w in enumerate(row)))
+             for row in words]
+    seen = {"beat": [], "result": [], "engines_busy": []}
+
+    async def bench(ctx):
+        ctx.set(dut.scores.ready, 1)
+        ctx.set(dut.result.ready, 1)
+        k = cycle = 0
+        while len(seen["result"]) < len(imgs):
+            if k < len(beats):
+                ctx.set(dut.events.payload, beats[k])
+            ctx.set(dut.events.valid, k < len(beats))
+            await ctx.delay(1e-9)
+            if k < len(beats) and ctx.get(dut.events.ready):
+                seen["beat"].append(cycle)
+                k += 1
+            if ctx.get(dut.result.valid):
+                seen["result"].append(cycle)
+            seen["engines_busy"].append(bin(ctx.get(dut.stages) >> 1).count("1"))
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 20_000
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    ends = np.cumsum(counts) - 1
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    assert [seen["beat"][s] for s in starts] == tl["first_pixel"].tolist()
+    assert [seen["beat"][e] for e in ends] == tl["last_pixel"].tolist()
+    assert seen["result"] == tl["result"].tolist()
+    assert max(seen["engines_busy"]) >= 3  # images in flight in three engines at once
+
+
+def test_fold_errors_name_the_layer(random_export):
+    net = format.load(random_export([9, 1, 7, 3], 4, seed=0))
+    with pytest.raises(InputError, match="4 folds for 4 layers|3 folds for 4 layers"):
+        PipelineSpec.from_export(net, [(4, 1, 1)] * 3)
+    with pytest.raises(InputError, match=r"^layer 1: rate 2 must divide lanes 3"):
+        PipelineSpec.from_export(net, [(4, 1, 1), (3, 1, 2), (4, 1, 1), (4, 1, 1)])
+    with pytest.raises(InputError, match=r"^layer 2: ports must be a power of two"):
+        PipelineSpec.from_export(net, [(4, 1, 1), (4, 1, 1), (4, 3, 1), (4, 1, 1)])
+    with pytest.raises(InputError, match=r"^layer 3: the last layer scores one class"):
+        PipelineSpec.from_export(net, [(4, 1, 1)] * 3 + [(4, 1, 2)])
+    with pytest.raises(InputError, match=r"^input: ports must be"):
+        PipelineSpec.from_export(net, [(4, 1, 1)] * 4, input_ports=3)
+    assert PipelineSpec.from_export(net, [Fold(4)] * 4).folds == (Fold(4, 1, 1),) * 4
+
+
+def test_beats_encode_the_nonzero_pixels(random_export):
+    net = format.load(random_export([6, 3], 4, seed=2))
+    spec = PipelineSpec.from_export(net, [(2, 1, 1), (1, 1, 1)], input_ports=4)
+    imgs = np.zeros((3, 16), np.uint8)
+    imgs[0, [1, 5, 6, 9, 15]] = [10, 20, 30, 40, 255]
+    imgs[2, :] = 7
+    words, counts = image_beats(spec, imgs)
+    assert counts.tolist() == [2, 1, 4]  # 5 events in 2 beats; an empty image is one beat
+    shape = PipelinedAccelerator(spec).events.payload.shape()
+    beats = [shape.from_bits(sum(int(w) << (32 * k) for k, w in enumerate(r))) for r in words]
+    got = [(int(b.n), int(b.last), [(int(b.events[s].index), int(b.events[s].magnitude))
+                                    for s in range(int(b.n))]) for b in beats[:3]]
+    assert got == [(4, 0, [(1, 10), (5, 20), (6, 30), (9, 40)]), (1, 1, [(15, 255)]),
+                   (0, 1, [])]

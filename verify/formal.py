@@ -209,23 +209,25 @@ def event_lists_spec(depth: int = 4, ports: int = 2, latency: int = EventLists.l
     bundle = data.View(ev.pixels.payload.shape(), bundle)
     m.d.comb += [Assume(ev.pixels.payload.n <= ports),  # at most ``ports`` events a bundle
                  Assume(ev.feedback.payload.n <= ports)]
+    # a list cleared and written in the same cycle holds just the new bundle
+    start = [Mux(ev.clear[b], 0, appends[b]) for b in range(2)]
     for b in range(2):
-        m.d.comb += Assume(~writes[b] | (ev.count[b] + bundles[b].n <= depth))
-        with m.If(ev.clear[b]):
+        m.d.comb += Assume(~writes[b] | (start[b] + bundles[b].n <= depth))
+        with m.If(writes[b]):
+            m.d.sync += appends[b].eq(start[b] + bundles[b].n)
+        with m.Elif(ev.clear[b]):
             m.d.sync += appends[b].eq(0)
-        with m.Elif(writes[b]):
-            m.d.sync += appends[b].eq(appends[b] + bundles[b].n)
         m.d.comb += Assert(ev.count[b] == appends[b], f"list {b}: count = appends")
         m.d.comb += Assert(ev.count[b] <= depth, f"list {b}: within its depth")
     # the write that puts an event at the watched position: slot watch_pos - count
-    count = ev.count[watch_list]
+    count = Mux(watch_list, start[1], start[0])
     slot = (watch_pos - count)[:max(ports.bit_length() - 1, 1)]
     w_here = (Mux(watch_list, writes[1], writes[0]) & (count <= watch_pos)
               & (watch_pos < count + bundle.n))
-    with m.If(ev.clear.bit_select(watch_list, 1)):
-        m.d.sync += known.eq(0)
-    with m.Elif(w_here):
+    with m.If(w_here):
         m.d.sync += [shadow.eq(bundle.events[slot]), known.eq(1)]
+    with m.Elif(ev.clear.bit_select(watch_list, 1)):
+        m.d.sync += known.eq(0)
     # a token for the watched position's bundle carries what the shadow held then, ``latency``
     # cycles on, in the slot of the position
     tok = ev.tokens.payload

@@ -31,18 +31,19 @@ def event_layout(index_bits: int, magnitude_bits: int = MAGNITUDE_BITS) -> data.
 
 def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes: int,
                  index_bits: int, word_bits: int, ports: int = 1,
-                 magnitude_bits: int = MAGNITUDE_BITS) -> data.StructLayout:
+                 magnitude_bits: int = MAGNITUDE_BITS, buffers: int = 2) -> data.StructLayout:
     """The engine's work item: up to ``ports`` events of one group. The sequencer issues one
     per bundle of events of a group (then an END token per group); the event lists fill in
     ``event``, the weight fetch fills in ``word`` (one per event); the PE array consumes it.
 
     ``depth``: entries of an event list; ``words``: weight-memory words; ``neurons``: the
     widest layer; ``thresholds``: threshold-memory rows; ``lanes``: P; ``index_bits``,
-    ``magnitude_bits``: the events' (:func:`event_layout`).
+    ``magnitude_bits``: the events' (:func:`event_layout`); ``buffers``: the layer pipeline's
+    event lists per boundary.
     """
     return data.StructLayout({
         "end": 1,  # END: the group's sums go to the serializer (no event)
-        "src": range(LISTS),  # the event list the layer reads
+        "src": range(max(LISTS, buffers)),  # the event list the layer reads
         "pos": range(max(-(-depth // ports), 2)),  # the bundle's position in that list
         "n": range(ports + 1),  # events in the bundle (the last one of a list may be short)
         "base": range(max(words, 2)),  # weight address of the group: layer base + g * n_in
@@ -52,7 +53,8 @@ def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes
         "last": 1,  # the last layer: scores, not thresholds
         "image_end": 1,  # the image's last group (the layer pipeline: its outputs are complete
         # once this group is through the serializer)
-        "half": 1,  # the layer pipeline: which of the next layer's two input lists it feeds
+        "buffer": range(max(buffers, 2)),  # the layer pipeline: the image's buffer (the
+        # input list it reads, the next layer's input list it feeds)
         "event": data.ArrayLayout(event_layout(index_bits, magnitude_bits), ports),
         "word": data.ArrayLayout(unsigned(word_bits), ports),
     })

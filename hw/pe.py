@@ -10,7 +10,7 @@ from .layouts import TernaryCode
 def sums_layout(lanes: int, acc_bits: int, token: data.Layout) -> data.StructLayout:
     """A finished group: the P accumulators and where their neurons are (from the token)."""
     fields = {name: token[name].shape
-              for name in ("nbase", "taddr", "size", "last", "image_end", "half")}
+              for name in ("nbase", "taddr", "size", "last", "image_end", "buffer")}
     return data.StructLayout({"acc": data.ArrayLayout(signed(acc_bits), lanes), **fields})
 
 
@@ -93,7 +93,7 @@ class PEArray(wiring.Component):
                            tok.word[t][:2 * self._lanes]) for t in range(self._ports)]
         end = self.tokens.valid & tok.end
         m.d.comb += self.sums.valid.eq(end)
-        for name in ("nbase", "taddr", "size", "last", "image_end", "half"):
+        for name in ("nbase", "taddr", "size", "last", "image_end", "buffer"):
             m.d.comb += getattr(self.sums.payload, name).eq(getattr(tok, name))
         for j in range(self._lanes):
             acc = Signal(signed(self._acc_width), name=f"acc{j}")

@@ -8,12 +8,12 @@ image i+1 while layer l+1 works on image i (the ``pipelined`` schedule; the ``sh
     (beats)                    (sequencer, fetch,            \\-> Classifier 0 / 1 -> scores, result
                                 PE array, serializer)
 
-Every boundary between two stages holds two event lists (the two *halves*; images alternate
-between them, image i uses half i mod 2 everywhere): the stage before writes one while the stage
-after reads the other. A half is ``FREE``, then ``WRITING`` (from the cycle its producer starts
-the image), then ``FULL`` (the image's last outputs are in), then ``FREE`` again once the
-consumer has issued every event of it. The last boundary is two :class:`Classifier`\\ s: the
-scores of alternate images, streamed out in order.
+Every boundary between two stages holds B event lists, *buffers* (``PipelineSpec.buffers``;
+image i uses buffer i mod B everywhere): the stage before writes one while the stage after
+reads another. A buffer is ``FREE``, then ``WRITING`` (from the cycle its producer starts the
+image), then ``FULL`` (the image's last outputs are in), then ``FREE`` again once the consumer
+has issued every event of it. The last boundary is B :class:`Classifier`\\ s: the scores of
+the images, streamed out in order.
 
 The input is already events: a stream of beats (:func:`gxnor.hw.layouts.beat_layout`), up to
 ``input_ports`` nonzero pixels each, the image's last beat flagged (on a board,
@@ -38,8 +38,8 @@ from .serializer import Serializer, score_out_layout
 from .spec import CYCLE_BITS, EVENT_COUNT_BITS, PipelineSpec, result_layout
 
 
-class Half(enum.Enum, shape=2):
-    """The state of one half of a boundary between two stages."""
+class Buffer(enum.Enum, shape=2):
+    """The state of one buffer of a boundary between two stages."""
 
     FREE = 0
     WRITING = 1
@@ -60,16 +60,16 @@ class LayerEngine(wiring.Component):
 
     Members
     -------
-    inp: In(stream(bundle)) — appends to input list ``inp_half``; always ready.
-    inp_half: In(1).
-    in_clear: In(2) — empty an input list (its producer starts an image in it).
-    full, out_free: In(2) — the input lists that hold an image; the output lists it may write.
-    count: Out(2 x count) — the input lists' counts.
-    start, half, release, clear: Out — the sequencer's (:class:`LayerSequencer`).
+    inp: In(stream(bundle)) — appends to input list ``inp_buffer``; always ready.
+    inp_buffer: In(range(B)).
+    in_clear: In(B) — empty an input list (its producer starts an image in it).
+    full, out_free: In(B) — the input lists that hold an image; the output lists it may write.
+    count: Out(B x count) — the input lists' counts.
+    start, buffer, release, clear: Out — the sequencer's (:class:`LayerSequencer`).
     out: Out(stream(bundle)) — a hidden layer's nonzero outputs, as the next layer's events,
-        for its list ``out_half``; always ready downstream.
+        for its list ``out_buffer``; always ready downstream.
     scores: Out(stream(score)) — the last layer's: the class scores, in class order.
-    out_half: Out(1); image_done: Out(1) — the serializer's (:class:`Serializer`).
+    out_buffer: Out(range(B)); image_done: Out(1) — the serializer's (:class:`Serializer`).
     busy: Out(1) — work in flight.
 
     Timing: an image's END token leaves the sequencer, reaches the serializer ``PIPELINE``
@@ -85,19 +85,20 @@ class LayerEngine(wiring.Component):
         self._last = layer == len(spec.layers) - 1
         ly = spec.layers[layer]
         event = engine_event(spec, layer)
+        nb = spec.buffers
         members = {
             "inp": In(stream.Signature(bundle_layout(event, spec.banks(layer)),
                                        always_ready=True)),
-            "inp_half": In(1),
-            "in_clear": In(2),
-            "full": In(2),
-            "out_free": In(2),
-            "count": Out(data.ArrayLayout(range(ly.n_in + 1), 2)),
+            "inp_buffer": In(range(nb)),
+            "in_clear": In(nb),
+            "full": In(nb),
+            "out_free": In(nb),
+            "count": Out(data.ArrayLayout(range(ly.n_in + 1), nb)),
             "start": Out(1),
-            "half": Out(1),
+            "buffer": Out(range(nb)),
             "release": Out(1),
-            "clear": Out(2),
-            "out_half": Out(1),
+            "clear": Out(nb),
+            "out_buffer": Out(range(nb)),
             "image_done": Out(1),
             "busy": Out(1),
         }
@@ -119,11 +120,12 @@ class LayerEngine(wiring.Component):
                              thresholds=-(-ly.n_out // fold.rate), lanes=fold.lanes,
                              index_bits=Shape.cast(event["index"].shape).width,
                              magnitude_bits=Shape.cast(event["magnitude"].shape).width,
-                             word_bits=2 * fold.lanes, ports=fold.ports)
-        m.submodules.event_lists = ev = self.EventLists([ly.n_in, ly.n_in], event, token,
-                                                        fold.ports, spec.banks(layer))
-        m.submodules.sequencer = seq = self.LayerSequencer(ly, fold, token,
-                                                           range(ly.n_in + 1), self._last)
+                             word_bits=2 * fold.lanes, ports=fold.ports,
+                             buffers=spec.buffers)
+        m.submodules.event_lists = ev = self.EventLists([ly.n_in] * spec.buffers, event,
+                                                        token, fold.ports, spec.banks(layer))
+        m.submodules.sequencer = seq = self.LayerSequencer(
+            ly, fold, token, range(ly.n_in + 1), self._last, spec.buffers)
         m.submodules.weight_fetch = fetch = self.WeightFetch(len(ly.words), 2 * fold.lanes,
                                                              token, "rom", ly.words,
                                                              fold.ports)
@@ -145,17 +147,17 @@ class LayerEngine(wiring.Component):
         else:
             wiring.connect(m, ser.events, wiring.flipped(self.out))
         m.d.comb += [
-            ev.pixel_list.eq(self.inp_half),
+            ev.pixel_list.eq(self.inp_buffer),
             ev.clear.eq(self.in_clear),
             self.count.eq(ev.count),
             seq.full.eq(self.full),
             seq.out_free.eq(self.out_free),
             seq.count.eq(ev.count),
             self.start.eq(seq.start),
-            self.half.eq(seq.half),
+            self.buffer.eq(seq.buffer),
             self.release.eq(seq.release),
             self.clear.eq(seq.clear),
-            self.out_half.eq(ser.half),
+            self.out_buffer.eq(ser.buffer),
             self.image_done.eq(ser.image_done),
             self.busy.eq(seq.busy | ev.busy | fetch.busy | ser.busy),
         ]
@@ -197,108 +199,115 @@ class PipelinedAccelerator(wiring.Component):
 
     def elaborate(self, platform):
         spec = self._spec
-        n_layers = len(spec.layers)
+        n_layers, nb = len(spec.layers), spec.buffers
         m = Module()
         engines = []
         for i in range(n_layers):
             m.submodules[f"engine{i}"] = e = self.LayerEngine(spec, i)
             engines.append(e)
-        m.submodules.classifier0 = c0 = self.Classifier(spec.num_classes,
-                                                        score_out_layout(spec))
-        m.submodules.classifier1 = c1 = self.Classifier(spec.num_classes,
-                                                        score_out_layout(spec))
-        classifiers = [c0, c1]
+        classifiers = []
+        for j in range(nb):
+            m.submodules[f"classifier{j}"] = c = self.Classifier(spec.num_classes,
+                                                                 score_out_layout(spec))
+            classifiers.append(c)
+
+        def step(x):  # the next buffer
+            return Mux(x == nb - 1, 0, x + 1)
 
         now = Signal(CYCLE_BITS)  # cycles since reset
         m.d.sync += now.eq(now + 1)
 
-        # boundary b (0 .. L): the two halves before engine b (b = L: the classifiers), what
-        # each holds and when its image's last beat went in, and the events so far
+        # boundary b (0 .. L): the buffers before engine b (b = L: the classifiers), what each
+        # holds, and when its image's last beat went in and the events so far
         meta = data.StructLayout({"t": CYCLE_BITS,
                                   "events": data.ArrayLayout(EVENT_COUNT_BITS, n_layers)})
-        state = [[Signal(Half, name=f"b{b}_half{h}") for h in range(2)]
+        state = [Array(Signal(Buffer, name=f"b{b}_buffer{j}") for j in range(nb))
                  for b in range(n_layers + 1)]
-        info = [Array(Signal(meta, name=f"b{b}_meta{h}") for h in range(2))
+        info = [Array(Signal(meta, name=f"b{b}_meta{j}") for j in range(nb))
                 for b in range(n_layers + 1)]
 
-        # input: beats into the lists of engine 0, alternate images in alternate halves
-        fill = Signal()
+        def flags(b, value):
+            return Cat(*(state[b][j] == value for j in range(nb)))
+
+        # input: beats into the lists of engine 0, image after image
+        fill = Signal(range(nb))
         beat = self.events
-        st_fill = Array(state[0])[fill]
-        m.d.comb += beat.ready.eq(st_fill != Half.FULL)
+        st_fill = state[0][fill]
+        m.d.comb += beat.ready.eq(st_fill != Buffer.FULL)
         e0 = engines[0]
         take = beat.valid & beat.ready
         m.d.comb += [e0.inp.valid.eq(take & (beat.payload.n != 0)),
                      e0.inp.payload.n.eq(beat.payload.n),
-                     e0.inp_half.eq(fill)]
+                     e0.inp_buffer.eq(fill)]
         for s in range(spec.input_ports):
             m.d.comb += e0.inp.payload.events[s].eq(beat.payload.events[s])
         with m.If(take):
-            with m.If(st_fill == Half.FREE):
+            with m.If(st_fill == Buffer.FREE):
                 m.d.comb += e0.in_clear.bit_select(fill, 1).eq(1)
             with m.If(beat.payload.last):
-                m.d.sync += [st_fill.eq(Half.FULL), info[0][fill].t.eq(now), fill.eq(~fill)]
+                m.d.sync += [st_fill.eq(Buffer.FULL), info[0][fill].t.eq(now),
+                             fill.eq(step(fill))]
             with m.Else():
-                m.d.sync += st_fill.eq(Half.WRITING)
+                m.d.sync += st_fill.eq(Buffer.WRITING)
 
-        # the engines: each takes its input half when full and its output half when free
+        # the engines: each takes its input buffer when full and its output buffer when free
         for b, e in enumerate(engines):
             nxt = b + 1
-            m.d.comb += [e.full.eq(Cat(*(state[b][h] == Half.FULL for h in range(2)))),
-                         e.out_free.eq(Cat(*(state[nxt][h] == Half.FREE for h in range(2))))]
+            m.d.comb += [e.full.eq(flags(b, Buffer.FULL)),
+                         e.out_free.eq(flags(nxt, Buffer.FREE))]
             if nxt < n_layers:
                 wiring.connect(m, e.out, engines[nxt].inp)
-                m.d.comb += [engines[nxt].inp_half.eq(e.out_half),
+                m.d.comb += [engines[nxt].inp_buffer.eq(e.out_buffer),
                              engines[nxt].in_clear.eq(e.clear)]
             with m.If(e.release):
-                m.d.sync += Array(state[b])[e.half].eq(Half.FREE)
+                m.d.sync += state[b][e.buffer].eq(Buffer.FREE)
             with m.If(e.start):
-                here = info[b][e.half]
-                m.d.sync += [Array(state[nxt])[e.half].eq(Half.WRITING),
-                             info[nxt][e.half].t.eq(here.t)]
+                here, there = info[b][e.buffer], info[nxt][e.buffer]
+                m.d.sync += [state[nxt][e.buffer].eq(Buffer.WRITING), there.t.eq(here.t)]
                 for k in range(b):
-                    m.d.sync += info[nxt][e.half].events[k].eq(here.events[k])
-                m.d.sync += info[nxt][e.half].events[b].eq(e.count[e.half])
+                    m.d.sync += there.events[k].eq(here.events[k])
+                m.d.sync += there.events[b].eq(e.count[e.buffer])
             with m.If(e.image_done):
-                m.d.sync += Array(state[nxt])[e.out_half].eq(Half.FULL)
+                m.d.sync += state[nxt][e.out_buffer].eq(Buffer.FULL)
 
-        # the last engine's scores to the classifier of their half; its latency when done
+        # the last engine's scores to the classifier of their buffer; its latency when done
         last = engines[-1]
-        latency = Array(Signal(CYCLE_BITS, name=f"latency{h}") for h in range(2))
-        for h, c in enumerate(classifiers):
-            m.d.comb += [c.scores_in.valid.eq(last.scores.valid & (last.out_half == h)),
+        latency = Array(Signal(CYCLE_BITS, name=f"latency{j}") for j in range(nb))
+        for j, c in enumerate(classifiers):
+            m.d.comb += [c.scores_in.valid.eq(last.scores.valid & (last.out_buffer == j)),
                          c.scores_in.payload.eq(last.scores.payload)]
         with m.If(last.image_done):
-            m.d.sync += latency[last.out_half].eq(now - info[n_layers][last.out_half].t)
+            m.d.sync += latency[last.out_buffer].eq(now - info[n_layers][last.out_buffer].t)
 
-        # output: the images in order, alternate classifiers: scores, then the result
-        out = Signal()  # the half of the next image out
-        st_out = Array(state[n_layers])[out]
-        sent = Mux(out, c1.sent, c0.sent)
+        # output: the images in order: scores, then the result
+        out = Signal(range(nb))  # the buffer of the next image out
+        st_out = state[n_layers][out]
+        cls = Array(classifiers)[out]
         m.d.comb += [
-            self.scores.valid.eq(Mux(out, c1.scores.valid, c0.scores.valid)),
-            self.scores.payload.eq(Mux(out, c1.scores.payload, c0.scores.payload)),
-            c0.scores.ready.eq(self.scores.ready & ~out),
-            c1.scores.ready.eq(self.scores.ready & out),
-            self.result.payload.cls.eq(Mux(out, c1.cls, c0.cls)),
+            self.scores.valid.eq(cls.scores.valid),
+            self.scores.payload.eq(cls.scores.payload),
+            self.result.payload.cls.eq(cls.cls),
             self.result.payload.cycles.eq(latency[out]),
             self.result.payload.events.eq(info[n_layers][out].events),
         ]
+        for j, c in enumerate(classifiers):
+            m.d.comb += c.scores.ready.eq(self.scores.ready & (out == j))
         with m.FSM(name="output"):
             with m.State("WAIT"):
-                with m.If(st_out == Half.FULL):
-                    m.d.comb += [c0.send.eq(~out), c1.send.eq(out)]
+                with m.If(st_out == Buffer.FULL):
+                    for j, c in enumerate(classifiers):
+                        m.d.comb += c.send.eq(out == j)
                     m.next = "SCORES"
             with m.State("SCORES"):
-                with m.If(sent):
+                with m.If(cls.sent):
                     m.next = "RESULT"
             with m.State("RESULT"):
                 m.d.comb += self.result.valid.eq(1)
                 with m.If(self.result.ready):
-                    m.d.sync += [st_out.eq(Half.FREE), out.eq(~out)]
+                    m.d.sync += [st_out.eq(Buffer.FREE), out.eq(step(out))]
                     m.next = "WAIT"
 
-        busy = [st_fill == Half.WRITING] + [e.busy for e in engines]
+        busy = [st_fill == Buffer.WRITING] + [e.busy for e in engines]
         m.d.comb += [self.stages.eq(Cat(*busy)), self.busy.eq(self.stages.any())]
         return m
 

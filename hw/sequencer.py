@@ -177,16 +177,16 @@ class LayerSequencer(wiring.Component):
     """Issues the work of one layer, image after image: the layer pipeline's sequencer (one
     per engine).
 
-    The layer reads its input from one of two event lists (``half``: images alternate between
-    them) and writes its outputs to one of the next stage's two. An image starts when its input
-    list is full (``full``) and the output list it goes to is free (``out_free``): in that
-    cycle (``start``) the sequencer takes the list's event count and empties the output list
-    (``clear``); then for each group of P output neurons one token per bundle of ``ports``
-    events and an END token, as :class:`Sequencer` does. The last END token marks the image's
-    end (``image_end``: the serializer reports when its outputs are through) and frees the
-    input list (``release``): its events have all been read. The serializer's credit
-    (``cool``) carries over from one image to the next, so groups of consecutive images go
-    through the serializer back to back.
+    The layer reads its input from one of ``buffers`` event lists (images take them in turn:
+    image i uses buffer i mod B at every boundary) and writes its outputs to the next stage's
+    list of the same number. An image starts when its input list is full (``full``) and the
+    output list it goes to is free (``out_free``): in that cycle (``start``) the sequencer takes
+    the list's event count and empties the output list (``clear``); then for each group of P
+    output neurons one token per bundle of ``ports`` events and an END token, as
+    :class:`Sequencer` does. The last END token marks the image's end (``image_end``: the
+    serializer reports when its outputs are through) and frees the input list (``release``):
+    its events have all been read. The serializer's credit (``cool``) carries over from one
+    image to the next, so groups of consecutive images go through the serializer back to back.
 
     Parameters
     ----------
@@ -195,17 +195,18 @@ class LayerSequencer(wiring.Component):
     token: the token layout.
     count: the shape of an event-list count.
     last: the network's last layer (scores, one neuron per serializer cycle).
+    buffers: B, the event lists at each boundary.
 
     Members
     -------
-    full: In(2) — per input list: it holds an image that has not started.
-    out_free: In(2) — per output list: the next stage has released it.
-    count: In(2 x count) — the input lists' counts.
+    full: In(B) — per input list: it holds an image that has not started.
+    out_free: In(B) — per output list: the next stage has released it.
+    count: In(B x count) — the input lists' counts.
     tokens: Out(stream(token)) — always ready downstream.
-    start: Out(1) — pulse: an image starts (its count is taken) in list ``half``.
-    half: Out(1) — the lists of the current image.
-    release: Out(1) — pulse: the image's last END token: input list ``half`` is free.
-    clear: Out(2) — empty that output list (with ``start``).
+    start: Out(1) — pulse: an image starts (its count is taken) in buffer ``buffer``.
+    buffer: Out(range(B)) — the buffer of the current image.
+    release: Out(1) — pulse: the image's last END token: its input list is free.
+    clear: Out(B) — empty that output list (with ``start``).
     busy: Out(1) — an image is being issued.
 
     Timing: one cycle to start an image (the cycle both lists are ready); group g occupies
@@ -213,17 +214,17 @@ class LayerSequencer(wiring.Component):
     group's serializer cycles, across images); ``gxnor.hw.timing.pipeline_timeline``.
     """
 
-    def __init__(self, layer, fold, token: data.Layout, count, last: bool):
-        self._layer, self._fold, self._last = layer, fold, last
+    def __init__(self, layer, fold, token: data.Layout, count, last: bool, buffers: int = 2):
+        self._layer, self._fold, self._last, self._buffers = layer, fold, last, buffers
         super().__init__({
-            "full": In(2),
-            "out_free": In(2),
-            "count": In(data.ArrayLayout(count, 2)),
+            "full": In(buffers),
+            "out_free": In(buffers),
+            "count": In(data.ArrayLayout(count, buffers)),
             "tokens": Out(stream.Signature(token, always_ready=True)),
             "start": Out(1),
-            "half": Out(1),
+            "buffer": Out(range(buffers)),
             "release": Out(1),
-            "clear": Out(2),
+            "clear": Out(buffers),
             "busy": Out(1),
         })
 
@@ -234,7 +235,7 @@ class LayerSequencer(wiring.Component):
         groups = math.ceil(ly.n_out / lanes)
         last_size = ly.n_out - (groups - 1) * lanes
 
-        half = self.half
+        buf = self.buffer
         n_events = Signal.like(self.count[0])
         left = Signal.like(n_events)
         bundle = Signal.like(self.tokens.payload.pos)
@@ -251,16 +252,17 @@ class LayerSequencer(wiring.Component):
             m.d.sync += cool.eq(cool - 1)
 
         tok = self.tokens.payload
-        m.d.comb += [tok.src.eq(half), tok.half.eq(half), tok.pos.eq(bundle), tok.base.eq(base),
-                     tok.n.eq(Mux(left >= ports, ports, left)), tok.nbase.eq(nbase),
-                     tok.taddr.eq(nbase >> rshift), tok.size.eq(group_size),
-                     tok.last.eq(self._last), tok.image_end.eq(last_group)]
+        m.d.comb += [tok.src.eq(buf), tok.buffer.eq(buf), tok.pos.eq(bundle),
+                     tok.base.eq(base), tok.n.eq(Mux(left >= ports, ports, left)),
+                     tok.nbase.eq(nbase), tok.taddr.eq(nbase >> rshift),
+                     tok.size.eq(group_size), tok.last.eq(self._last),
+                     tok.image_end.eq(last_group)]
 
         with m.FSM(name="layer_sequencer"):
             with m.State("WAIT"):
-                with m.If(self.full.bit_select(half, 1) & self.out_free.bit_select(half, 1)):
-                    count = self.count[half]
-                    m.d.comb += [self.start.eq(1), self.clear.bit_select(half, 1).eq(1)]
+                with m.If(self.full.bit_select(buf, 1) & self.out_free.bit_select(buf, 1)):
+                    count = self.count[buf]
+                    m.d.comb += [self.start.eq(1), self.clear.bit_select(buf, 1).eq(1)]
                     m.d.sync += [n_events.eq(count), left.eq(count), g.eq(0), base.eq(0),
                                  nbase.eq(0), bundle.eq(0)]
                     m.next = "ISSUE"
@@ -275,7 +277,7 @@ class LayerSequencer(wiring.Component):
                     m.d.sync += [bundle.eq(0), left.eq(n_events), cool.eq(serial - 1)]
                     with m.If(last_group):
                         m.d.comb += self.release.eq(1)
-                        m.d.sync += half.eq(~half)
+                        m.d.sync += buf.eq(Mux(buf == self._buffers - 1, 0, buf + 1))
                         m.next = "WAIT"
                     with m.Else():
                         m.d.sync += [g.eq(g + 1), base.eq(base + ly.n_in),

@@ -45,10 +45,10 @@ class Serializer(wiring.Component):
         slots 0 .. n-1; always ready downstream.
     scores: Out(stream(score_out_layout)) — the last layer's scores, in class order.
     busy: Out(1) — a group is being serialized.
-    half: Out(1) — the ``half`` of the group whose outputs (events or a score) leave in this
-        cycle (the layer pipeline: the next layer's input list they go to).
+    buffer: Out — the ``buffer`` of the group whose outputs (events or a score) leave in this
+        cycle (the layer pipeline: the next stage's input list they go to).
     image_done: Out(1) — pulse: the last group of an image (``image_end``) is through: its
-        last outputs leave in this cycle (``half`` is its half).
+        last outputs leave in this cycle (``buffer`` is its buffer).
 
     Timing: the neurons read in the cycle after the group arrives leave ``latency`` cycles
     later: one register between the reads (the shadow accumulator, the block RAMs of the
@@ -77,7 +77,7 @@ class Serializer(wiring.Component):
                 always_ready=True)),
             "scores": Out(stream.Signature(score_out_layout(spec), always_ready=True)),
             "busy": Out(1),
-            "half": Out(1),
+            "buffer": Out(sums["buffer"].shape),
             "image_done": Out(1),
         })
 
@@ -120,7 +120,8 @@ class Serializer(wiring.Component):
         nbase = Signal.like(self.sums.payload.nbase)
         taddr = Signal.like(self.sums.payload.taddr)
         is_last = Signal()
-        image_end, half = Signal(), Signal()
+        image_end = Signal()
+        buffer = Signal.like(self.sums.payload.buffer)
         arrive = self.sums.valid
         neuron = nbase + lane
         step = Mux(is_last, 1, r)
@@ -129,7 +130,7 @@ class Serializer(wiring.Component):
                          size.eq(self.sums.payload.size), nbase.eq(self.sums.payload.nbase),
                          taddr.eq(self.sums.payload.taddr), is_last.eq(self.sums.payload.last),
                          image_end.eq(self.sums.payload.image_end),
-                         half.eq(self.sums.payload.half)]
+                         buffer.eq(self.sums.payload.buffer)]
         with m.Elif(active):
             for j in range(lanes):
                 one = shadow[j + 1] if j + 1 < lanes else 0
@@ -151,10 +152,12 @@ class Serializer(wiring.Component):
         q_thr = Signal.like(t_rd.data)
         q_par = Signal.like(s_rd.data)
         q_neuron = Signal.like(neuron)
-        q_end, q_half = Signal(name="q_end"), Signal(name="q_half")  # the image's last row
+        q_end = Signal(name="q_end")  # the image's last row
+        q_buffer = Signal.like(buffer, name="q_buffer")
         m.d.sync += [q_valid.eq(active), q_last.eq(is_last), q_thr.eq(t_rd.data),
                      q_par.eq(s_rd.data), q_neuron.eq(neuron),
-                     q_end.eq(active & image_end & (lane + step >= size)), q_half.eq(half)]
+                     q_end.eq(active & image_end & (lane + step >= size)),
+                     q_buffer.eq(buffer)]
         for i in range(r):
             m.d.sync += [q_acc[i].eq(shadow[i]), q_here[i].eq(lane + i < size)]
         units = []
@@ -181,7 +184,7 @@ class Serializer(wiring.Component):
             self.scores.payload.cls.eq(q_neuron),
             self.scores.payload.score.eq(score.score),
             self.image_done.eq(q_end),  # with the row's outputs
-            self.half.eq(q_half),
+            self.buffer.eq(q_buffer),
         ]
         # output slot s takes the s-th firing neuron: the one with s firing neurons before it
         before = 0

@@ -264,10 +264,10 @@ def pipeline_timeline(spec, events_per_layer) -> dict:
     start cycle, the last END token), ``done`` (the last engine's last score is in), ``result``
     (the result is valid) and ``cycles`` (what the accelerator reports: done - last_pixel).
 
-    The rules (``gxnor.hw.pipeline``): image i uses half i mod 2 of every boundary; a half is
-    free the cycle after its consumer released it; an engine starts an image in the first
-    cycle after its previous image's last END token in which the image's input half is full
-    and its output half free (both seen one cycle after they change); each group's END token
+    The rules (``gxnor.hw.pipeline``): image i uses buffer i mod B of every boundary; a buffer
+    is free the cycle after its consumer released it; an engine starts an image in the first
+    cycle after its previous image's last END token in which the image's input buffer is full
+    and its output buffer free (both seen one cycle after they change); each group's END token
     waits for the serializer's credit, across images; the last outputs leave the serializer
     ``PIPELINE + serial + SERIALIZER_LATENCY`` cycles after the last END token; the output
     sends the scores and the result (:func:`output_cycles`).
@@ -283,20 +283,20 @@ def pipeline_timeline(spec, events_per_layer) -> dict:
     sizes = [[serial_cycles(s, f.rate) for s in group_sizes(ly.n_out, f.lanes)]
              for ly, f in zip(spec.layers, spec.folds, strict=True)]
     credit = [None] * n_layers  # (the last END token, its group's serializer cycles)
-    n_cls = spec.num_classes
+    n_cls, nb = spec.num_classes, spec.buffers
     for i in range(n):
-        free = release[0, i - 2] + 1 if i >= 2 else 0
+        free = release[0, i - nb] + 1 if i >= nb else 0
         first[i] = max(last[i - 1] + 1 if i else 0, free)
         last[i] = first[i] + beats[i] - 1
         ready = last[i] + 1
         for layer in range(n_layers):
             after = release[layer, i - 1] + 1 if i else 0
-            if i < 2:
+            if i < nb:
                 out_free = 0
             elif layer + 1 < n_layers:
-                out_free = release[layer + 1, i - 2] + 1
+                out_free = release[layer + 1, i - nb] + 1
             else:
-                out_free = result[i - 2] + 1
+                out_free = result[i - nb] + 1
             t = start[layer, i] = max(after, ready, out_free)
             b = int(bundles(int(ev[layer][i]), spec.folds[layer].ports))
             s = t + 1  # the group's first bundle

@@ -37,14 +37,16 @@ class Case:
     weight_zeros: float
     special_columns: float
     images: int
-    #: the layer pipeline: (lanes, ports, rate) per layer, and the input's events per beat
+    #: the layer pipeline: (lanes, ports, rate) per layer, the input's events per beat, the
+    #: event lists per boundary
     folds: list | None = None
     input_ports: int = 1
+    buffers: int = 3
 
     def describe(self) -> str:
         fold = (f"P={self.lanes}" if self.folds is None else
                 "pipelined " + ",".join("x".join(map(str, f)) for f in self.folds)
-                + f" m={self.input_ports}")
+                + f" m={self.input_ports} B={self.buffers}")
         return (f"seed {self.seed}: {self.input_shape} -> {self.sizes}, {fold}, "
                 f"weight zeros {self.weight_zeros:.2f}")
 
@@ -85,6 +87,7 @@ def draw(seed: int, images: int = 6, schedule: str = "shared") -> Case:
             rates = [r for r in (1, 2, 4, 8) if p % r == 0] if k < len(sizes) - 1 else [1]
             folds.append((p, int(frng.choice(PORTS)), int(frng.choice(rates))))
         case.folds, case.input_ports = folds, int(frng.choice(INPUT_PORTS))
+        case.buffers = int(frng.choice([2, 3, 3, 4]))
     return case
 
 
@@ -110,7 +113,7 @@ def make(case: Case, folder: Path):
     export = export_run(folder / "run", folder / "export", lanes=case.lanes)
     net = format.load(export)
     spec = AcceleratorSpec.from_export(net) if case.folds is None else \
-        PipelineSpec.from_export(net, case.folds, case.input_ports)
+        PipelineSpec.from_export(net, case.folds, case.input_ports, case.buffers)
     return golden.Network(export), spec
 
 

@@ -18,12 +18,13 @@ from gxnor.sim import golden
 
 pytestmark = pytest.mark.sim
 
-# (sizes, folds (lanes, ports, rate) per layer, input ports): a 1-neuron layer, widths off
-# the lane grid, more ports than events, rates above 1, lanes wider than the layer
+# (sizes, folds (lanes, ports, rate) per layer, input ports, buffers): a 1-neuron layer,
+# widths off the lane grid, more ports than events, rates above 1, lanes wider than the layer,
+# two to four buffers per boundary
 CASES = [
-    ([9, 1, 7, 3], [(4, 2, 2), (1, 8, 1), (3, 1, 1), (2, 4, 1)], 4),
-    ([16, 5], [(16, 4, 8), (8, 1, 1)], 16),
-    ([6, 3], [(1, 1, 1), (1, 1, 1)], 1),
+    ([9, 1, 7, 3], [(4, 2, 2), (1, 8, 1), (3, 1, 1), (2, 4, 1)], 4, 3),
+    ([16, 5], [(16, 4, 8), (8, 1, 1)], 16, 2),
+    ([6, 3], [(1, 1, 1), (1, 1, 1)], 1, 4),
 ]
 
 
@@ -37,10 +38,10 @@ def images_for(export, n=10, seed=0):
 @pytest.mark.parametrize("case", range(len(CASES)))
 @pytest.mark.parametrize("pause", [0, 3])
 def test_golden_exact_with_back_pressure(random_export, case, pause):
-    sizes, folds, m = CASES[case]
+    sizes, folds, m, buffers = CASES[case]
     export = random_export(sizes, 4, seed=case)
     net = golden.Network(export)
-    spec = PipelineSpec.from_export(net.export, folds, m)
+    spec = PipelineSpec.from_export(net.export, folds, m, buffers)
     imgs = images_for(export, seed=case)
     ref = net.run(imgs)
     got = run_images(spec, imgs, idle_every=pause + 2 if pause else 0, stall_every=pause)
@@ -57,10 +58,10 @@ def test_golden_exact_with_back_pressure(random_export, case, pause):
 def test_timeline_counted_from_outside(random_export):
     """Beats offered every cycle, results taken at once: the cycles the testbench sees each
     beat and result equal the timeline's, and images overlap in the engines."""
-    sizes, folds, m = CASES[0]
+    sizes, folds, m, buffers = CASES[0]
     export = random_export(sizes, 4, seed=0)
     net = golden.Network(export)
-    spec = PipelineSpec.from_export(net.export, folds, m)
+    spec = PipelineSpec.from_export(net.export, folds, m, buffers)
     imgs = images_for(export, n=8)
     ref = net.run(imgs)
     tl = timing.pipeline_timeline(spec, ref.events)
@@ -114,6 +115,8 @@ def test_fold_errors_name_the_layer(random_export):
         PipelineSpec.from_export(net, [(4, 1, 1)] * 3 + [(4, 1, 2)])
     with pytest.raises(InputError, match=r"^input: ports must be"):
         PipelineSpec.from_export(net, [(4, 1, 1)] * 4, input_ports=3)
+    with pytest.raises(InputError, match=r"^buffers must be 2, 3 or 4, got 1"):
+        PipelineSpec.from_export(net, [(4, 1, 1)] * 4, buffers=1)
     assert PipelineSpec.from_export(net, [Fold(4)] * 4).folds == (Fold(4, 1, 1),) * 4
 
 

@@ -30,6 +30,7 @@ def test_pipeline_folds_cover_the_corners():
     assert {f[1] for f in folds} == set(random_nets.PORTS)
     assert {f[2] for f in folds} == {1, 2, 4, 8}
     assert {c.input_ports for c in cases} == set(random_nets.INPUT_PORTS)
+    assert {c.buffers for c in cases} == {2, 3, 4}
     assert all(c.folds[-1][2] == 1 for c in cases)  # the scores: one class per cycle
     assert random_nets.draw(7, schedule="pipelined").sizes == random_nets.draw(7).sizes
 

@@ -49,6 +49,7 @@ LANES = Limit("--lanes", 1, 1024, "ROM words of up to 2048 bits")
 IMAGES = Limit("--images", 1, 1_000_000)
 #: processes of the fast simulation path
 JOBS = Limit("--jobs", 1, 64)
+PORTS = Limit("--input-ports", 1, 64)
 #: random networks of the differential tests
 NETWORKS = Limit("--random", 1, 100_000)
 #: core clock of a board build, MHz

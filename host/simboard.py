@@ -18,18 +18,20 @@ BOARD_CLOCK_NS = 10  # the simulated board clock (reported by PING as 100 MHz)
 
 def run_board(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | None = None,
               mode: str = "run", lanes: int | None = None, weights: str = "ram",
-              waves: bool = False) -> dict:
+              waves: bool = False, spec=None) -> dict:
     """The board core (:class:`gxnor.hw.link.core.BoardCore`) in cocotb, driven through its
     UART pins by the host runtime (:func:`gxnor.host.device.session`, ``mode`` "run" or
     "selftest").
 
+    ``spec``: the accelerator to build (default: the shared engine for ``lanes``); a
+    :class:`~gxnor.hw.spec.PipelineSpec` builds the layer pipeline (``weights="rom"``).
     ``weights="ram"`` starts with an empty weight memory, as the iCE40 SPRAM does, so the host
     loads the weights over the UART first. Returns the session's report; raises
     SimulationFailed when the cocotb test failed.
     """
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    spec = rtl.load_spec(Path(export_dir), lanes)
+    spec = rtl.load_spec(Path(export_dir), lanes) if spec is None else spec
     divisor = BOARD_DIVISOR
     # abandon a stalled frame after 64 byte times
     timeout = 64 * 10 * divisor

@@ -41,6 +41,8 @@ class WeightFetch(wiring.Component):
     """
 
     latency = 2
+    #: weight memories larger than this are forced into block RAM
+    BLOCK_ROM_BITS = 2048
 
     def __init__(self, words: int, word_bits: int, token: data.Layout, memory: str = "rom",
                  init=(), ports: int = 1):
@@ -68,9 +70,13 @@ class WeightFetch(wiring.Component):
         if self._memory == "external":
             ports = [(self.weight_addr, self.weight_data)]
         else:
+            # a ROM of more than BLOCK_ROM_BITS goes to block RAM even where yosys would make
+            # it logic (a 256 x 20-bit ROM with 4 read ports: 2,559 LUT4 on the ECP5)
+            big = self._words * self._word_bits > self.BLOCK_ROM_BITS
             m.submodules.weights = mem = memory.Memory(
                 shape=unsigned(self._word_bits), depth=max(self._words, 1),
-                init=self._init if self._memory == "rom" else [])
+                init=self._init if self._memory == "rom" else [],
+                attrs={"ram_style": "block"} if big else None)
             ports = [(rd.addr, rd.data) for rd in (mem.read_port()
                                                     for _ in range(self._ports))]
         if self._memory == "loadable":

@@ -1,6 +1,6 @@
 """The input stage: pixels in, the image's nonzero pixels out as first-layer events."""
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -59,4 +59,58 @@ class PixelEvents(wiring.Component):
             with m.If(index == self._n_pixels - 1):
                 m.d.comb += self.last.eq(1)
                 m.d.sync += index.eq(0)
+        return m
+
+
+class PixelBeats(wiring.Component):
+    """Turns the pixel stream into the layer pipeline's input beats
+    (:func:`gxnor.hw.layouts.beat_layout`): a nonzero pixel becomes a beat of one event, the
+    image's last pixel always ends a beat (flagged ``last``; it carries no event when black).
+    A black pixel that is not the last becomes nothing.
+
+    Parameters
+    ----------
+    n_pixels: pixels per image (row-major (C, H, W)).
+    event: the first layer's event layout (:func:`gxnor.hw.pipeline.engine_event`).
+    ports: the slots of a beat (the pipeline's ``input_ports``); one is used.
+
+    Members
+    -------
+    pixels: In(stream(uint8)).
+    beats: Out(stream(beat)) — a pixel is taken when its beat is (or at once when it makes
+        none).
+
+    Timing: latency 0 (combinational), one pixel per cycle.
+    """
+
+    latency = 0
+
+    def __init__(self, n_pixels: int, event: data.Layout, ports: int = 1):
+        from .layouts import beat_layout
+
+        if n_pixels < 1:
+            raise ValueError(f"n_pixels must be >= 1, got {n_pixels!r}")
+        self._n_pixels = n_pixels
+        super().__init__({
+            "pixels": In(stream.Signature(unsigned(MAGNITUDE_BITS))),
+            "beats": Out(stream.Signature(beat_layout(event, ports))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        index = Signal(range(max(self._n_pixels, 2)))
+        last = index == self._n_pixels - 1
+        nonzero = self.pixels.payload != 0
+        beat = self.beats.payload
+        m.d.comb += [
+            self.beats.valid.eq(self.pixels.valid & (nonzero | last)),
+            self.pixels.ready.eq(self.beats.ready | ~(nonzero | last)),
+            beat.n.eq(nonzero),
+            beat.last.eq(last),
+            beat.events[0].index.eq(index),
+            beat.events[0].magnitude.eq(self.pixels.payload),
+            beat.events[0].sign.eq(0),
+        ]
+        with m.If(self.pixels.valid & self.pixels.ready):
+            m.d.sync += index.eq(Mux(last, 0, index + 1))
         return m

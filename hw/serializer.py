@@ -124,7 +124,8 @@ class Serializer(wiring.Component):
         buffer = Signal.like(self.sums.payload.buffer)
         arrive = self.sums.valid
         neuron = nbase + lane
-        step = Mux(is_last, 1, r)
+        only_scores, only_hidden = not self._hidden, not self._scores
+        step = 1 if only_scores else r if only_hidden else Mux(is_last, 1, r)
         with m.If(arrive):
             m.d.sync += [shadow.eq(self.sums.payload.acc), active.eq(1), lane.eq(0),
                          size.eq(self.sums.payload.size), nbase.eq(self.sums.payload.nbase),
@@ -132,10 +133,12 @@ class Serializer(wiring.Component):
                          image_end.eq(self.sums.payload.image_end),
                          buffer.eq(self.sums.payload.buffer)]
         with m.Elif(active):
+            # a serializer of one kind of layer shifts by a constant (no mux per bit)
             for j in range(lanes):
                 one = shadow[j + 1] if j + 1 < lanes else 0
                 many = shadow[j + r] if j + r < lanes else 0
-                m.d.sync += shadow[j].eq(Mux(is_last, one, many))
+                m.d.sync += shadow[j].eq(one if only_scores else many if only_hidden
+                                         else Mux(is_last, one, many))
             m.d.sync += lane.eq(lane + step)
             with m.If(lane + step >= size):
                 m.d.sync += active.eq(0)

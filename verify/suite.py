@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from gxnor.base import files
+from gxnor.base.errors import InputError
 from gxnor.export import format
 
 from . import runner
@@ -74,6 +75,12 @@ def main(args) -> int:
     dest = Path(args.out) / name
     files.check(dest, KIND, [args.export_dir])
     images = export = None
+    pipelined = getattr(args, "folds", None) or getattr(args, "schedule", None) == "pipelined"
+    if pipelined and args.export_dir is not None and args.bench == "cocotb":
+        raise InputError("the layer pipeline runs on the fast harness (--bench fast); the "
+                         "cocotb bench drives the shared engine")
+    if args.export_dir is None and (getattr(args, "folds", None) or args.lanes):
+        raise InputError("--folds and --lanes apply to an export (gxnor sim EXPORT ...)")
     if args.export_dir is not None:
         # a bad export fails here, before anything is written
         export = format.load(args.export_dir)
@@ -82,14 +89,17 @@ def main(args) -> int:
     with files.output_dir(dest, KIND, [args.export_dir]) as tmp:
         try:
             if random is not None:
-                failed = _random(random, args.seed, tmp)
+                failed = _random(random, args.seed, tmp, getattr(args, "schedule", None)
+                                 or "shared")
             elif images is None:
                 reports = run_suite(tmp, sim, waves=args.waves)
                 total = sum(r["checked"] for r in reports)
                 print(f"suite: {len(SUITE)} random networks, {len(reports)} runs, {total} "
                       "images, 0 mismatches")
             elif args.bench == "fast":
-                failed = _fast(args.export_dir, export, images, args.lanes, args.jobs, tmp)
+                failed = _fast(args.export_dir, export, images, args.lanes, args.jobs, tmp,
+                               getattr(args, "folds", None), getattr(args, "input_ports", None),
+                               getattr(args, "schedule", None))
             else:
                 r = runner.run(args.export_dir, images, tmp, sim=sim, waves=args.waves)
                 print(_line(str(args.export_dir), r))
@@ -106,19 +116,45 @@ def main(args) -> int:
     return 0
 
 
-def _fast(export_dir: Path, export, images, lanes, jobs: int, out: Path):
+def _spec(export, lanes, folds, input_ports, schedule, images):
+    """The accelerator ``gxnor sim`` builds: the shared engine (``--lanes``), or the layer
+    pipeline folded by ``--folds`` (``--schedule pipelined`` alone: folded by the planner for
+    half an ECP5-85F, as ``gxnor build --board ulx3s-85f`` does)."""
+    from gxnor.hw import plan
+    from gxnor.hw.spec import AcceleratorSpec, PipelineSpec
+    from gxnor.sim import golden
+
+    if folds or schedule == "pipelined":
+        if lanes:
+            raise InputError("--lanes is the shared engine's; --folds folds the pipeline")
+        if folds:
+            return PipelineSpec.from_export(export, plan.parse_folds(folds), input_ports or 1)
+        events = golden.Network(export.dir).run(images).events
+        p = plan.plan(export, events, plan.device_budget("LFE5U-85F"))
+        print(p.table())
+        if input_ports:
+            return PipelineSpec.from_export(export, p.spec.folds, input_ports)
+        return p.spec
+    if input_ports:
+        raise InputError("--input-ports needs the layer pipeline (--folds or --schedule "
+                         "pipelined)")
+    return AcceleratorSpec.from_export(export, lanes)
+
+
+def _fast(export_dir: Path, export, images, lanes, jobs: int, out: Path, folds=None,
+          input_ports=None, schedule=None):
     """The export's images on the fast path; the failure message, or None."""
-    from gxnor.hw.spec import AcceleratorSpec
     from gxnor.sim import golden
 
     from . import harness
 
-    spec = AcceleratorSpec.from_export(export, lanes)
+    spec = _spec(export, lanes, folds, input_ports, schedule, images)
     h = harness.Harness([spec], out / "harness").build()
     res = h.run([images], jobs=jobs)[0]
     msgs = harness.compare(golden.Network(export_dir), spec, images, res)
     summary = {"images": len(images), "checked": len(res.cls), "mismatches": len(msgs),
-               "messages": msgs, "lanes": spec.lanes, "jobs": jobs,
+               "messages": msgs, "schedule": spec.schedule,
+               "folds": [[f.lanes, f.ports, f.rate] for f in spec.folds], "jobs": jobs,
                "cycles_per_image": float(res.cycles.mean()) if len(res.cycles) else 0.0,
                "latency_per_image": float(res.latency.mean()) if len(res.latency) else 0.0,
                "sim_cycles": res.sim_cycles, "seconds": res.seconds,
@@ -128,17 +164,24 @@ def _fast(export_dir: Path, export, images, lanes, jobs: int, out: Path):
     print(f"{export_dir}: {summary['checked']}/{len(images)} images, {len(msgs)} mismatches, "
           f"{summary['cycles_per_image']:.0f} cycles/image (model and counted both agree"
           f"{'' if not msgs else ' NOT'}), {summary['images_per_s']:.0f} images/s (Verilator "
-          f"fast harness, P={spec.lanes}, {jobs} jobs; build {h.build_seconds:.0f} s)")
+          f"fast harness, {_fold_text(spec)}, {jobs} jobs; build {h.build_seconds:.0f} s)")
     return "\n".join(msgs) if msgs else None
 
 
-def _random(n: int, seed: int, out: Path):
+def _fold_text(spec) -> str:
+    if spec.schedule == "pipelined":
+        return "pipelined " + ",".join(f"{f.lanes}x{f.ports}x{f.rate}" for f in spec.folds)
+    return f"P={spec.lanes}"
+
+
+def _random(n: int, seed: int, out: Path, schedule: str = "shared"):
     from . import random_nets
 
-    report = random_nets.run(list(range(seed, seed + n)), out)
+    report = random_nets.run(list(range(seed, seed + n)), out, schedule=schedule)
     (out / "summary-random.json").write_text(json.dumps(report, indent=1))
     bad = report["failing"]
-    print(f"random networks: {report['networks']} networks (seeds {seed}..{seed + n - 1}), "
+    print(f"random networks ({schedule}): {report['networks']} networks "
+          f"(seeds {seed}..{seed + n - 1}), "
           f"{report['images']} images, {len(bad)} failing"
           + (f": seeds {[f['seed'] for f in bad]}" if bad else ""))
     return "\n".join(f"{f['case']}: {f['messages'][0]}" for f in bad) or None

@@ -18,24 +18,26 @@ from pathlib import Path
 import numpy as np
 
 from gxnor.base import files
-from gxnor.base.errors import StageFailed
+from gxnor.base.errors import InputError, StageFailed
 from gxnor.export import format
 from gxnor.sim import golden
 
-from .. import timing, toolchain
+from .. import plan, timing, toolchain
 from ..link import protocol as P
-from ..spec import AcceleratorSpec
+from ..spec import AcceleratorSpec, PipelineSpec
 from .families import Family
 from .table import Board, board
 from .top import BoardTop
 
 
-def predicted_throughput(spec: AcceleratorSpec, export_dir: Path, clock_hz: float, baud: int,
+def predicted_throughput(spec, export_dir: Path, clock_hz: float, baud: int,
                          images: int = 1000, data_dir=None) -> dict:
     """Images/s from the cycle model: the export's own test images when its dataset is at
     hand (mean events per layer), else the dense worst case."""
     from gxnor.model.data import DatasetError
 
+    if isinstance(spec, PipelineSpec):
+        return _pipeline_throughput(spec, export_dir, clock_hz, baud, images, data_dir)
     io_c = timing.io_cycles(spec.n_pixels, spec.num_classes)
     try:
         imgs = format.dataset_images(format.load(export_dir), images, data_dir)
@@ -64,6 +66,33 @@ def predicted_throughput(spec: AcceleratorSpec, export_dir: Path, clock_hz: floa
     }
 
 
+def _link(spec, baud: int) -> float:
+    sb = P.score_bytes(spec.score_bits)
+    answer = P.run_answer_bytes(spec.num_classes, sb, len(spec.layers))
+    return P.link_images_per_s(baud, spec.n_pixels, answer)
+
+
+def _pipeline_throughput(spec: PipelineSpec, export_dir: Path, clock_hz: float, baud: int,
+                         images: int, data_dir) -> dict:
+    """The layer pipeline's images/s: the mean interval between results in its exact
+    timeline (images offered back to back as beats) on the export's test images."""
+    events, source = plan.test_events(export_dir, images, data_dir)
+    tl = timing.pipeline_timeline(spec, events)
+    res = tl["result"]
+    interval = float(np.diff(res).mean()) if len(res) > 1 else float(res[0] + 1)
+    stages = timing.stage_cycles(spec, events)
+    return {
+        "cycles_source": source,
+        "interval_cycles_mean": interval,
+        "latency_cycles_mean": float(np.mean(tl["cycles"])),
+        "latency_cycles_max": int(np.max(tl["cycles"])),
+        "stage_cycles_mean": {k: float(np.mean(v)) for k, v in stages.items()},
+        "core_images_per_s": clock_hz / interval,
+        "link_images_per_s": _link(spec, baud),
+        "baud": baud,
+    }
+
+
 def _resources(report: dict, family: Family) -> dict:
     util = report.get("utilization", {})
     return {label: util[key] for label, key in family.resources.items() if key in util}
@@ -74,19 +103,57 @@ KIND = files.Kind("build", "gxnor build",
                   recognize=lambda f: files.is_json_of("board", f.name)(f / "report.json"))
 
 
+def choose_spec(export_dir: Path, b: Board, *, lanes: int | None = None, schedule=None,
+                folds=None, input_ports: int | None = None, data_dir=None,
+                budget: plan.Budget | None = None):
+    """The accelerator a build makes: ``--lanes`` (the shared engine with that many lanes),
+    ``--folds`` (the layer pipeline folded so), else the board's schedule: the shared engine
+    with the board's lanes, or the pipeline folded by the planner for the board's budget.
+    Returns (spec, plan or None)."""
+    net = format.load(export_dir)
+    if schedule is None:
+        schedule = "pipelined" if folds else "shared" if lanes else b.schedule
+    if schedule == "shared":
+        if folds:
+            raise InputError("--folds folds the layer pipeline; the shared schedule takes "
+                             "--lanes")
+        return AcceleratorSpec.from_export(net, lanes or b.lanes), None
+    if lanes:
+        raise InputError("--lanes sets the shared engine's lanes; fold the pipeline with "
+                         "--folds LANESxPORTSxRATE,... (one per layer)")
+    if b.weights != "rom":
+        raise InputError(f"{b.name}: the layer pipeline keeps its weights in block RAM; this "
+                         f"board's weights live in {b.weights} (use --schedule shared)")
+    events, _ = plan.test_events(export_dir, 1000, data_dir)
+    budget = budget or plan.device_budget(b.device)
+    if folds:
+        spec = PipelineSpec.from_export(net, folds, input_ports or 1)
+        return spec, plan.describe(spec, events, budget)
+    p = plan.plan(net, events, budget)
+    if input_ports:
+        p = plan.describe(PipelineSpec.from_export(net, p.spec.folds, input_ports), events,
+                          budget)
+    return p.spec, p
+
+
 def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = None,
           clock_hz: float | None = None, baud: int | None = None, data_dir=None,
-          log=print) -> dict:
+          log=print, schedule: str | None = None, folds=None,
+          input_ports: int | None = None) -> dict:
     """Synthesise, place and route ``export_dir`` for ``board_name`` into ``out/<board>``
     (written atomically, see :mod:`gxnor.base.files`); returns the report (also written as
-    report.json / report.md). A toolchain failure raises StageFailed; the folder then holds
+    report.json / report.md). The accelerator: :func:`choose_spec` (the planner's table is
+    logged before synthesis). A toolchain failure raises StageFailed; the folder then holds
     the tools' logs and no bitstream."""
     b = board(board_name)
     export_dir = Path(export_dir)
     bdir = Path(out) / b.name
     dest = files.check(bdir, KIND, [export_dir])
     toolchain.setup()
-    spec = AcceleratorSpec.from_export(format.load(export_dir), lanes or b.lanes)
+    spec, fold_plan = choose_spec(export_dir, b, lanes=lanes, schedule=schedule, folds=folds,
+                                  input_ports=input_ports, data_dir=data_dir)
+    if fold_plan is not None:
+        log(f"{b.name}: layer pipeline plan\n{fold_plan.table()}")
     clock = int(clock_hz or b.clock_hz)
     baud = int(baud or b.baud)
     platform = b.platform_object()
@@ -97,6 +164,11 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
     with files.output_dir(bdir, KIND, [export_dir]) as tmp:
         t0 = time.perf_counter()
         flows = (False, True) if b.family.abc_fallback else (False,)  # fallback LUT mapping?
+        if isinstance(spec, PipelineSpec) and b.family.abc_fallback:
+            # the pipeline's adder trees: ABC9 maps them to wide muxes (16 lanes x 4 ports of
+            # 1-bit terms: 1479 LUT4 + 672 PFUMX, the classic ABC 359 LUT4), so the classic
+            # mapping goes first
+            flows = (True,)
         for k, fallback in enumerate(flows):
             try:
                 # build the plan and run it: platform.build() would also insist on the
@@ -113,7 +185,7 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
         if failure is None:
             seconds = time.perf_counter() - t0
             report = _report(b, platform, top, spec, export_dir, tmp, bitfile, fallback,
-                             seconds, baud, data_dir)
+                             seconds, baud, data_dir, fold_plan)
             (tmp / "report.json").write_text(json.dumps(report, indent=1))
             (tmp / "report.md").write_text(report_markdown(report))
     if failure is not None:
@@ -123,7 +195,7 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
 
 
 def _report(b: Board, platform, top, spec, export_dir: Path, tmp: Path, bitfile: Path,
-            fallback: bool, seconds: float, baud: int, data_dir) -> dict:
+            fallback: bool, seconds: float, baud: int, data_dir, fold_plan=None) -> dict:
     """The build report, from nextpnr's JSON report in ``tmp`` and the cycle model."""
     flow = "abc -lut 4" if fallback else "abc9"
     pnr = json.loads((tmp / "nextpnr-report.json").read_text())
@@ -136,11 +208,24 @@ def _report(b: Board, platform, top, spec, export_dir: Path, tmp: Path, bitfile:
     tp = predicted_throughput(spec, export_dir, target, baud, data_dir=data_dir)
     res = _resources(pnr, b.family)
     luts = next(iter(res.values()))["used"] if res else 0
+    pipelined = isinstance(spec, PipelineSpec)
+    extra = {}
+    if fold_plan is not None:
+        used = {k.split()[0]: v["used"] for k, v in res.items()}
+        extra["plan"] = {**fold_plan.to_json(), "actual": {
+            "luts": used.get("LUT4"), "brams": used.get("DP16KD", used.get("EBR")),
+            "note": "the whole board (UART core and top included); the estimate is the "
+                    "pipeline's engines alone"}}
     return {
         "board": b.name, "device": f"{platform.device}-{platform.package}",
         "export": str(export_dir.resolve()), "net_id": f"{P.network_id(export_dir):08x}",
-        "layers": [[ly.n_in, ly.n_out] for ly in spec.layers], "lanes": spec.lanes,
-        "weights": b.weights, "weight_bits": spec.weight_words * spec.word_bits,
+        "layers": [[ly.n_in, ly.n_out] for ly in spec.layers], "schedule": spec.schedule,
+        "lanes": [f.lanes for f in spec.folds] if pipelined else spec.lanes,
+        "folds": [[f.lanes, f.ports, f.rate] for f in spec.folds],
+        "input_ports": spec.input_ports if pipelined else 1,
+        "weights": b.weights,
+        "weight_bits": sum(len(ly.words) * 2 * f.lanes for ly, f in
+                           zip(spec.layers, spec.folds, strict=True)),
         "clock_hz": target, "pll": top.pll, "fmax_hz": achieved,
         "fmax_per_clock": {k: v for k, v in fmax.items()},
         "timing_met": met,
@@ -150,6 +235,7 @@ def _report(b: Board, platform, top, spec, export_dir: Path, tmp: Path, bitfile:
         "bitstream": str(bitfile), "bitstream_bytes": (tmp / bitfile.name).stat().st_size,
         "throughput": tp,
         "core_images_per_s_per_klut": tp["core_images_per_s"] / max(luts, 1) * 1000,
+        **extra,
     }
 
 
@@ -170,9 +256,23 @@ def report_markdown(r: dict) -> str:
     for name, u in r["resources"].items():
         pct = 100 * u["used"] / u["available"] if u.get("available") else 0
         lines.append(f"| {name} | {u['used']} | {u['available']} | {pct:.1f} |")
+    if "plan" in r:
+        lines += _plan_markdown(r)
     lines += [
         "", f"Throughput predicted by the cycle model at {r['clock_hz'] / 1e6:.2f} MHz "
-        f"({tp['cycles_source']}):", "",
+        f"({tp['cycles_source']}):", ""]
+    if r.get("schedule") == "pipelined":
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in tp["stage_cycles_mean"].items())
+        lines += [
+            f"- layer pipeline: one result every {tp['interval_cycles_mean']:.1f} cycles "
+            f"(stages, mean cycles/image: {stages}); latency {tp['latency_cycles_mean']:.0f} "
+            f"cycles (max {tp['latency_cycles_max']})",
+            f"- core: {tp['core_images_per_s']:,.0f} images/s; "
+            f"{r['core_images_per_s_per_klut']:,.0f} images/s per kLUT",
+            f"- UART link at {tp['baud']:,} baud: {tp['link_images_per_s']:,.0f} images/s "
+            "(the end-to-end limit with pixels sent as bytes)", ""]
+        return "\n".join(lines)
+    lines += [
         f"- compute {tp['compute_cycles_mean']:.0f} cycles/image (max "
         f"{tp['compute_cycles_max']}); images back to back: one every "
         f"{tp['interval_cycles_mean']:.0f} cycles (the next image's pixels arrive while one "
@@ -186,10 +286,34 @@ def report_markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _plan_markdown(r: dict) -> list[str]:
+    p = r["plan"]
+    lines = ["", f"Layer pipeline (B={p['buffers']} buffers per boundary, input "
+             f"{p['input_ports']} pixels/beat), folded for {p['budget']['luts']} LUT4 / "
+             f"{p['budget']['brams']} BRAM ({p['budget']['name'] or 'given folds'}); cycles "
+             f"from {p['images']} test images:", "",
+             "| stage | lanes | ports | rate | cycles mean | max | weight bits | est LUT4 | "
+             "est BRAM |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, s in p["stages"].items():
+        mark = " (bound)" if name == p["bottleneck"] else ""
+        lines.append(f"| {name}{mark} | {s.get('lanes', '')} | {s.get('ports', '')} | "
+                     f"{s.get('rate', '')} | {s['mean']:.1f} | {s['max']} | "
+                     f"{s.get('weight_bits', '')} | {s.get('luts', '')} | {s.get('brams', '')} |")
+    a = p["actual"]
+    lines.append(f"| estimate vs yosys/nextpnr | | | | | | | {p['estimate']['luts']} vs "
+                 f"{a['luts']} | {p['estimate']['brams']} vs {a['brams']} |")
+    lines.append("")
+    lines.append(f"(actual: {a['note']})")
+    return lines
+
+
 def build_main(args) -> int:
+    folds = plan.parse_folds(args.folds) if getattr(args, "folds", None) else None
     report = build(args.export_dir, args.board, args.out, lanes=args.lanes,
                    clock_hz=args.clock * 1e6 if args.clock else None, baud=args.baud,
-                   data_dir=getattr(args, "data_dir", None))
+                   data_dir=getattr(args, "data_dir", None),
+                   schedule=getattr(args, "schedule", None), folds=folds,
+                   input_ports=getattr(args, "input_ports", None))
     print(report_markdown(report))
     if not report["timing_met"]:
         print(f"gxnor build: timing NOT met: Fmax {report['fmax_hz'] / 1e6:.2f} MHz < "

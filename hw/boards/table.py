@@ -26,6 +26,10 @@ class Board:
     baud: int = 1_000_000
     notes: str = ""
     uart: tuple = field(default=("uart", 0))
+    #: the default schedule: "shared" (one engine, ``lanes`` lanes) or "pipelined" (an engine
+    #: per layer, folded by ``gxnor.hw.plan`` for ``device``'s budget)
+    schedule: str = "shared"
+    device: str = ""
 
     def platform_object(self):
         """A fresh amaranth-boards platform of this board."""
@@ -42,11 +46,13 @@ BOARDS = {
     "ulx3s-85f": Board(
         "ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", ECP5, 128, 75_000_000,
         "rom", ("openFPGALoader", "-b", "ulx3s"), "/dev/ttyUSB0",
-        notes="ECP5 LFE5U-85F: weights initialised in block RAM"),
+        notes="ECP5 LFE5U-85F: weights initialised in block RAM",
+        schedule="pipelined", device="LFE5U-85F"),
     "ecpix5-85f": Board(
         "ecpix5-85f", "amaranth_boards.ecpix5:ECPIX585Platform", ECP5, 128, 75_000_000,
         "rom", ("openFPGALoader", "-b", "ecpix5"), "/dev/ttyUSB1",
-        notes="ECP5 LFE5UM5G-85F: weights initialised in block RAM"),
+        notes="ECP5 LFE5UM5G-85F: weights initialised in block RAM",
+        schedule="pipelined", device="LFE5U-85F"),
 }
 
 UNSUPPORTED = {

@@ -31,7 +31,9 @@ from amaranth.lib.wiring import In, Out
 from gxnor.base.errors import InputError
 
 from ..accelerator import Accelerator
-from ..spec import AcceleratorSpec, result_layout
+from ..pipeline import PipelinedAccelerator, engine_event
+from ..pixels import PixelBeats
+from ..spec import AcceleratorSpec, PipelineSpec, result_layout
 from . import protocol as P
 from .answers import ControlAnswers, RunAnswers
 from .framer import FrameMux, FrameTx, payload_bits
@@ -47,13 +49,23 @@ def weights_ram(weights) -> bool:
     return weights.starts_empty if isinstance(weights, WeightStore) else weights == "ram"
 
 
-def core_info(spec: AcceleratorSpec, *, divisor: int, weights="rom", clock_hz: int = 0,
-              net_id: int = 0, loaded_words: int = 0, **_) -> P.Info:
-    """The INFO a :class:`BoardCore` with these parameters answers to PING."""
-    return P.Info(P.MAGIC, P.VERSION, spec.lanes, spec.n_pixels, spec.num_classes,
-                  len(spec.layers), P.score_bytes(spec.score_bits), spec.word_bytes,
-                  spec.weight_words, net_id, int(weights_ram(weights)), loaded_words,
+def core_info(spec: AcceleratorSpec | PipelineSpec, *, divisor: int, weights="rom",
+              clock_hz: int = 0, net_id: int = 0, loaded_words: int = 0, **_) -> P.Info:
+    """The INFO a :class:`BoardCore` with these parameters answers to PING. A layer pipeline
+    reports its widest engine's lanes and no loadable weight words (each engine's weights are
+    a ROM of its own)."""
+    lanes, word_bytes, words = _weight_memory(spec)
+    return P.Info(P.MAGIC, P.VERSION, lanes, spec.n_pixels, spec.num_classes,
+                  len(spec.layers), P.score_bytes(spec.score_bits), word_bytes,
+                  words, net_id, int(weights_ram(weights)), loaded_words,
                   int(clock_hz), divisor)
+
+
+def _weight_memory(spec) -> tuple[int, int, int]:
+    """(lanes, bytes per word, words) of the weight memory LOAD writes."""
+    if isinstance(spec, PipelineSpec):
+        return max(f.lanes for f in spec.folds), 1, 0
+    return spec.lanes, spec.word_bytes, spec.weight_words
 
 
 class BoardCore(wiring.Component):
@@ -61,7 +73,10 @@ class BoardCore(wiring.Component):
 
     Parameters
     ----------
-    spec: :class:`~gxnor.hw.spec.AcceleratorSpec`.
+    spec: :class:`~gxnor.hw.spec.AcceleratorSpec` (the shared engine) or
+        :class:`~gxnor.hw.spec.PipelineSpec` (the layer pipeline: its pixels become beats
+        (:class:`~gxnor.hw.pixels.PixelBeats`); its weights are ROMs, so ``weights`` must be
+        ``"rom"`` and every LOAD is answered ERROR(ADDRESS)).
     divisor: clock cycles per UART bit.
     weights: the weight memory: ``"rom"`` (block RAM initialised from the export, still
         writable by LOAD), ``"ram"`` (block RAM that starts empty: LOAD first) or a
@@ -79,8 +94,10 @@ class BoardCore(wiring.Component):
     def __init__(self, spec: AcceleratorSpec, *, divisor: int, weights="rom",
                  timeout: int = 1 << 20, clock_hz: int = 0, net_id: int = 0,
                  fifo_depth: int = 512):
-        if not isinstance(spec, AcceleratorSpec):
-            raise TypeError(f"spec must be an AcceleratorSpec, got {spec!r}")
+        if not isinstance(spec, AcceleratorSpec | PipelineSpec):
+            raise TypeError(f"spec must be an AcceleratorSpec or a PipelineSpec, got {spec!r}")
+        if isinstance(spec, PipelineSpec) and weights != "rom":
+            raise InputError(f"the layer pipeline keeps its weights in ROM, not {weights!r}")
         if not isinstance(weights, WeightStore) and weights not in WEIGHT_MEMORIES:
             raise ValueError(f"weights must be one of {WEIGHT_MEMORIES} or a WeightStore, got "
                              f"{weights!r}")
@@ -108,17 +125,29 @@ class BoardCore(wiring.Component):
     def elaborate(self, platform):
         spec = self._spec
         m = Module()
-        store = self._weights if isinstance(self._weights, WeightStore) else WeightStore(
-            spec.weight_words, spec.word_bits, spec.words if self._weights == "rom" else None)
+        pipelined = isinstance(spec, PipelineSpec)
+        _, word_bytes, weight_words = _weight_memory(spec)
+        if pipelined:
+            store = None
+        elif isinstance(self._weights, WeightStore):
+            store = self._weights
+        else:
+            store = WeightStore(spec.weight_words, spec.word_bits,
+                                spec.words if self._weights == "rom" else None)
 
         m.submodules.uart_rx = urx = UARTRx(self._divisor)
         m.submodules.uart_tx = utx = UARTTx(self._divisor)
         m.submodules.rx_fifo = rxf = fifo.SyncFIFOBuffered(width=8, depth=self._fifo_depth)
         m.submodules.parser = parser = RequestParser(
-            n_pixels=spec.n_pixels, weight_words=spec.weight_words, word_bits=spec.word_bits,
+            n_pixels=spec.n_pixels, weight_words=weight_words, word_bits=8 * word_bytes,
             timeout=self._timeout)
-        m.submodules.accel = acc = Accelerator(spec, external_weights=True)
-        m.submodules.weights = store
+        if pipelined:
+            m.submodules.accel = acc = PipelinedAccelerator(spec)
+            m.submodules.beats = beats = PixelBeats(spec.n_pixels, engine_event(spec, 0),
+                                                    spec.input_ports)
+        else:
+            m.submodules.accel = acc = Accelerator(spec, external_weights=True)
+            m.submodules.weights = store
         m.submodules.verdicts = vq = fifo.SyncFIFO(width=3, depth=4)
         m.submodules.run_answers = runs = RunAnswers(
             spec.num_classes, spec.score_bits, result_layout(spec), len(spec.layers))
@@ -133,7 +162,7 @@ class BoardCore(wiring.Component):
         stats = payload_bits(P.STATS_LAYOUT, {"images": images, "errors": errors,
                                               "dropped": dropped, "rx_errors": rx_errors})
         m.submodules.control_answers = control = ControlAnswers(len(info), len(stats))
-        full = (loaded_words >= spec.weight_words) if store.starts_empty else 1
+        full = (loaded_words >= weight_words) if store is not None and store.starts_empty else 1
         m.d.comb += [control.info.eq(info), control.stats.eq(stats), self.loaded.eq(full)]
 
         # receive: UART -> FIFO (a full FIFO drops the byte and counts it), then a register
@@ -145,11 +174,15 @@ class BoardCore(wiring.Component):
             m.d.sync += [parser.rx.payload.eq(rxf.r_data), parser.rx.valid.eq(rxf.r_rdy)]
 
         # requests: pixels to the accelerator, LOAD words to the weights, verdicts queued
-        wiring.connect(m, parser.pixels, acc.pixels)
-        m.d.comb += [store.addr.eq(Mux(parser.load.valid, parser.load.payload.addr,
-                                       acc.weight_addr)),
-                     store.wdata.eq(parser.load.payload.data), store.we.eq(parser.load.valid),
-                     acc.weight_data.eq(store.rdata)]
+        if pipelined:
+            wiring.connect(m, parser.pixels, beats.pixels)
+            wiring.connect(m, beats.beats, acc.events)
+        else:
+            wiring.connect(m, parser.pixels, acc.pixels)
+            m.d.comb += [store.addr.eq(Mux(parser.load.valid, parser.load.payload.addr,
+                                           acc.weight_addr)),
+                         store.wdata.eq(parser.load.payload.data),
+                         store.we.eq(parser.load.valid), acc.weight_data.eq(store.rdata)]
         wiring.connect(m, parser.verdicts, vq.w_stream)
         wiring.connect(m, vq.r_stream, runs.verdicts)
         wiring.connect(m, parser.answers, control.requests)

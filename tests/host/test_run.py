@@ -76,3 +76,24 @@ def test_gxnor_run_input_errors(tmp_path, capsys):
     assert "ttyNONE: cannot open the serial port" in capsys.readouterr().err
     assert cli.main(["run", "mnist:x"]) == 2
     assert "mnist:N or mnist:START:N" in capsys.readouterr().err
+
+
+def test_layer_pipeline_behind_the_uart(random_export, tmp_path):
+    """The layer pipeline as a board runs it: pixels from RUN frames become beats, images back
+    to back with malformed frames between them; a LOAD is refused (its weights are ROMs)."""
+    from gxnor.hw.spec import PipelineSpec
+
+    export = random_export([9, 5, 3], 4, input_shape=(1, 4, 4), seed=4)
+    images = random_images(8, (4, 4), density=0.4, seed=4)
+    images[3] = 0  # an all-black image: one empty last beat
+    spec = PipelineSpec.from_export(golden.Network(export), [(4, 2, 2), (5, 1, 1), (2, 4, 1)])
+    rep = simboard.run_board(export, images, tmp_path, sim="icarus", mode="selftest",
+                           weights="rom", spec=spec)
+    failed = [c for c in rep["checks"] if not c["ok"]]
+    assert not failed
+    assert rep["info"]["weight_words"] == 0 and rep["info"]["weights_ram"] == 0
+    want = golden.Network(export).run(images)
+    got = rep["results"]
+    assert [r["cls"] for r in got] == want.classes.tolist()
+    assert [r["scores"] for r in got] == want.scores.tolist()
+    assert [r["events"] for r in got] == np.stack(want.events, 1).tolist()

@@ -31,3 +31,40 @@ def test_nonzero_pixels_become_events(simulate, small_event):
     one = [(i, int(v), 0) for i, v in enumerate(image) if v]
     assert events == one + one  # nothing while disabled, then two images
     assert lasts == [len(image) - 1, 2 * len(image) - 1]
+
+
+def test_pixel_beats_under_back_pressure(simulate, small_event):
+    """Nonzero pixels become one-event beats, the last pixel always ends a beat (empty when
+    black); a beat that is not taken holds its pixel."""
+    from gxnor.hw.pixels import PixelBeats
+
+    images = [np.array([0, 5, 0, 0, 255, 1, 0, 9], np.uint8),
+              np.array([3, 0, 0, 0, 0, 0, 0, 0], np.uint8), np.zeros(8, np.uint8)]
+    dut = PixelBeats(8, small_event, ports=2)
+    beats = []
+
+    async def bench(ctx):
+        stream = np.concatenate(images)
+        k = cycle = 0
+        while k < len(stream):
+            ready = cycle % 3 != 1  # back-pressure every third cycle
+            ctx.set(dut.pixels.payload, int(stream[k]))
+            ctx.set(dut.pixels.valid, 1)
+            ctx.set(dut.beats.ready, ready)
+            if ctx.get(dut.beats.valid) and ready:
+                b = ctx.get(dut.beats.payload)
+                ev = b.events[0]
+                beats.append((b.n, b.last, (ev.index, ev.magnitude) if b.n else None))
+            if ctx.get(dut.pixels.ready):
+                k += 1
+            await ctx.tick()
+            cycle += 1
+
+    simulate(dut, bench)
+    want = []
+    for img in images:
+        for i, v in enumerate(img):
+            last = i == len(img) - 1
+            if v or last:
+                want.append((int(v != 0), int(last), (i, int(v)) if v else None))
+    assert beats == want

@@ -168,7 +168,11 @@ def bench_boards(out: Path, export: Path, data_dir, names=("icebreaker", "ulx3s-
         t0 = time.perf_counter()
         r = boards.build(export, name, out / "boards", data_dir=data_dir)
         tp = r["throughput"]
-        rows.append({"board": name, "lanes": r["lanes"], "clock MHz": r["clock_hz"] / 1e6,
+        rows.append({"board": name, "schedule": r["schedule"], "lanes": r["lanes"],
+                     "folds": r["folds"], "input ports": r["input_ports"],
+                     "estimate": r.get("plan", {}).get("estimate"),
+                     "interval cycles": round(tp["interval_cycles_mean"], 2),
+                     "clock MHz": r["clock_hz"] / 1e6,
                      "Fmax MHz": round(r["fmax_hz"] / 1e6, 2), "timing met": r["timing_met"],
                      "resources": {k: v["used"] for k, v in r["resources"].items()},
                      "core images/s": round(tp["core_images_per_s"]),
@@ -220,8 +224,27 @@ def bench_verify(out: Path, run_dir: Path, data_dir, networks: int = 1000) -> di
                        "cycles_per_s": round(r["cycles_per_s"])}
                 result["cocotb"].append(row)
                 print(row, flush=True)
+    # the layer pipeline (the 256x4x8, 256x4x8, 10x4x1 fold, 4 pixels a beat) on the test set
+    from gxnor.hw.spec import PipelineSpec
+
+    exp = out / "export" / f"{run_dir.name}-p8"
+    net = golden.Network(exp)
+    spec = PipelineSpec.from_export(format.load(exp), [(256, 4, 8), (256, 4, 8), (10, 4, 1)],
+                                    4)
+    h = harness.Harness([spec], out / "verify" / "pipeline").build()
+    res = h.run([images], jobs=2)[0]
+    msgs = harness.compare(net, spec, images, res)
+    result["pipeline"] = {"folds": "256x4x8,256x4x8,10x4x1", "input_ports": 4, "jobs": 2,
+                          "images": len(images), "mismatches": len(msgs),
+                          "images_per_s": round(len(images) / res.seconds),
+                          "build_seconds": round(h.build_seconds, 1)}
+    print(result["pipeline"], flush=True)
     report = random_nets.run(list(range(networks)), out / "verify" / "random")
     result["random"] = report
+    pipe = random_nets.run(list(range(networks // 10)), out / "verify" / "random-pipelined",
+                           schedule="pipelined")
+    result["random_pipelined"] = pipe
+    print({k: v for k, v in pipe.items() if k != "failing"}, pipe["failing"][:5])
     files.replace_file(out / "verify.json", json.dumps(result, indent=1))
     print({k: v for k, v in report.items() if k != "failing"}, report["failing"][:5])
     return result

@@ -150,7 +150,7 @@ class Accelerator(wiring.Component):
             ev.dst.eq(seq.dst),
             ev.clear.eq(seq.clear | clear_input),
             seq.count.eq(ev.count),
-            seq.idle.eq(~(ev.busy | fetch.busy | ser.busy)),
+            seq.idle.eq(~(ev.busy | fetch.busy | pe.busy | ser.busy)),
             self.busy.eq(seq.busy),
             self.stages.issue.eq(seq.tokens.valid),
             self.stages.event_lists.eq(ev.busy),

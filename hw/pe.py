@@ -49,7 +49,8 @@ class PEArray(wiring.Component):
     activations the magnitude is 1; for the first layer it is the 8-bit pixel.
 
     An END token puts the accumulators on ``sums`` (with the token's neuron base, threshold
-    address, group size and last-layer flag) and clears them in the same cycle.
+    address, group size and last-layer flag) once the events before it are in, and clears
+    them in the same cycle.
 
     Parameters
     ----------
@@ -64,11 +65,14 @@ class PEArray(wiring.Component):
     sums: Out(stream(sums_layout)) — valid in the cycle the END token arrives; always ready
         downstream (the sequencer's credits guarantee the serializer can take it).
 
-    Timing: latency 1 (an event is in the accumulators the cycle after it arrives); the sums
-    leave in the END token's own cycle; one token (``ports`` events) per cycle.
+    busy: Out(1) — a token is in the array (its register stage).
+
+    Timing: latency 2 (an event's terms are registered, then in the accumulators the cycle
+    after); the sums leave ``latency - 1`` cycles after the END token arrives; one token
+    (``ports`` events) per cycle.
     """
 
-    latency = 1
+    latency = 2
 
     def __init__(self, lanes: int, acc_width: int, token: data.Layout, ports: int = 1):
         if not isinstance(lanes, int) or lanes < 1:
@@ -80,6 +84,7 @@ class PEArray(wiring.Component):
             "tokens": In(stream.Signature(token, always_ready=True)),
             "sums": Out(stream.Signature(sums_layout(lanes, acc_width, token),
                                          always_ready=True)),
+            "busy": Out(1),
         })
 
     @staticmethod
@@ -105,12 +110,19 @@ class PEArray(wiring.Component):
         tok = self.tokens.payload
         words = [data.View(data.ArrayLayout(TernaryCode, self._lanes),
                            tok.word[t][:2 * self._lanes]) for t in range(self._ports)]
-        end = self.tokens.valid & tok.end
-        m.d.comb += self.sums.valid.eq(end)
-        for name in ("nbase", "taddr", "size", "last", "image_end", "buffer"):
-            m.d.comb += getattr(self.sums.payload, name).eq(getattr(tok, name))
+        # stage 1 registers each lane's gated terms and the END with the group's fields: the
+        # token reaches every lane (a fan-out of P), then the terms' adder tree and the
+        # accumulator have a cycle of their own (ECP5, 64 lanes x 4 ports of 8-bit terms:
+        # 68.9 MHz with both in one cycle)
+        end, valid = Signal(name="end_q"), Signal(name="valid_q")
+        fields = ("nbase", "taddr", "size", "last", "image_end", "buffer")
+        m.d.sync += [end.eq(self.tokens.valid & tok.end), valid.eq(self.tokens.valid)]
+        for name in fields:
+            m.d.sync += getattr(self.sums.payload, name).eq(getattr(tok, name))
+        m.d.comb += [self.sums.valid.eq(end), self.busy.eq(valid)]
         for j in range(self._lanes):
             acc = Signal(signed(self._acc_width), name=f"acc{j}")
+            opened = Signal(name=f"opened{j}")  # some gate of the lane opened
             gates, terms = [], []
             for t in range(self._ports):
                 code, event = words[t][j], tok.event[t]
@@ -121,16 +133,15 @@ class PEArray(wiring.Component):
                 positive = self.agree(code.sign, event.sign)
                 step = Mux(positive, event.magnitude, -event.magnitude)
                 gates.append(gate)
-                if self._ports > 1:  # a closed gate adds nothing
-                    term = Signal(signed(len(event.magnitude) + 1), name=f"term{j}_{t}")
-                    m.d.comb += term.eq(Mux(gate, step, 0))
-                    terms.append(term)
-                else:
-                    terms.append(step)
+                term = Signal(signed(len(event.magnitude) + 1), name=f"term{j}_{t}")
+                # a closed gate adds nothing (one port: its clock enable stays low instead)
+                m.d.sync += term.eq(Mux(gate, step, 0) if self._ports > 1 else step)
+                terms.append(term)
+            m.d.sync += opened.eq(Cat(*gates).any())
             m.d.comb += self.sums.payload.acc[j].eq(acc)
             total = tree_sum(m, terms, f"lane{j}")  # (outside the If: unconditional wires)
             with m.If(end):
                 m.d.sync += acc.eq(0)  # group finished: its sums leave, start again from zero
-            with m.Elif(Cat(*gates).any()):
+            with m.Elif(opened):
                 m.d.sync += acc.eq(acc + total)
         return m

@@ -159,7 +159,7 @@ class LayerEngine(wiring.Component):
             self.clear.eq(seq.clear),
             self.out_buffer.eq(ser.buffer),
             self.image_done.eq(ser.image_done),
-            self.busy.eq(seq.busy | ev.busy | fetch.busy | ser.busy),
+            self.busy.eq(seq.busy | ev.busy | fetch.busy | pe.busy | ser.busy),
         ]
         return m
 
@@ -257,8 +257,12 @@ class PipelinedAccelerator(wiring.Component):
                          e.out_free.eq(flags(nxt, Buffer.FREE))]
             if nxt < n_layers:
                 wiring.connect(m, e.out, engines[nxt].inp)
-                m.d.comb += [engines[nxt].inp_buffer.eq(e.out_buffer),
-                             engines[nxt].in_clear.eq(e.clear)]
+                # the clear of the next stage's list is registered: its first write comes
+                # PIPELINE + serializer cycles after the start, and the start's decision
+                # (buffer flags -> sequencer) feeding that list's write address was the
+                # critical path on the ECP5 (76 MHz)
+                m.d.comb += engines[nxt].inp_buffer.eq(e.out_buffer)
+                m.d.sync += engines[nxt].in_clear.eq(e.clear)
             with m.If(e.release):
                 m.d.sync += state[b][e.buffer].eq(Buffer.FREE)
             with m.If(e.start):

@@ -1,7 +1,7 @@
 """The output serializer: a finished group's sums, one neuron per cycle, through the output
 units: thresholds (hidden layers) or fixed-point scores (the last layer)."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,11 +52,12 @@ class Serializer(wiring.Component):
 
     Timing: the neurons read in the cycle after the group arrives leave ``latency`` cycles
     later: one register between the reads (the shadow accumulator, the block RAMs of the
-    thresholds and score parameters) and the units, one after the units. ceil(n_g / r) cycles
+    thresholds and score parameters) and the units, one after the units (which fire), one
+    after the compaction of the firing ones into a bundle. ceil(n_g / r) cycles
     per group of a hidden layer, n_g per group of the last layer.
     """
 
-    latency = 2
+    latency = 3
     #: the output units (a variant may override them)
     ThresholdUnit, ScoreUnit = ThresholdUnit, ScoreUnit
 
@@ -173,30 +174,76 @@ class Serializer(wiring.Component):
                                                     spec.offset_bits, spec.score_bits)
         m.d.comb += [score.acc.eq(q_acc[0]), score.params.eq(q_par)]
 
-        # register: the nonzero outputs, compacted, become events; a score goes to the argmax
+        # register: which neurons fire and their signs, the score (the comparisons and the
+        # compaction below in one cycle were the ECP5's critical path at rate 8: 44 MHz)
         fires = [Signal(name=f"fires{i}") for i in range(r)]
+        signs = [Signal(name=f"signs{i}") for i in range(r)]
+        f_valid, f_last, f_end = Signal(name="f_valid"), Signal(name="f_last"), Signal()
+        f_neuron, f_buffer = Signal.like(q_neuron), Signal.like(q_buffer)
+        f_index = [Signal(len(q_neuron) + (r - 1).bit_length(), name=f"f_index{i}")
+                   for i in range(r)]  # the neurons' indices
+        m.d.sync += [f_index[i].eq(q_neuron + i) for i in range(r)]
+        f_score = Signal.like(self.scores.payload.score)
         for i, thr in enumerate(units):
-            m.d.comb += fires[i].eq(q_valid & ~q_last & q_here[i] & thr.out.nonzero)
-        r_valid = Signal(name="r_valid")
+            m.d.sync += [fires[i].eq(q_valid & ~q_last & q_here[i] & thr.out.nonzero),
+                         signs[i].eq(thr.out.sign)]
+        m.d.sync += [f_valid.eq(q_valid), f_last.eq(q_last), f_end.eq(q_end),
+                     f_neuron.eq(q_neuron), f_buffer.eq(q_buffer), f_score.eq(score.score)]
+
+        # register: the nonzero outputs, compacted, become events; a score goes to the argmax
         out = self.events.payload
+        r_valid = Signal(name="r_valid")  # a row of a hidden layer leaves (firing or not)
         m.d.sync += [
-            r_valid.eq(q_valid & ~q_last),
+            r_valid.eq(f_valid & ~f_last),
             self.events.valid.eq(Cat(*fires).any()),
             out.n.eq(sum(fires)),
-            self.scores.valid.eq(q_valid & q_last),
-            self.scores.payload.cls.eq(q_neuron),
-            self.scores.payload.score.eq(score.score),
-            self.image_done.eq(q_end),  # with the row's outputs
-            self.buffer.eq(q_buffer),
+            self.scores.valid.eq(f_valid & f_last),
+            self.scores.payload.cls.eq(f_neuron),
+            self.scores.payload.score.eq(f_score),
+            self.image_done.eq(f_end),  # with the row's outputs
+            self.buffer.eq(f_buffer),
         ]
-        # output slot s takes the s-th firing neuron: the one with s firing neurons before it
-        before = 0
-        for i, thr in enumerate(units):
-            for s in range(i + 1):
-                with m.If(fires[i] & (before == s)):
-                    m.d.sync += [out.events[s].index.eq(q_neuron + i),
-                                 out.events[s].magnitude.eq(1),
-                                 out.events[s].sign.eq(thr.out.sign)]
-            before = before + fires[i]
-        m.d.comb += self.busy.eq(active | q_valid | r_valid | self.scores.valid)
+        # output slot s takes the s-th firing neuron: the one with s firing neurons before it.
+        # The counts are lookup tables and the slots AND-OR selects, not a chain of adders
+        # and a priority mux (rate 8 on the ECP5: 64 MHz with the chain)
+        before = [_count(m, fires[:i], f"before{i}") for i in range(r)]
+        for s in range(r):
+            picks = []
+            for i in range(s, r):
+                here = Signal(name=f"slot{s}_from{i}")
+                m.d.comb += here.eq(fires[i] & (before[i] == s))
+                picks.append((here, i))
+            m.d.sync += [
+                out.events[s].index.eq(_any_of(m, [(h, f_index[i]) for h, i in picks],
+                                               len(f_index[0]))),
+                out.events[s].magnitude.eq(1),
+                out.events[s].sign.eq(_any_of(m, [(h, signs[i]) for h, i in picks], 1)),
+            ]
+        m.d.comb += self.busy.eq(active | q_valid | f_valid | r_valid | self.scores.valid)
         return m
+
+
+def _count(m: Module, bits, name: str, table: int = 6):
+    """The number of set ``bits``: a lookup table per ``table`` bits (a LUT or two each),
+    the tables' counts added."""
+    if not bits:
+        return Const(0, 1)
+    parts = []
+    for c in range(0, len(bits), table):
+        chunk = bits[c:c + table]
+        n = Signal(range(len(chunk) + 1), name=f"{name}_{c // table}")
+        with m.Switch(Cat(*chunk)):
+            for v in range(2 ** len(chunk)):
+                with m.Case(v):
+                    m.d.comb += n.eq(bin(v).count("1"))
+        parts.append(n)
+    return sum(parts[1:], parts[0])
+
+
+def _any_of(m: Module, picks, width: int):
+    """The value of the one pick whose condition holds (at most one does), 0 if none: an
+    AND-OR."""
+    out = Const(0, width)
+    for cond, value in picks:
+        out = out | Mux(cond, value, 0)
+    return out

@@ -34,13 +34,17 @@ import numpy as np
 from .argmax import Classifier
 from .events import EventLists
 from .fetch import WeightFetch
+from .pe import PEArray
 from .sequencer import Sequencer
 from .serializer import Serializer
 
 SETUP = Sequencer.SETUP_CYCLES
 #: from issuing a token to the PE array: the event-list read and register, the weight-memory
 #: read and register (block RAM outputs only feed registers: timing)
-PIPELINE = EventLists.latency + WeightFetch.latency
+TO_PE = EventLists.latency + WeightFetch.latency
+#: from issuing an END token to its group's sums leaving the PE array (the PE array registers
+#: the lanes' terms first)
+PIPELINE = TO_PE + PEArray.latency - 1
 SERIALIZER_LATENCY = Serializer.latency
 DRAIN = Sequencer.DRAIN_CYCLES
 
@@ -183,7 +187,7 @@ def schedule(events_per_layer, layer_outputs: list[int], lanes: int, ports: int 
                     rows["event_lists"][c + 1 + d] = label
                 for d in range(WeightFetch.latency):
                     rows["weight_fetch"][c + 1 + EventLists.latency + d] = label
-                rows["pe_array"][c + PIPELINE] = label
+                rows["pe_array"][c + TO_PE] = label
             end = t + span - 1 + PIPELINE  # the group's sums leave the PE array
             for c in range(end + 1, end + 1 + size + SERIALIZER_LATENCY):
                 rows["serializer"][c] = f"L{layer} g{g}"

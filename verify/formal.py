@@ -101,10 +101,18 @@ def pe_lane_spec(lanes: int = 2, acc_width: int = 10, ports: int = 2, block=PEAr
                          index_bits=2, word_bits=2 * lanes, ports=ports)
     m.submodules.pe = pe = block(lanes, acc_width, token, ports)
     tok = pe.tokens.payload
-    started = Signal(name="started")  # a cycle has passed since the start
-    m.d.sync += started.eq(1)
-    was_valid = _past(m, pe.tokens.valid, "was_valid")
-    was_end = _past(m, tok.end, "was_end")
+    # the block's latency: a token's products are in the accumulators ``latency`` cycles
+    # after it arrives, an END's sums leave ``latency - 1`` cycles after it
+    lat = block.latency
+    started = Signal(range(lat + 1), name="started")  # cycles since the start, up to lat
+    with m.If(started != lat):
+        m.d.sync += started.eq(started + 1)
+    valids, ends = [pe.tokens.valid], [tok.end]  # [k]: the token of k cycles ago
+    for k in range(lat):
+        valids.append(_past(m, valids[-1], f"was_valid{k + 1}"))
+        ends.append(_past(m, ends[-1], f"was_end{k + 1}"))
+    was_valid, was_end = valids[lat], ends[lat]
+    ended = valids[lat - 1] & ends[lat - 1]
     for j in range(lanes):
         acc = pe.sums.payload.acc[j]
         # the specification: the sum over the token's n events of w * x, w in {-1, 0, +1}
@@ -119,8 +127,10 @@ def pe_lane_spec(lanes: int = 2, acc_width: int = 10, ports: int = 2, block=PEAr
         product = Signal(signed(acc_width + 10), name=f"product{j}")
         m.d.comb += product.eq(sum(products))
         was_acc = _past(m, acc, f"was_acc{j}")
-        was_product = _past(m, product, f"was_product{j}")
-        with m.If(started):
+        was_product = product
+        for k in range(lat):
+            was_product = _past(m, was_product, f"was_product{j}_{k + 1}")
+        with m.If(started == lat):
             with m.If(was_valid & was_end):
                 m.d.comb += Assert(acc == 0, f"lane {j}: END clears the accumulator")
             with m.Elif(was_valid):
@@ -128,7 +138,7 @@ def pe_lane_spec(lanes: int = 2, acc_width: int = 10, ports: int = 2, block=PEAr
                                    f"lane {j}: a token adds the sum of w * x")
             with m.Else():
                 m.d.comb += Assert(acc == was_acc, f"lane {j}: no token, no change")
-    with m.If(pe.tokens.valid & tok.end):
+    with m.If(ended):
         m.d.comb += Assert(pe.sums.valid, "END hands the sums on")
     with m.Else():
         m.d.comb += Assert(~pe.sums.valid, "only END hands the sums on")
@@ -252,7 +262,10 @@ def event_lists_spec(depth: int = 4, ports: int = 2, latency: int = EventLists.l
 #: k-induction cannot bound without their internal state: they are checked for every input
 #: sequence of the given length from reset.
 SPECS = {
-    "pe_lane": (pe_lane_spec, "prove", 3),
+    # the PE's register stage is state that k-induction cannot relate to past inputs without
+    # invariants: a bounded check from reset, every input sequence of four clock cycles (a
+    # token's terms registered, then in the accumulator; an END's sums), one lane
+    "pe_lane": (lambda: pe_lane_spec(lanes=1), "bmc", 8),
     "threshold_unit": (threshold_spec, "prove", 1),
     "classifier_stream": (classifier_stream_spec, "bmc", 16),
     "event_lists": (event_lists_spec, "bmc", 8),

@@ -54,15 +54,21 @@ def test_pe_array_matches_reference(lanes):
             assert not ctx.get(dut.sums.valid)
         ctx.set(tok.end, 1)
         ctx.set(tok.size, lanes)
-        assert ctx.get(dut.sums.valid)  # the sums leave in the END token's own cycle
+        assert not ctx.get(dut.sums.valid)
+        await ctx.tick()
+        ctx.set(dut.tokens.valid, 0)
+        # the sums leave latency - 1 cycles after the END token
+        assert PEArray.latency == 2 and ctx.get(dut.sums.valid)
         sums = ctx.get(dut.sums.payload)
         seen.extend(int(a) for a in sums.acc)
         assert sums.size == lanes
         await ctx.tick()
-        ctx.set(dut.tokens.valid, 0)
+        assert not ctx.get(dut.sums.valid)
         # and the accumulators start again from zero
         ctx.set(tok.end, 1)
         ctx.set(dut.tokens.valid, 1)
+        await ctx.tick()
+        assert ctx.get(dut.sums.valid)
         assert all(int(a) == 0 for a in ctx.get(dut.sums.payload).acc)
 
     _run(dut, bench)
@@ -110,6 +116,8 @@ def test_several_events_per_token(ports):
             e += n
             await ctx.tick()
         ctx.set(tok.end, 1)
+        await ctx.tick()  # the END's sums leave a cycle later
+        assert ctx.get(dut.sums.valid)
         seen.extend(int(a) for a in ctx.get(dut.sums.payload).acc)
 
     _run(dut, bench)

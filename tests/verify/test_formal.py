@@ -37,8 +37,8 @@ class OffByOne(ThresholdUnit):
 
 
 @pytest.mark.parametrize("name, spec, mode, depth", [
-    ("xnor_inverted", lambda: formal.pe_lane_spec(block=XnorInverted), "prove", 3),
-    ("gate_ignored", lambda: formal.pe_lane_spec(block=GateIgnored), "prove", 3),
+    ("xnor_inverted", lambda: formal.pe_lane_spec(lanes=1, block=XnorInverted), "bmc", 8),
+    ("gate_ignored", lambda: formal.pe_lane_spec(lanes=1, block=GateIgnored), "bmc", 8),
     ("threshold_off_by_one", lambda: formal.threshold_spec(block=OffByOne), "prove", 1),
     ("one_score_too_many", lambda: formal.classifier_stream_spec(scores_per_send=4), "bmc", 16),
     ("event_one_cycle_early", lambda: formal.event_lists_spec(latency=1), "bmc", 8),

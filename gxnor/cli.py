@@ -114,6 +114,17 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _schedule_options(p: argparse.ArgumentParser, schedule_help: str) -> None:
+    """--schedule, --folds, --input-ports: which accelerator (``gxnor sim`` and ``build``)."""
+    p.add_argument("--schedule", choices=["shared", "pipelined"], help=schedule_help)
+    p.add_argument("--folds", metavar="LxKxR,...",
+                   help="fold the layer pipeline by hand: lanes x event ports x serializer "
+                   "rate per layer, e.g. 256x4x8,256x4x8,10x4")
+    p.add_argument("--input-ports", type=_limited(limits.PORTS),
+                   help="the pipeline's nonzero pixels per input beat (default: the plan's, "
+                   "or 1 with --folds)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gxnor",
@@ -168,13 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "cycle-level bench with idle cycles and back-pressure")
     s.add_argument("--lanes", type=_limited(limits.LANES),
                    help="PE lanes (default: the export's)")
-    s.add_argument("--schedule", choices=["shared", "pipelined"],
-                   help="the shared engine (default) or the layer pipeline (folded by the "
-                   "planner for an ECP5-85F unless --folds)")
-    s.add_argument("--folds", metavar="LxKxR,...",
-                   help="the layer pipeline folded by hand: lanes x ports x rate per layer")
-    s.add_argument("--input-ports", type=_limited(limits.PORTS),
-                   help="the pipeline's nonzero pixels per input beat")
+    _schedule_options(s, "the shared engine (default) or the layer pipeline (folded by the "
+                      "planner for an ECP5-85F unless --folds)")
     s.add_argument("--jobs", type=_limited(limits.JOBS), default=2,
                    help="processes for the fast path (default %(default)s)")
     s.add_argument("--random", type=_limited(limits.NETWORKS), metavar="N",
@@ -193,14 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--board", required=True, help="icebreaker, ulx3s-85f, ecpix5-85f")
     b.add_argument("--lanes", type=_limited(limits.LANES),
                    help="the shared engine with this many PE lanes")
-    b.add_argument("--schedule", choices=["shared", "pipelined"],
-                   help="one engine for all layers, or one per layer (default: the board's: "
-                   "pipelined on the ECP5 boards, folded by the planner)")
-    b.add_argument("--folds", metavar="LxKxR,...",
-                   help="fold the layer pipeline by hand: lanes x event ports x serializer "
-                   "rate per layer, e.g. 256x4x8,256x4x8,10x4")
-    b.add_argument("--input-ports", type=_limited(limits.PORTS),
-                   help="the pipeline's nonzero pixels per input beat (default: the plan's)")
+    _schedule_options(b, "one engine for all layers, or one per layer (default: the board's: "
+                      "pipelined on the ECP5 boards, folded by the planner)")
     b.add_argument("--clock", type=_limited(limits.CLOCK_MHZ),
                    help="core clock in MHz (default: the board's)")
     b.add_argument("--baud", type=_limited(limits.BAUD), help="UART baud rate (default 1000000)")

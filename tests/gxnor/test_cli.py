@@ -82,3 +82,21 @@ def test_train_set_type_and_range_errors(tmp_path):
                     str(tmp_path / "run"))
         assert out.returncode == 2 and error in out.stderr, out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.mnist
+def test_sim_pipeline_option_errors_exit_2_and_leave_nothing(mnist_trained_export, mnist_path,
+                                                             tmp_path, capsys):
+    out = tmp_path / "sim"
+    base = ["sim", str(mnist_trained_export), "--images", "5", "--data-dir", str(mnist_path),
+            "--out", str(out)]
+    for extra, msg in ((["--folds", "4x3,8,10"], "--folds: layer 0: ports must be a power"),
+                       (["--folds", "8,8"], "2 folds for 3 layers"),
+                       (["--input-ports", "2"], "--input-ports needs the layer pipeline"),
+                       (["--folds", "8,8,10", "--lanes", "8"], "--lanes is the shared engine"),
+                       (["--folds", "8,8,10", "--bench", "cocotb"], "runs on the fast harness")):
+        assert cli.main(base + extra) == 2, extra
+        assert msg in capsys.readouterr().err
+        assert not out.exists()
+    assert cli.main(["sim", "--folds", "8", "--out", str(out)]) == 2
+    assert "apply to an export" in capsys.readouterr().err

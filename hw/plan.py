@@ -56,8 +56,11 @@ DEVICES = {
 }
 
 #: the share of a device the planner fills by default (the rest: the UART core, routing, and
-#: nextpnr's headroom to meet the clock)
-DEFAULT_SHARE = 0.5
+#: nextpnr's headroom to meet the clock). At half the 85F (~43k LUT4 placed) nextpnr was
+#: still placing after 25 minutes on a 2-core machine; at ~24k LUT4 the pipeline built in 9
+#: minutes and met 75 MHz (docs/BENCHMARKS.md), so the default stays in that range; pass a
+#: larger budget for more speed
+DEFAULT_SHARE = 0.3
 
 
 def device_budget(device: str, share: float = DEFAULT_SHARE) -> Budget:

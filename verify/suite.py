@@ -119,7 +119,7 @@ def main(args) -> int:
 def _spec(export, lanes, folds, input_ports, schedule, images):
     """The accelerator ``gxnor sim`` builds: the shared engine (``--lanes``), or the layer
     pipeline folded by ``--folds`` (``--schedule pipelined`` alone: folded by the planner for
-    half an ECP5-85F, as ``gxnor build --board ulx3s-85f`` does)."""
+    the ECP5-85F's default budget, as ``gxnor build --board ulx3s-85f`` does)."""
     from gxnor.hw import plan
     from gxnor.hw.spec import AcceleratorSpec, PipelineSpec
     from gxnor.sim import golden

@@ -133,7 +133,11 @@ class PEArray(wiring.Component):
                 positive = self.agree(code.sign, event.sign)
                 step = Mux(positive, event.magnitude, -event.magnitude)
                 gates.append(gate)
-                term = Signal(signed(len(event.magnitude) + 1), name=f"term{j}_{t}")
+                # (reset-less: written every cycle, and only added when ``opened``, which
+                # resets; the reset net reaching every term register was the ECP5's critical
+                # path at 74.5 MHz)
+                term = Signal(signed(len(event.magnitude) + 1), name=f"term{j}_{t}",
+                              reset_less=True)
                 # a closed gate adds nothing (one port: its clock enable stays low instead)
                 m.d.sync += term.eq(Mux(gate, step, 0) if self._ports > 1 else step)
                 terms.append(term)

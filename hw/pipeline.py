@@ -5,7 +5,7 @@ image i+1 while layer l+1 works on image i (the ``pipelined`` schedule; the ``sh
 ::
 
     events -> [input lists] -> LayerEngine 0 -> [lists] -> LayerEngine 1 -> ... -> LayerEngine L-1
-    (beats)                    (sequencer, fetch,            \\-> Classifier 0 / 1 -> scores, result
+    (beats)                    (sequencer, fetch,            \\-> Classifiers (B) -> scores, result
                                 PE array, serializer)
 
 Every boundary between two stages holds B event lists, *buffers* (``PipelineSpec.buffers``;
@@ -24,7 +24,7 @@ sparse RUN frames store them as they are).
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Shape, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,7 +33,7 @@ from .events import EventLists
 from .fetch import WeightFetch
 from .layouts import MAGNITUDE_BITS, beat_layout, bundle_layout, event_layout, token_layout
 from .pe import PEArray
-from .sequencer import LayerSequencer
+from .sequencer import LayerSequencer, next_buffer
 from .serializer import Serializer, score_out_layout
 from .spec import CYCLE_BITS, EVENT_COUNT_BITS, PipelineSpec, result_layout
 
@@ -211,9 +211,6 @@ class PipelinedAccelerator(wiring.Component):
                                                                  score_out_layout(spec))
             classifiers.append(c)
 
-        def step(x):  # the next buffer
-            return Mux(x == nb - 1, 0, x + 1)
-
         now = Signal(CYCLE_BITS)  # cycles since reset
         m.d.sync += now.eq(now + 1)
 
@@ -246,7 +243,7 @@ class PipelinedAccelerator(wiring.Component):
                 m.d.comb += e0.in_clear.bit_select(fill, 1).eq(1)
             with m.If(beat.payload.last):
                 m.d.sync += [st_fill.eq(Buffer.FULL), info[0][fill].t.eq(now),
-                             fill.eq(step(fill))]
+                             fill.eq(next_buffer(fill, nb))]
             with m.Else():
                 m.d.sync += st_fill.eq(Buffer.WRITING)
 
@@ -308,7 +305,7 @@ class PipelinedAccelerator(wiring.Component):
             with m.State("RESULT"):
                 m.d.comb += self.result.valid.eq(1)
                 with m.If(self.result.ready):
-                    m.d.sync += [st_out.eq(Buffer.FREE), out.eq(step(out))]
+                    m.d.sync += [st_out.eq(Buffer.FREE), out.eq(next_buffer(out, nb))]
                     m.next = "WAIT"
 
         busy = [st_fill == Buffer.WRITING] + [e.busy for e in engines]

@@ -4,10 +4,35 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import MAGNITUDE_BITS, bundle_layout
+from .layouts import MAGNITUDE_BITS, beat_layout, bundle_layout
 
 
-class PixelEvents(wiring.Component):
+class _PixelInput(wiring.Component):
+    """What both input stages share: the ``pixels`` stream of an image of ``n_pixels``, the
+    position of the next pixel in its image, and the event a pixel becomes."""
+
+    def __init__(self, n_pixels: int, members: dict):
+        if n_pixels < 1:
+            raise ValueError(f"n_pixels must be >= 1, got {n_pixels!r}")
+        self._n_pixels = n_pixels
+        super().__init__({"pixels": In(stream.Signature(unsigned(MAGNITUDE_BITS))), **members})
+
+    def _position(self, m: Module, take):
+        """(the position of the current pixel in its image, it is the image's last); the
+        position moves on when ``take``."""
+        index = Signal(range(max(self._n_pixels, 2)))
+        last = index == self._n_pixels - 1
+        with m.If(take):
+            m.d.sync += index.eq(Mux(last, 0, index + 1))
+        return index, last
+
+    def _event(self, event, index) -> list:
+        """The pixel as an event: its position, its value, sign +."""
+        return [event.index.eq(index), event.magnitude.eq(self.pixels.payload),
+                event.sign.eq(0)]
+
+
+class PixelEvents(_PixelInput):
     """Turns the pixel stream into events: a nonzero pixel becomes an event (index = the
     pixel's position in the image, magnitude = its value, sign +); a black pixel becomes
     nothing.
@@ -32,11 +57,7 @@ class PixelEvents(wiring.Component):
     latency = 0
 
     def __init__(self, n_pixels: int, event: data.Layout, ports: int = 1):
-        if n_pixels < 1:
-            raise ValueError(f"n_pixels must be >= 1, got {n_pixels!r}")
-        self._n_pixels = n_pixels
-        super().__init__({
-            "pixels": In(stream.Signature(unsigned(MAGNITUDE_BITS))),
+        super().__init__(n_pixels, {
             "enable": In(1),
             "events": Out(stream.Signature(bundle_layout(event, ports), always_ready=True)),
             "last": Out(1),
@@ -44,25 +65,19 @@ class PixelEvents(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        index = Signal(range(max(self._n_pixels, 2)))
         take = self.pixels.valid & self.enable
+        index, last = self._position(m, take)
         m.d.comb += [
             self.pixels.ready.eq(self.enable),
             self.events.valid.eq(take & (self.pixels.payload != 0)),
             self.events.payload.n.eq(1),
-            self.events.payload.events[0].index.eq(index),
-            self.events.payload.events[0].magnitude.eq(self.pixels.payload),
-            self.events.payload.events[0].sign.eq(0),
+            self.last.eq(take & last),
+            *self._event(self.events.payload.events[0], index),
         ]
-        with m.If(take):
-            m.d.sync += index.eq(index + 1)
-            with m.If(index == self._n_pixels - 1):
-                m.d.comb += self.last.eq(1)
-                m.d.sync += index.eq(0)
         return m
 
 
-class PixelBeats(wiring.Component):
+class PixelBeats(_PixelInput):
     """Turns the pixel stream into the layer pipeline's input beats
     (:func:`gxnor.hw.layouts.beat_layout`): a nonzero pixel becomes a beat of one event, the
     image's last pixel always ends a beat (flagged ``last``; it carries no event when black).
@@ -86,20 +101,11 @@ class PixelBeats(wiring.Component):
     latency = 0
 
     def __init__(self, n_pixels: int, event: data.Layout, ports: int = 1):
-        from .layouts import beat_layout
-
-        if n_pixels < 1:
-            raise ValueError(f"n_pixels must be >= 1, got {n_pixels!r}")
-        self._n_pixels = n_pixels
-        super().__init__({
-            "pixels": In(stream.Signature(unsigned(MAGNITUDE_BITS))),
-            "beats": Out(stream.Signature(beat_layout(event, ports))),
-        })
+        super().__init__(n_pixels, {"beats": Out(stream.Signature(beat_layout(event, ports)))})
 
     def elaborate(self, platform):
         m = Module()
-        index = Signal(range(max(self._n_pixels, 2)))
-        last = index == self._n_pixels - 1
+        index, last = self._position(m, self.pixels.valid & self.pixels.ready)
         nonzero = self.pixels.payload != 0
         beat = self.beats.payload
         m.d.comb += [
@@ -107,10 +113,6 @@ class PixelBeats(wiring.Component):
             self.pixels.ready.eq(self.beats.ready | ~(nonzero | last)),
             beat.n.eq(nonzero),
             beat.last.eq(last),
-            beat.events[0].index.eq(index),
-            beat.events[0].magnitude.eq(self.pixels.payload),
-            beat.events[0].sign.eq(0),
+            *self._event(beat.events[0], index),
         ]
-        with m.If(self.pixels.valid & self.pixels.ready):
-            m.d.sync += index.eq(Mux(last, 0, index + 1))
         return m

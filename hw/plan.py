@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from amaranth.hdl import Shape
@@ -168,9 +169,6 @@ class Plan:
     def bottleneck(self) -> str:
         return max(self.stages, key=lambda s: self.stages[s]["mean"])
 
-    def rows(self) -> list[dict]:
-        return [{"stage": name, **row} for name, row in self.stages.items()]
-
     def table(self) -> str:
         """The per-stage table (text)."""
         head = (f"{'stage':<7}{'lanes':>6}{'ports':>6}{'rate':>5}{'cyc mean':>10}"
@@ -221,10 +219,17 @@ def describe(spec: PipelineSpec, events_per_layer, budget: Budget) -> Plan:
             row.update(ports=spec.input_ports)
         stages[name] = row
     tl = timing.pipeline_timeline(spec, ev)
-    res = tl["result"]
-    interval = float(np.diff(res).mean()) if len(res) > 1 else float(res[0] + 1)
-    return Plan(spec, budget, len(ev[0]), stages, interval,
+    return Plan(spec, budget, len(ev[0]), stages, timing.result_interval(tl["result"]),
                 float(np.mean(tl["cycles"])), luts, brams)
+
+
+class Option(NamedTuple):
+    """A candidate fold of one layer: its mean cycles per image and its cost."""
+
+    cycles: float
+    luts: int
+    brams: int
+    fold: Fold
 
 
 def _candidates(n_out: int, last: bool, max_lanes: int = 1024):
@@ -249,7 +254,7 @@ def plan(net, events_per_layer, budget: Budget, *, buffers: int = 3, slack: floa
     ev = [np.asarray(e, np.int64).reshape(-1) for e in events_per_layer]
     n_layers = len(net.layers)
     base = PipelineSpec.from_export(net, [(1, 1, 1)] * n_layers, 1, buffers)
-    options = []  # per layer: [(mean cycles, luts, brams, fold)]
+    options = []  # per layer: [Option]
     for i, ly in enumerate(base.layers):
         last = i == n_layers - 1
         opts = []
@@ -258,17 +263,18 @@ def plan(net, events_per_layer, budget: Budget, *, buffers: int = 3, slack: floa
             # the lists' banks also follow the writer (the input, the previous serializer):
             # the plan's own table (:func:`describe`) counts them exactly
             cost = estimate(base, i, f, banks=f.ports)
-            opts.append((c, cost["luts"], cost["brams"], f))
+            opts.append(Option(c, cost["luts"], cost["brams"], f))
         options.append(opts)
     inputs = [(float(np.mean(timing.input_beats(ev[0], m))), m) for m in (1, 2, 4, 8, 16)]
     floor = timing.output_cycles(net.layers[-1].n_out)
 
     def cheapest(opts, t):
-        ok = [o for o in opts if o[0] <= t]
+        ok = [o for o in opts if o.cycles <= t]
         if not ok:
             return None
         # cheapest by the budget share of its scarcer resource, then faster
-        return min(ok, key=lambda o: (max(o[1] / budget.luts, o[2] / budget.brams), o[0]))
+        return min(ok, key=lambda o: (max(o.luts / budget.luts, o.brams / budget.brams),
+                                      o.cycles))
 
     def at(t):
         picks = [cheapest(o, t) for o in options]
@@ -285,8 +291,8 @@ def plan(net, events_per_layer, budget: Budget, *, buffers: int = 3, slack: floa
         picks, m = sol
         luts = brams = 0
         for i, p in enumerate(picks):
-            writer = m if i == 0 else picks[i - 1][3].rate
-            c = estimate(base, i, p[3], banks=max(p[3].ports, writer))
+            writer = m if i == 0 else picks[i - 1].fold.rate
+            c = estimate(base, i, p.fold, banks=max(p.fold.ports, writer))
             luts, brams = luts + c["luts"], brams + c["brams"]
         return luts, brams
 
@@ -294,7 +300,7 @@ def plan(net, events_per_layer, budget: Budget, *, buffers: int = 3, slack: floa
         luts, brams = cost(sol)
         return luts <= budget.luts and brams <= budget.brams
 
-    targets = sorted({o[0] for opts in options for o in opts} | {c for c, _ in inputs})
+    targets = sorted({o.cycles for opts in options for o in opts} | {c for c, _ in inputs})
     targets = [t for t in targets if t >= floor] or [floor]
     if target_cycles is not None:
         sol = at(max(target_cycles, floor))
@@ -306,11 +312,11 @@ def plan(net, events_per_layer, budget: Budget, *, buffers: int = 3, slack: floa
         if best is None:
             # nothing fits: name the layer whose cheapest fold alone is too much
             for i, opts in enumerate(options):
-                c = min(opts, key=lambda o: (o[1], o[2]))
-                if c[1] > budget.luts or c[2] > budget.brams:
+                c = min(opts, key=lambda o: (o.luts, o.brams))
+                if c.luts > budget.luts or c.brams > budget.brams:
                     raise InputError(
                         f"layer {i} ({base.layers[i].n_in}x{base.layers[i].n_out}): even its "
-                        f"smallest fold needs ~{c[1]} LUT4 and {c[2]} block RAMs; the budget "
+                        f"smallest fold needs ~{c.luts} LUT4 and {c.brams} block RAMs; the budget "
                         f"is {budget.luts} LUT4, {budget.brams} block RAMs")
             raise InputError(f"the layers' smallest folds together exceed the budget "
                              f"({budget.luts} LUT4, {budget.brams} block RAMs)")
@@ -318,7 +324,7 @@ def plan(net, events_per_layer, budget: Budget, *, buffers: int = 3, slack: floa
                       and (s := at(t)) is not None and fits(s)),
                      key=lambda s: cost(s)[0])
     picks, m = chosen
-    spec = PipelineSpec.from_export(net, [p[3] for p in picks], m, buffers)
+    spec = PipelineSpec.from_export(net, [p.fold for p in picks], m, buffers)
     return describe(spec, ev, budget)
 
 
@@ -337,20 +343,3 @@ def parse_folds(text: str) -> list[Fold]:
         folds.append(Fold(*nums).check(f"--folds: layer {i}"))
     return folds
 
-
-def test_events(export_dir, images: int = 1000, data_dir=None):
-    """The golden model's events per layer on the export's first ``images`` test images, and
-    where they came from; without the dataset: every input an event (the dense worst case)."""
-    from gxnor.export import format
-    from gxnor.model.data import DatasetError
-    from gxnor.sim import golden
-
-    net = format.load(export_dir)
-    try:
-        imgs = format.dataset_images(net, images, data_dir)
-    except (ValueError, OSError, DatasetError):
-        imgs = None
-    if imgs is None:
-        return [np.array([ly.n_in]) for ly in net.layers], "dense worst case (dataset not found)"
-    res = golden.Network(export_dir).run(imgs)
-    return [np.asarray(e) for e in res.events], f"{len(imgs)} test images of the export's dataset"

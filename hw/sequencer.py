@@ -173,6 +173,11 @@ class Sequencer(wiring.Component):
         return m
 
 
+def next_buffer(buffer, buffers: int):
+    """The buffer after ``buffer`` (images take the ``buffers`` buffers in turn)."""
+    return Mux(buffer == buffers - 1, 0, buffer + 1)
+
+
 class LayerSequencer(wiring.Component):
     """Issues the work of one layer, image after image: the layer pipeline's sequencer (one
     per engine).
@@ -277,7 +282,7 @@ class LayerSequencer(wiring.Component):
                     m.d.sync += [bundle.eq(0), left.eq(n_events), cool.eq(serial - 1)]
                     with m.If(last_group):
                         m.d.comb += self.release.eq(1)
-                        m.d.sync += buf.eq(Mux(buf == self._buffers - 1, 0, buf + 1))
+                        m.d.sync += buf.eq(next_buffer(buf, self._buffers))
                         m.next = "WAIT"
                     with m.Else():
                         m.d.sync += [g.eq(g + 1), base.eq(base + ly.n_in),

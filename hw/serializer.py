@@ -179,16 +179,16 @@ class Serializer(wiring.Component):
         fires = [Signal(name=f"fires{i}") for i in range(r)]
         signs = [Signal(name=f"signs{i}") for i in range(r)]
         f_valid, f_last, f_end = Signal(name="f_valid"), Signal(name="f_last"), Signal()
-        f_neuron, f_buffer = Signal.like(q_neuron), Signal.like(q_buffer)
+        f_buffer = Signal.like(q_buffer)
         f_index = [Signal(len(q_neuron) + (r - 1).bit_length(), name=f"f_index{i}")
-                   for i in range(r)]  # the neurons' indices
+                   for i in range(r)]  # the row's neurons (the last layer's: f_index[0])
         m.d.sync += [f_index[i].eq(q_neuron + i) for i in range(r)]
         f_score = Signal.like(self.scores.payload.score)
         for i, thr in enumerate(units):
             m.d.sync += [fires[i].eq(q_valid & ~q_last & q_here[i] & thr.out.nonzero),
                          signs[i].eq(thr.out.sign)]
         m.d.sync += [f_valid.eq(q_valid), f_last.eq(q_last), f_end.eq(q_end),
-                     f_neuron.eq(q_neuron), f_buffer.eq(q_buffer), f_score.eq(score.score)]
+                     f_buffer.eq(q_buffer), f_score.eq(score.score)]
 
         # register: the nonzero outputs, compacted, become events; a score goes to the argmax
         out = self.events.payload
@@ -196,9 +196,9 @@ class Serializer(wiring.Component):
         m.d.sync += [
             r_valid.eq(f_valid & ~f_last),
             self.events.valid.eq(Cat(*fires).any()),
-            out.n.eq(sum(fires)),
+            out.n.eq(_count(m, fires, "fired")),
             self.scores.valid.eq(f_valid & f_last),
-            self.scores.payload.cls.eq(f_neuron),
+            self.scores.payload.cls.eq(f_index[0]),
             self.scores.payload.score.eq(f_score),
             self.image_done.eq(f_end),  # with the row's outputs
             self.buffer.eq(f_buffer),
@@ -214,10 +214,10 @@ class Serializer(wiring.Component):
                 m.d.comb += here.eq(fires[i] & (before[i] == s))
                 picks.append((here, i))
             m.d.sync += [
-                out.events[s].index.eq(_any_of(m, [(h, f_index[i]) for h, i in picks],
+                out.events[s].index.eq(_any_of([(h, f_index[i]) for h, i in picks],
                                                len(f_index[0]))),
                 out.events[s].magnitude.eq(1),
-                out.events[s].sign.eq(_any_of(m, [(h, signs[i]) for h, i in picks], 1)),
+                out.events[s].sign.eq(_any_of([(h, signs[i]) for h, i in picks], 1)),
             ]
         m.d.comb += self.busy.eq(active | q_valid | f_valid | r_valid | self.scores.valid)
         return m
@@ -240,7 +240,7 @@ def _count(m: Module, bits, name: str, table: int = 6):
     return sum(parts[1:], parts[0])
 
 
-def _any_of(m: Module, picks, width: int):
+def _any_of(picks, width: int):
     """The value of the one pick whose condition holds (at most one does), 0 if none: an
     AND-OR."""
     out = Const(0, width)

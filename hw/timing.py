@@ -259,6 +259,13 @@ def stage_cycles(spec, events_per_layer) -> dict:
     return out
 
 
+def result_interval(result) -> float:
+    """The mean cycles between consecutive results of a timeline's ``result`` cycles (one
+    image: the cycles until its result)."""
+    result = np.asarray(result)
+    return float(np.diff(result).mean()) if len(result) > 1 else float(result[0] + 1)
+
+
 def pipeline_timeline(spec, events_per_layer) -> dict:
     """When each image's beats go in, each engine starts and frees it, and its result comes
     out, cycle by cycle, when beats are offered every cycle from cycle 0 (the first after

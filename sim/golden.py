@@ -95,6 +95,20 @@ class Network:
         return res
 
 
+def dataset_events(export_dir, images: int = 1000, data_dir=None):
+    """Events per layer on the export's first ``images`` test images, and where they came
+    from; without the dataset at hand, every input an event (the dense worst case)."""
+    from gxnor.model.data import DatasetError
+
+    net = format.load(export_dir)
+    try:
+        imgs = format.dataset_images(net, images, data_dir)
+    except (ValueError, OSError, DatasetError):
+        return [np.array([ly.n_in]) for ly in net.layers], "dense worst case (dataset not found)"
+    res = Network(export_dir).run(imgs)
+    return [np.asarray(e) for e in res.events], f"{len(imgs)} test images of the export's dataset"
+
+
 def _exact_dtype(max_abs: int):
     """The narrowest float type in which integer sums up to ``max_abs`` are exact."""
     if max_abs < 2**24:

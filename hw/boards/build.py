@@ -30,67 +30,35 @@ from .table import Board, board
 from .top import BoardTop
 
 
-def predicted_throughput(spec, export_dir: Path, clock_hz: float, baud: int,
-                         images: int = 1000, data_dir=None) -> dict:
-    """Images/s from the cycle model: the export's own test images when its dataset is at
-    hand (mean events per layer), else the dense worst case."""
-    from gxnor.model.data import DatasetError
-
+def predicted_throughput(spec, events, source: str, clock_hz: float, baud: int) -> dict:
+    """Images/s from the cycle model on ``events`` per layer and image (the export's test
+    images, or the dense worst case: :func:`gxnor.sim.golden.dataset_events`, which says
+    which in ``source``)."""
+    common = {"cycles_source": source, "link_images_per_s": _link(spec, baud), "baud": baud}
     if isinstance(spec, PipelineSpec):
-        return _pipeline_throughput(spec, export_dir, clock_hz, baud, images, data_dir)
-    io_c = timing.io_cycles(spec.n_pixels, spec.num_classes)
-    try:
-        imgs = format.dataset_images(format.load(export_dir), images, data_dir)
-    except (ValueError, OSError, DatasetError):  # no dataset at hand: the dense bound
-        imgs = None
-    if imgs is None:
-        source = "dense worst case (dataset not found)"
-        compute = np.array([timing.dense_cycles([ly.n_in for ly in spec.layers],
-                                                **timing.folding(spec))])
-    else:
-        res = golden.Network(export_dir).run(imgs)
-        compute = timing.image_cycles(res.events, **timing.folding(spec))
-        source = f"{len(imgs)} test images of the export's dataset"
+        # the mean interval between results in the exact timeline, images back to back
+        tl = timing.pipeline_timeline(spec, events)
+        interval = timing.result_interval(tl["result"])
+        stages = timing.stage_cycles(spec, events)
+        return {**common, "interval_cycles_mean": interval,
+                "latency_cycles_mean": float(np.mean(tl["cycles"])),
+                "latency_cycles_max": int(np.max(tl["cycles"])),
+                "stage_cycles_mean": {k: float(np.mean(v)) for k, v in stages.items()},
+                "core_images_per_s": clock_hz / interval}
+    compute = np.atleast_1d(timing.image_cycles(events, **timing.folding(spec)))
     mean_c, max_c = float(compute.mean()), int(compute.max())
     interval = float(timing.interval(compute, spec.n_pixels, spec.num_classes).mean())
-    sb = P.score_bytes(spec.score_bits)
-    answer = P.run_answer_bytes(spec.num_classes, sb, len(spec.layers))
-    return {
-        "cycles_source": source,
-        "compute_cycles_mean": mean_c, "compute_cycles_max": max_c,
-        "io_cycles": io_c, "interval_cycles_mean": interval,
-        "core_images_per_s": clock_hz / interval,
-        "compute_only_images_per_s": clock_hz / mean_c,
-        "link_images_per_s": P.link_images_per_s(baud, spec.n_pixels, answer),
-        "baud": baud,
-    }
+    return {**common, "compute_cycles_mean": mean_c, "compute_cycles_max": max_c,
+            "io_cycles": timing.io_cycles(spec.n_pixels, spec.num_classes),
+            "interval_cycles_mean": interval, "core_images_per_s": clock_hz / interval,
+            "compute_only_images_per_s": clock_hz / mean_c}
 
 
 def _link(spec, baud: int) -> float:
+    """The UART link's images/s with pixels sent as bytes."""
     sb = P.score_bytes(spec.score_bits)
     answer = P.run_answer_bytes(spec.num_classes, sb, len(spec.layers))
     return P.link_images_per_s(baud, spec.n_pixels, answer)
-
-
-def _pipeline_throughput(spec: PipelineSpec, export_dir: Path, clock_hz: float, baud: int,
-                         images: int, data_dir) -> dict:
-    """The layer pipeline's images/s: the mean interval between results in its exact
-    timeline (images offered back to back as beats) on the export's test images."""
-    events, source = plan.test_events(export_dir, images, data_dir)
-    tl = timing.pipeline_timeline(spec, events)
-    res = tl["result"]
-    interval = float(np.diff(res).mean()) if len(res) > 1 else float(res[0] + 1)
-    stages = timing.stage_cycles(spec, events)
-    return {
-        "cycles_source": source,
-        "interval_cycles_mean": interval,
-        "latency_cycles_mean": float(np.mean(tl["cycles"])),
-        "latency_cycles_max": int(np.max(tl["cycles"])),
-        "stage_cycles_mean": {k: float(np.mean(v)) for k, v in stages.items()},
-        "core_images_per_s": clock_hz / interval,
-        "link_images_per_s": _link(spec, baud),
-        "baud": baud,
-    }
 
 
 def _resources(report: dict, family: Family) -> dict:
@@ -103,13 +71,12 @@ KIND = files.Kind("build", "gxnor build",
                   recognize=lambda f: files.is_json_of("board", f.name)(f / "report.json"))
 
 
-def choose_spec(export_dir: Path, b: Board, *, lanes: int | None = None, schedule=None,
-                folds=None, input_ports: int | None = None, data_dir=None,
-                budget: plan.Budget | None = None):
+def choose_spec(export_dir: Path, b: Board, events, *, lanes: int | None = None,
+                schedule=None, folds=None, input_ports: int | None = None):
     """The accelerator a build makes: ``--lanes`` (the shared engine with that many lanes),
     ``--folds`` (the layer pipeline folded so), else the board's schedule: the shared engine
-    with the board's lanes, or the pipeline folded by the planner for the board's budget.
-    Returns (spec, plan or None)."""
+    with the board's lanes, or the pipeline folded by the planner for the board's budget from
+    ``events`` (per layer and test image). Returns (spec, plan or None)."""
     net = format.load(export_dir)
     if schedule is None:
         schedule = "pipelined" if folds else "shared" if lanes else b.schedule
@@ -124,8 +91,7 @@ def choose_spec(export_dir: Path, b: Board, *, lanes: int | None = None, schedul
     if b.weights != "rom":
         raise InputError(f"{b.name}: the layer pipeline keeps its weights in block RAM; this "
                          f"board's weights live in {b.weights} (use --schedule shared)")
-    events, _ = plan.test_events(export_dir, 1000, data_dir)
-    budget = budget or plan.device_budget(b.device)
+    budget = plan.device_budget(b.device)
     if folds:
         spec = PipelineSpec.from_export(net, folds, input_ports or 1)
         return spec, plan.describe(spec, events, budget)
@@ -150,8 +116,10 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
     bdir = Path(out) / b.name
     dest = files.check(bdir, KIND, [export_dir])
     toolchain.setup()
-    spec, fold_plan = choose_spec(export_dir, b, lanes=lanes, schedule=schedule, folds=folds,
-                                  input_ports=input_ports, data_dir=data_dir)
+    # the golden model's events on the export's test images, for the planner and the report
+    events, source = golden.dataset_events(export_dir, 1000, data_dir)
+    spec, fold_plan = choose_spec(export_dir, b, events, lanes=lanes, schedule=schedule,
+                                  folds=folds, input_ports=input_ports)
     if fold_plan is not None:
         log(f"{b.name}: layer pipeline plan\n{fold_plan.table()}")
     clock = int(clock_hz or b.clock_hz)
@@ -184,8 +152,9 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
                     log(f"{b.name}: synthesis with ABC9 failed; retrying with `abc -lut 4`")
         if failure is None:
             seconds = time.perf_counter() - t0
+            tp = predicted_throughput(spec, events, source, top.clock_hz, baud)
             report = _report(b, platform, top, spec, export_dir, tmp, bitfile, fallback,
-                             seconds, baud, data_dir, fold_plan)
+                             seconds, baud, tp, fold_plan)
             (tmp / "report.json").write_text(json.dumps(report, indent=1))
             (tmp / "report.md").write_text(report_markdown(report))
     if failure is not None:
@@ -195,8 +164,9 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
 
 
 def _report(b: Board, platform, top, spec, export_dir: Path, tmp: Path, bitfile: Path,
-            fallback: bool, seconds: float, baud: int, data_dir, fold_plan=None) -> dict:
-    """The build report, from nextpnr's JSON report in ``tmp`` and the cycle model."""
+            fallback: bool, seconds: float, baud: int, tp: dict, fold_plan=None) -> dict:
+    """The build report, from nextpnr's JSON report in ``tmp`` and the cycle model's
+    throughput ``tp`` (:func:`predicted_throughput`)."""
     flow = "abc -lut 4" if fallback else "abc9"
     pnr = json.loads((tmp / "nextpnr-report.json").read_text())
     fmax = pnr.get("fmax", {})
@@ -205,7 +175,6 @@ def _report(b: Board, platform, top, spec, export_dir: Path, tmp: Path, bitfile:
     core = [v for v in fmax.values() if abs(v["constraint"] * 1e6 / target - 1) < 0.01]
     achieved = min((v["achieved"] for v in core or fmax.values()), default=0.0) * 1e6
     met = bool(fmax) and all(v["achieved"] >= v["constraint"] for v in fmax.values())
-    tp = predicted_throughput(spec, export_dir, target, baud, data_dir=data_dir)
     res = _resources(pnr, b.family)
     luts = next(iter(res.values()))["used"] if res else 0
     pipelined = isinstance(spec, PipelineSpec)
@@ -213,7 +182,7 @@ def _report(b: Board, platform, top, spec, export_dir: Path, tmp: Path, bitfile:
     if fold_plan is not None:
         used = {k.split()[0]: v["used"] for k, v in res.items()}
         extra["plan"] = {**fold_plan.to_json(), "actual": {
-            "luts": used.get("LUT4"), "brams": used.get("DP16KD", used.get("EBR")),
+            "luts": used.get("LUT4"), "brams": used.get("EBR"),
             "note": "the whole board (UART core and top included); the estimate is the "
                     "pipeline's engines alone"}}
     return {

@@ -89,27 +89,30 @@ def test_choose_spec_by_board_and_options(random_export, tmp_path):
     together (no synthesis)."""
     from gxnor.hw import plan
     from gxnor.hw.boards.build import choose_spec
+    from gxnor.sim import golden
 
     export = random_export([12, 5], 4, input_shape=(1, 4, 4), seed=2)
+    events, _ = golden.dataset_events(export)
     ice, ulx = boards.board("icebreaker"), boards.board("ulx3s-85f")
-    spec, p = choose_spec(export, ice)
+    spec, p = choose_spec(export, ice, events)
     assert spec.schedule == "shared" and spec.lanes == ice.lanes and p is None
-    spec, p = choose_spec(export, ulx)  # the planner, for the board's budget
+    spec, p = choose_spec(export, ulx, events)  # the planner, for the board's budget
     assert spec.schedule == "pipelined" and p.luts <= p.budget.luts
     assert p.budget == plan.device_budget("LFE5U-85F")
-    spec, p = choose_spec(export, ulx, lanes=16)  # --lanes: the shared engine
+    spec, p = choose_spec(export, ulx, events, lanes=16)  # --lanes: the shared engine
     assert spec.schedule == "shared" and spec.lanes == 16
-    spec, p = choose_spec(export, ulx, folds=plan.parse_folds("4x2x2,5"), input_ports=2)
+    spec, p = choose_spec(export, ulx, events, folds=plan.parse_folds("4x2x2,5"),
+                          input_ports=2)
     assert [f.lanes for f in spec.folds] == [4, 5] and spec.input_ports == 2
     assert p.stages["L0"]["ports"] == 2
     with pytest.raises(InputError, match="2 folds for 3 layers|3 folds for 2 layers"):
-        choose_spec(export, ulx, folds=plan.parse_folds("4,4,5"))
+        choose_spec(export, ulx, events, folds=plan.parse_folds("4,4,5"))
     with pytest.raises(InputError, match="--lanes sets the shared engine's lanes"):
-        choose_spec(export, ulx, lanes=8, schedule="pipelined")
+        choose_spec(export, ulx, events, lanes=8, schedule="pipelined")
     with pytest.raises(InputError, match="takes --lanes"):
-        choose_spec(export, ulx, schedule="shared", folds=plan.parse_folds("4,5"))
+        choose_spec(export, ulx, events, schedule="shared", folds=plan.parse_folds("4,5"))
     with pytest.raises(InputError, match="weights live in spram"):
-        choose_spec(export, ice, schedule="pipelined")
+        choose_spec(export, ice, events, schedule="pipelined")
 
 
 def test_build_cli_bad_folds_exit_2_and_touch_nothing(random_export, tmp_path, capsys):

@@ -12,3 +12,8 @@ class InputError(ValueError):
 class StageFailed(Exception):
     """The stage ran and found a problem (simulation mismatches, a toolchain failure, timing
     not met): exit code 1, with this message and no traceback."""
+
+
+class Unavailable(Exception):
+    """A stage this installation cannot run (an optional extra is missing, or the build does
+    not provide it yet): exit code 3, with this message."""

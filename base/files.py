@@ -189,9 +189,9 @@ def container(path: str | os.PathLike, kind: Kind) -> Path:
     return dest
 
 
-def write_file(path: str | os.PathLike, text: str, *, may_replace: Callable[[Path], bool],
-               what: str) -> Path:
-    """Write ``text`` to the file ``path`` atomically (temporary file + rename).
+def write_file(path: str | os.PathLike, text: str | bytes, *,
+               may_replace: Callable[[Path], bool], what: str) -> Path:
+    """Write ``text`` (or bytes) to the file ``path`` atomically (temporary file + rename).
 
     An existing ``path`` is replaced only when ``may_replace(path)`` says it is this command's
     own kind of file; a folder, a symbolic link or any other file is refused with
@@ -205,7 +205,7 @@ def write_file(path: str | os.PathLike, text: str, *, may_replace: Callable[[Pat
         _remove_empty(created)
         raise
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, p)

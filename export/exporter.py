@@ -56,13 +56,65 @@ def _layer_tensors(sd: dict, i: int, path: Path):
     return get
 
 
+def weights_entry(entry: dict, roms: list, w2: np.ndarray, n_bits: int, lanes: int,
+                  max_in: int) -> int:
+    """Fill a layer entry's accumulator bound and ROM fields from its integer weights
+    ``w2`` (out, fan-in), append its ROM image to ``roms``; return the bound M."""
+    i, (n_out, fan_in) = entry["index"], w2.shape
+    width = codes.code_bits(n_bits)
+    max_abs = max(int(fan_in * (int(np.max(np.abs(w2))) if w2.size else 0) * max_in), 1)
+    entry["acc_max_abs"] = max_abs
+    entry["acc_bits"] = thresholds.signed_bits(max_abs)
+    stem = f"layer{i}_weights"
+    data = codes.pack_rom(codes.encode(codes.rom_lanes(w2, lanes), n_bits), width)
+    entry["rom"] = {"hex": stem + ".hex", "bin": stem + ".bin", "words": int(len(data)),
+                    "word_bits": lanes * width, "word_bytes": int(data.shape[1]),
+                    "groups": math.ceil(n_out / lanes), "lanes": lanes, "code_bits": width,
+                    "order": "address = group * in + input_index; lane j of group g = "
+                             "output g*lanes + j"}
+    roms.append((stem, data, lanes * width))
+    return max_abs
+
+
+def hidden_output(kind: str, flip, lo, hi, max_abs: int) -> dict:
+    """The ``output`` object of a hidden layer (docs/FORMAT.md)."""
+    return {"kind": kind, "threshold_bits": thresholds.signed_bits(max_abs + 1),
+            "flip": np.asarray(flip).tolist(), "lo": np.asarray(lo).tolist(),
+            "hi": np.asarray(hi).tolist()}
+
+
+def score_output(a, b, max_abs: int) -> dict:
+    """The ``output`` object of the last layer: y = a * acc + b as fixed-point scores."""
+    frac, coef, offset, score_bits = thresholds.fixed_point_scores(a, b, max_abs)
+    return {"kind": "scores", "frac_bits": frac, "coef_bits": thresholds.COEF_BITS,
+            "offset_bits": thresholds.OFFSET_BITS, "score_bits": score_bits,
+            "coef": coef.tolist(), "offset": offset.tolist(), "tie_break": TIE_BREAK}
+
+
+def make_manifest(source: dict, input_shape, n_bits: int, act_kind: str, r: float,
+                  lanes: int, layers: list) -> dict:
+    """The top level of ``manifest.json`` around finished layer entries."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "source": source,
+        "input": {"shape": [int(d) for d in input_shape], "bits": PIXEL_BITS,
+                  "encoding": "unsigned pixel, 0 = black (no event)"},
+        "weights": {"n_bits": n_bits, "states": zn.num_states(n_bits),
+                    "code_bits": codes.code_bits(n_bits), "code": codes.code_object(n_bits)},
+        "activation": {"kind": act_kind, "r": r},
+        "lanes": lanes,
+        "num_classes": int(layers[-1]["out"]),
+        "layers": layers,
+    }
+
+
 def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dict, list]:
     """The manifest dict and the ROM arrays to write: [(stem, word_bytes array, word_bits)]."""
     cfg = net.cfg
     limits.LANES.check(lanes)
     sd = payload["state"]
     n_states = zn.num_states(cfg.n_bits)
-    width = codes.code_bits(cfg.n_bits)
     wscale = zn.integer_scale(cfg.n_bits, 1.0)
     if cfg.act_bits not in (0, 1):
         raise ExportError(f"{ckpt_path}: field 'config.act_bits' = {cfg.act_bits}: only binary "
@@ -93,7 +145,6 @@ def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dic
             w2 = w_int
             entry.update({"in": n_in, "out": n_out})
             out_shape = (n_out,)
-            fan_in = n_in
         else:
             oc, ic, k, _ = w_int.shape
             if ic != shape[0]:
@@ -107,26 +158,11 @@ def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dic
             # flatten each filter in (channel, row, col) order: input index = c*k*k + y*k + x
             w2 = w_int.reshape(oc, ic * k * k)
             n_in, n_out = ic * k * k, oc
-            fan_in = n_in
             entry.update({"in_shape": list(shape), "out_channels": oc, "kernel": k,
                           "padding": pad, "pool": pool, "in": n_in, "out": n_out,
                           "out_shape": [oc, oh, ow]})
             out_shape = (oc, oh, ow)
-        max_abs = int(fan_in * int(np.max(np.abs(w_int)) if w_int.size else 0) * max_in)
-        max_abs = max(max_abs, 1)
-        entry["acc_max_abs"] = max_abs
-        entry["acc_bits"] = thresholds.signed_bits(max_abs)
-        # ROM image
-        lanes_arr = codes.rom_lanes(w2, lanes)
-        stem = f"layer{i}_weights"
-        data = codes.pack_rom(codes.encode(lanes_arr, cfg.n_bits), width)
-        groups = math.ceil(n_out / lanes)
-        entry["rom"] = {"hex": stem + ".hex", "bin": stem + ".bin", "words": int(len(data)),
-                        "word_bits": lanes * width, "word_bytes": int(data.shape[1]),
-                        "groups": groups, "lanes": lanes, "code_bits": width,
-                        "order": "address = group * in + input_index; lane j of group g = "
-                                 "output g*lanes + j"}
-        roms.append((stem, data, lanes * width))
+        max_abs = weights_entry(entry, roms, w2, cfg.n_bits, lanes, max_in)
         # batch-norm fold
         gamma, beta = get("bn.weight"), get("bn.bias")
         mean, var = get("bn.running_mean"), get("bn.running_var")
@@ -142,39 +178,20 @@ def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dic
                 flip, lo, hi = thresholds.fold_ternary(a, b, cfg.r, max_abs)
             else:
                 flip, lo, hi = thresholds.fold_binary(a, b, max_abs)
-            entry["output"] = {
-                "kind": "ternary" if cfg.act_bits == 1 else "binary",
-                "threshold_bits": thresholds.signed_bits(max_abs + 1),
-                "flip": flip.tolist(), "lo": lo.tolist(), "hi": hi.tolist(),
-            }
+            entry["output"] = hidden_output("ternary" if cfg.act_bits == 1 else "binary",
+                                            flip, lo, hi, max_abs)
             max_in = 1
             input_kind = "ternary"
         else:
             if kind != "fc":
                 raise ExportError(f"{ckpt_path}: layer {i}: the last layer must be fc")
-            frac, coef, offset, score_bits = thresholds.fixed_point_scores(a, b, max_abs)
-            entry["output"] = {
-                "kind": "scores", "frac_bits": frac, "coef_bits": thresholds.COEF_BITS,
-                "offset_bits": thresholds.OFFSET_BITS, "score_bits": score_bits,
-                "coef": coef.tolist(), "offset": offset.tolist(),
-                "tie_break": TIE_BREAK,
-            }
+            entry["output"] = score_output(a, b, max_abs)
         layers.append(entry)
         shape = out_shape if len(out_shape) == 3 else (out_shape[0], 1, 1)
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "source": {"checkpoint": ckpt_path.name, "sha256": sha256_file(ckpt_path),
-                   "config": cfg.to_dict()},
-        "input": {"shape": list(net.input_shape), "bits": PIXEL_BITS,
-                  "encoding": "unsigned pixel, 0 = black (no event)"},
-        "weights": {"n_bits": cfg.n_bits, "states": n_states, "code_bits": width,
-                    "code": codes.code_object(cfg.n_bits)},
-        "activation": {"kind": "ternary" if cfg.act_bits == 1 else "binary", "r": cfg.r},
-        "lanes": lanes,
-        "num_classes": int(layers[-1]["out"]),
-        "layers": layers,
-    }
+    source = {"checkpoint": ckpt_path.name, "sha256": sha256_file(ckpt_path),
+              "config": cfg.to_dict()}
+    manifest = make_manifest(source, net.input_shape, cfg.n_bits,
+                             "ternary" if cfg.act_bits == 1 else "binary", cfg.r, lanes, layers)
     return manifest, roms
 
 

@@ -52,53 +52,68 @@ def affine(gamma, beta, mean, var, eps: float, scale: float):
 
 def fold_ternary(a: np.ndarray, b: np.ndarray, r: float, max_abs: int):
     """Integer (flip, lo, hi) per neuron for the ternary activation with steps at -r, +r."""
-    return _fold(a, b, -r, r, max_abs)
+    return fold(a, b, -r, r, max_abs)
 
 
-def fold_binary(a: np.ndarray, b: np.ndarray, max_abs: int):
-    """Binary activation (step at 0, y > 0 -> +1 else -1): lo = hi - 1, never 0."""
-    flip, _, hi = _fold(a, b, 0.0, 0.0, max_abs)
+def fold_binary(a: np.ndarray, b: np.ndarray, max_abs: int, inclusive: bool = False):
+    """Binary activation (step at 0): lo = hi - 1, never 0. +1 when y > 0 (gxnor's sign, a tie
+    gives -1) or, with ``inclusive``, when y >= 0 (QONNX's BipolarQuant: a tie gives +1)."""
+    flip, _, hi = fold(a, b, 0.0, 0.0, max_abs, hi_inclusive=inclusive)
     return flip, hi - 1, hi
 
 
-def _fold(a, b, t_neg: float, t_pos: float, max_abs: int):
+def fold(a, b, t_lo, t_hi, max_abs: int, lo_inclusive: bool = False,
+         hi_inclusive: bool = False):
+    """Integer (flip, lo, hi) per neuron for y = a * acc + b with two steps: +1 when y > t_hi
+    (y >= t_hi if ``hi_inclusive``), -1 when y < t_lo (y <= t_lo if ``lo_inclusive``), else 0.
+    ``t_lo`` and ``t_hi`` are scalars or per-neuron arrays; ``max_abs`` bounds |acc|."""
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
+    t_neg = np.broadcast_to(np.asarray(t_lo, np.float64), a.shape)
+    t_pos = np.broadcast_to(np.asarray(t_hi, np.float64), a.shape)
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         raise ValueError("batch-norm folding produced a non-finite value (NaN/inf in the "
                          "batch-norm tensors?)")
+
+    def above(y):  # y is past the upper step: +1
+        return y >= t_pos if hi_inclusive else y > t_pos
+
+    def below(y):  # y is past the lower step: -1
+        return y <= t_neg if lo_inclusive else y < t_neg
+
     m = int(max_abs)
     flip = (a < 0).astype(np.int64)
     mag = np.abs(a)
     lo = np.empty(a.shape, np.int64)
     hi = np.empty(a.shape, np.int64)
     nz = mag > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t_hi = (t_pos - b) / np.where(nz, mag, 1.0)
-        t_lo = (t_neg - b) / np.where(nz, mag, 1.0)
-    # Division rounds: settle each threshold so that it agrees exactly with the float64
-    # evaluation of y = |A| v + B (monotone in v): hi is the least v with y > t_pos, lo the
-    # largest v with y < t_neg.
     safe = np.where(nz, mag, 1.0)
-    h = np.floor(np.clip(t_hi, -m - 2, m + 2)) + 1
-    lo_f = np.ceil(np.clip(t_lo, -m - 2, m + 2)) - 1
+    t_hi_v = (t_pos - b) / safe
+    t_lo_v = (t_neg - b) / safe
+    # Division rounds: settle each threshold so that it agrees exactly with the float64
+    # evaluation of y = |A| v + B (monotone in v): hi is the least v past the upper step, lo
+    # the largest v past the lower one.
+    h = np.floor(np.clip(t_hi_v, -m - 2, m + 2)) + 1
+    lo_f = np.ceil(np.clip(t_lo_v, -m - 2, m + 2)) - 1
     for _ in range(2):
-        h = np.where(safe * (h - 1) + b > t_pos, h - 1, h)
-        h = np.where(safe * h + b > t_pos, h, h + 1)
-        lo_f = np.where(safe * (lo_f + 1) + b < t_neg, lo_f + 1, lo_f)
-        lo_f = np.where(safe * lo_f + b < t_neg, lo_f, lo_f - 1)
+        h = np.where(above(safe * (h - 1) + b), h - 1, h)
+        h = np.where(above(safe * h + b), h, h + 1)
+        lo_f = np.where(below(safe * (lo_f + 1) + b), lo_f + 1, lo_f)
+        lo_f = np.where(below(safe * lo_f + b), lo_f, lo_f - 1)
     # hi = -M means "always", lo = -M-1 "never"; lo = M "always", hi = M+1 "never": clamping
     # to those ranges keeps lo < hi and the behaviour on [-M, M]
     hi[nz] = np.clip(h[nz], -m, m + 1)
     lo[nz] = np.clip(lo_f[nz], -m - 1, m)
     # constant neurons (A == 0): y = B
     z = ~nz
-    pos, neg = z & (b > t_pos), z & (b < t_neg)
+    pos, neg = z & above(b), z & below(b)
     mid = z & ~pos & ~neg
     hi[pos], lo[pos] = -m, -m - 1
     hi[neg], lo[neg] = m + 1, m
     hi[mid], lo[mid] = m + 1, -m - 1
     flip[z] = 0
+    if np.any(lo >= hi):
+        raise ValueError("the lower step lies above the upper one: thresholds cross")
     return flip, lo, hi
 
 

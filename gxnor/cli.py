@@ -11,14 +11,10 @@ import sys
 from pathlib import Path
 
 from gxnor.base import limits
-from gxnor.base.errors import InputError, StageFailed
+from gxnor.base.errors import InputError, StageFailed, Unavailable
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
-
-
-class Unavailable(Exception):
-    """A stage that this build does not provide yet. Exit code 3."""
 
 
 def _limited(limit: limits.Limit):
@@ -44,9 +40,54 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from gxnor.export import exporter
 
+    if args.qonnx is None and args.out is None:
+        raise InputError("--out is required (or --qonnx FILE to write an export as QONNX)")
+    if args.qonnx is not None:
+        from gxnor.export import qonnx
+
+        qonnx.check_target(args.qonnx)  # before anything is written
+        if args.out is None:
+            if not exporter.is_export(args.run_dir):
+                raise InputError(f"{args.run_dir}: not an export folder; give --out to export "
+                                 "a training run first")
+            print(f"wrote {qonnx.to_qonnx(args.run_dir, args.qonnx)}")
+            return EXIT_OK
     out = exporter.export_run(args.run_dir, args.out, lanes=args.lanes)
     print(f"exported {args.run_dir} -> {out}")
+    if args.qonnx is not None:
+        print(f"wrote {qonnx.to_qonnx(out, args.qonnx)}")
     return EXIT_OK
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from gxnor.export import qonnx
+
+    out, imp = qonnx.import_model(
+        args.model, args.out, lanes=args.lanes, input_scale=args.input_scale,
+        input_offset=args.input_offset, dataset=args.dataset, input_shape=args.input_shape)
+    print(imp.table())
+    print(f"input: pixel x {imp.input_scale:.6g} + {imp.input_offset:.6g}")
+    print(f"imported {args.model} -> {out}")
+    return EXIT_OK
+
+
+def _number(text: str) -> float:
+    from gxnor.export.qonnx import parse_number
+
+    try:
+        return parse_number(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    try:
+        dims = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        dims = ()
+    if len(dims) != 3 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not C,H,W (three positive integers)")
+    return dims
 
 
 def _cmd_rtl(args: argparse.Namespace) -> int:
@@ -157,11 +198,31 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("export", help="turn a trained run into integer ROM images + manifest")
-    e.add_argument("run_dir", type=Path, help="training run directory (holds checkpoint.pt)")
-    e.add_argument("--out", type=Path, required=True, help="output directory (written atomically)")
+    e.add_argument("run_dir", type=Path, help="training run directory (holds checkpoint.pt), "
+                   "or with --qonnx alone an export folder")
+    e.add_argument("--out", type=Path, help="output directory (written atomically)")
     e.add_argument("--lanes", type=_limited(limits.LANES),
                    default=8, help="PE lanes P (ROM word = 2P bits)")
+    e.add_argument("--qonnx", type=Path, metavar="FILE",
+                   help="also write the network as a QONNX graph with the same integer "
+                   "arithmetic (needs the qonnx extra)")
     e.set_defaults(func=_cmd_export)
+
+    m = sub.add_parser("import", help="turn a QONNX model (Brevitas, FINN) into an export")
+    m.add_argument("model", type=Path, help="QONNX .onnx file")
+    m.add_argument("--out", type=Path, required=True, help="output directory (written atomically)")
+    m.add_argument("--lanes", type=_limited(limits.LANES),
+                   default=8, help="PE lanes P (ROM word = 2P bits)")
+    m.add_argument("--input-scale", type=_number, metavar="S",
+                   help="the graph's input is pixel x S + OFFSET (default: 1 when the input is "
+                   "annotated UINT8, else 1/255, as torchvision's ToTensor)")
+    m.add_argument("--input-offset", type=_number, default=0.0, metavar="OFFSET",
+                   help="see --input-scale (default 0)")
+    m.add_argument("--dataset", choices=["mnist", "digits"],
+                   help="the test images' dataset (default: from the input shape)")
+    m.add_argument("--input-shape", type=_shape, metavar="C,H,W",
+                   help="the image shape when the graph's input is flat")
+    m.set_defaults(func=_cmd_import)
 
     r = sub.add_parser("rtl", help="write Verilog for an exported network")
     r.add_argument("export_dir", type=Path)

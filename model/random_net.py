@@ -18,14 +18,15 @@ from . import checkpoint, nets, zn
 def random_net(sizes: list[int], input_shape=(1, 4, 4), seed: int = 0,
                weight_zeros: float = 0.5, r: float = 0.5, n_bits: int = 1,
                negative_scale: float = 0.25, zero_scale: float = 0.05,
-               special_columns: float = 0.0) -> nets.GxnorNet:
+               special_columns: float = 0.0, act_bits: int = 1) -> nets.GxnorNet:
     """A GxnorNet of fc layers ``sizes`` (last = classes) with random states and BN stats.
 
     ``special_columns``: the fraction of each layer's input columns whose weights are all zero,
-    and the same fraction whose weights are all nonzero."""
+    and the same fraction whose weights are all nonzero. ``act_bits``: 1 ternary, 0 binary
+    activations."""
     rng = np.random.default_rng(seed)
     cfg = nets.NetConfig(f"random-{seed}", "none", [("fc", n) for n in sizes], n_bits=n_bits,
-                         r=r)
+                         r=r, act_bits=act_bits)
     net = nets.build(cfg, tuple(input_shape))
     n_states = zn.num_states(n_bits)
     zero = zn.zero_state(n_bits)

@@ -158,15 +158,16 @@ def bench_hw(out: Path, run_dir: Path, lanes_list=(8, 32, 128)) -> list[dict]:
     return rows
 
 
-def bench_boards(out: Path, export: Path, data_dir, names=("icebreaker", "ulx3s-85f")) -> list:
+def bench_boards(out: Path, export: Path, data_dir, names=("icebreaker", "ulx3s-85f"),
+                 tag: str = "boards") -> list:
     """Bitstreams of the default net per board: resources, Fmax, predicted images/s, wall
-    time (the same build as `make bitstream`)."""
+    time (the same build as `make bitstream`), into ``out/TAG`` and ``out/TAG.json``."""
     from gxnor.hw import boards
 
     rows = []
     for name in names:
         t0 = time.perf_counter()
-        r = boards.build(export, name, out / "boards", data_dir=data_dir)
+        r = boards.build(export, name, out / tag, data_dir=data_dir)
         tp = r["throughput"]
         rows.append({"board": name, "schedule": r["schedule"], "lanes": r["lanes"],
                      "folds": r["folds"], "input ports": r["input_ports"],
@@ -179,8 +180,56 @@ def bench_boards(out: Path, export: Path, data_dir, names=("icebreaker", "ulx3s-
                      "link images/s": round(tp["link_images_per_s"], 1),
                      "wall s": round(time.perf_counter() - t0, 1)})
         print(rows[-1], flush=True)
-    files.replace_file(out / "boards.json", json.dumps(rows, indent=1))
+    files.replace_file(out / f"{tag}.json", json.dumps(rows, indent=1))
     return rows
+
+
+def bench_qonnx(out: Path, data_dir, epochs: int = 20) -> dict:
+    """A Brevitas user's path, end to end: a ternary 784-256-256-10 MLP defined and trained
+    with Brevitas on MNIST, ``export_qonnx``, ``gxnor import``; on the 10,000 test images the
+    classes of Brevitas, QONNX's executor, gxnor's golden model and the RTL (fast path); then
+    the iCEBreaker bitstream of the imported network."""
+    import numpy as np
+
+    from gxnor.export import format, qonnx
+    from gxnor.hw.spec import AcceleratorSpec
+    from gxnor.model import data
+    from gxnor.sim import golden
+    from gxnor.verify import brevitas_mlp, harness
+
+    ds = data.load("mnist", data_dir)
+    images, labels = ds.test.images, ds.test.labels
+    model = brevitas_mlp.make((784, 256, 256, 10), seed=0)
+    train_s = brevitas_mlp.train(model, ds.train.images, ds.train.labels, epochs=epochs,
+                                 log=print)
+    theirs = brevitas_mlp.predict(model, images)
+    (out / "qonnx").mkdir(exist_ok=True)
+    onnx_file = brevitas_mlp.export(model, out / "qonnx" / "brevitas-mlp.onnx")
+    t0 = time.perf_counter()
+    exp, _ = qonnx.import_model(onnx_file, out / "export" / "brevitas-mlp", lanes=8)
+    import_s = time.perf_counter() - t0
+    net = golden.Network(exp)
+    ours = net.run(images).classes
+    executor = np.argmax(qonnx.run_qonnx(onnx_file, images.astype(np.float32) / 255), axis=1)
+    spec = AcceleratorSpec.from_export(format.load(exp))
+    h = harness.Harness([spec], out / "verify" / "brevitas-mlp").build()
+    res = h.run([images], jobs=2)[0]
+    rtl_mismatches = len(harness.compare(net, spec, images, res))
+    result = {"epochs": epochs, "train_seconds": round(train_s, 1),
+              "import_seconds": round(import_s, 2), "images": len(images),
+              "accuracy": {"brevitas": float(np.mean(theirs == labels)),
+                           "qonnx_executor": float(np.mean(executor == labels)),
+                           "golden": float(np.mean(ours == labels)),
+                           "rtl": float(np.mean(res.cls == labels))},
+              "identical_predictions": {"golden_vs_brevitas": int(np.sum(ours == theirs)),
+                                        "golden_vs_qonnx_executor": int(np.sum(ours == executor)),
+                                        "rtl_vs_golden": len(images) - rtl_mismatches},
+              "rtl_images_per_s": round(len(images) / res.seconds)}
+    print(result, flush=True)
+    result["boards"] = bench_boards(out, exp, data_dir, names=("icebreaker",),
+                                    tag="boards-brevitas")
+    files.replace_file(out / "qonnx.json", json.dumps(result, indent=1))
+    return result
 
 
 #: the benchmark folder: results accumulate over runs (training runs are long)
@@ -251,8 +300,9 @@ def bench_verify(out: Path, run_dir: Path, data_dir, networks: int = 1000) -> di
 
 
 def main(args) -> int:
-    what = set(args.what or ["train", "golden", "hw", "verify", "boards"])
-    unknown = what - {"train", "golden", "hw", "verify", "boards", "table"} - set(TRAIN_RUNS)
+    what = set(args.what or ["train", "golden", "hw", "verify", "boards", "qonnx"])
+    unknown = what - {"train", "golden", "hw", "verify", "boards", "qonnx", "table"} \
+        - set(TRAIN_RUNS)
     if unknown:
         raise InputError(f"unknown benchmark(s) {sorted(unknown)}")
     out = files.container(args.out, KIND)
@@ -278,4 +328,6 @@ def main(args) -> int:
 
         export = export_run(default_run, out / "export" / f"{default_run.name}-boards", lanes=8)
         bench_boards(out, export, args.data_dir)
+    if "qonnx" in what:
+        bench_qonnx(out, args.data_dir)
     return 0

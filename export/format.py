@@ -399,14 +399,15 @@ def dataset_images(export: Export, n: int, data_dir=None) -> np.ndarray:
     from gxnor.model import data
 
     name = export.dataset
-    if name not in ("mnist", "digits"):
+    if not isinstance(name, str) or name in ("none", ""):
         raise InputError(f"{export.dir / MANIFEST}: source.config.dataset {name!r} is not a "
                          "dataset gxnor can load; cannot pick test images")
     ds = data.load(name, data_dir)
     limits.IMAGES.check(n)
     if n > len(ds.test):
         raise InputError(f"--images {n}: the {name} test set has {len(ds.test)}")
-    if ds.test.images.shape[1:] != export.input_shape[1:] or export.input_shape[0] != 1:
+    if ds.input_shape != tuple(export.input_shape):
         raise InputError(f"{export.dir / MANIFEST}: input.shape {list(export.input_shape)} "
-                         f"does not match the {name} images {list(ds.test.images.shape[1:])}")
-    return ds.test.images[:n]
+                         f"does not match the {name} images {list(ds.input_shape)}")
+    return ds.test.images[:n].reshape(n, *export.input_shape) if ds.test.images.ndim == 4 \
+        else ds.test.images[:n]

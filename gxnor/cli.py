@@ -90,6 +90,12 @@ def _shape(text: str) -> tuple[int, int, int]:
     return dims
 
 
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from gxnor import explore
+
+    return explore.main(args)
+
+
 def _cmd_rtl(args: argparse.Namespace) -> int:
     from gxnor.hw import rtl
 
@@ -193,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--time-limit", type=_limited(limits.TIME_LIMIT_MIN),
                    help="stop after this many minutes of training")
     t.add_argument("--data-dir", type=Path, help="folder with the MNIST IDX files")
+    t.add_argument("--layers", metavar="SPEC",
+                   help="the network's layers instead of the config's, e.g. fc256,fc256,fc10 "
+                   "or conv16k5,pool2,fc128,fc10 (the last fc = the classes)")
+    t.add_argument("--data", metavar="DATASET",
+                   help="train on mnist, digits, your .npz (uint8 x_train, y_train, x_test, "
+                   "y_test) or a folder of IDX files (e.g. Fashion-MNIST)")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where to train (default: cuda when torch sees a GPU)")
     t.add_argument("--threads", type=_limited(limits.THREADS), help="torch CPU threads")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
@@ -207,6 +221,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the network as a QONNX graph with the same integer "
                    "arithmetic (needs the qonnx extra)")
     e.set_defaults(func=_cmd_export)
+
+    x = sub.add_parser("explore", help="sweep r (and widths) for the accuracy / sparsity / "
+                       "speed trade-off on a board: table + Pareto plot")
+    x.add_argument("--config", default="mlp-ice40", help="base config (default %(default)s)")
+    x.add_argument("--r", default="0.25,0.5,0.75,1,1.5,2", metavar="R,...",
+                   help="activation steps to try (default %(default)s)")
+    x.add_argument("--layers", action="append", metavar="SPEC",
+                   help="a layer list to try (repeat for several widths; default: the "
+                   "config's), e.g. fc128,fc128,fc10")
+    x.add_argument("--epochs", type=_limited(limits.EPOCHS),
+                   help="epochs per point (default: the config's; short is fine)")
+    x.add_argument("--board", default="icebreaker",
+                   help="board whose accelerator the cycle model predicts (default %(default)s)")
+    x.add_argument("--jobs", type=_limited(limits.THREADS), default=2,
+                   help="points trained in parallel processes (default %(default)s)")
+    x.add_argument("--threads", type=_limited(limits.THREADS),
+                   help="torch threads per point (default: cores / jobs)")
+    x.add_argument("--ray", metavar="ADDRESS",
+                   help="run the points on a Ray cluster (auto, ray://HOST:PORT, or local)")
+    x.add_argument("--seed", type=_limited(limits.SEED), default=0)
+    x.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field for every point")
+    x.add_argument("--data", metavar="DATASET", help="as gxnor train --data")
+    x.add_argument("--data-dir", type=Path, help="folder with the MNIST IDX files")
+    x.add_argument("--out", type=Path, default=Path("runs/explore"),
+                   help="sweep folder (default %(default)s)")
+    x.set_defaults(func=_cmd_explore)
 
     m = sub.add_parser("import", help="turn a QONNX model (Brevitas, FINN) into an export")
     m.add_argument("model", type=Path, help="QONNX .onnx file")

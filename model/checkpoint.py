@@ -30,9 +30,9 @@ def discrete_state_dict(net: GxnorNet) -> dict[str, torch.Tensor]:
     for key, value in net.state_dict().items():
         if key.endswith(".latent"):
             continue
-        sd[key] = value.detach().clone()
+        sd[key] = value.detach().cpu().clone()  # a checkpoint loads anywhere
     for i, block in enumerate(net.blocks):
-        sd[f"blocks.{i}.layer.state"] = block.layer.states().detach().clone()
+        sd[f"blocks.{i}.layer.state"] = block.layer.states().detach().cpu().clone()
     return sd
 
 

@@ -78,6 +78,12 @@ class Dataset:
     def image_shape(self) -> tuple[int, ...]:
         return self.train.images.shape[1:]
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the network's input."""
+        shape = tuple(int(d) for d in self.image_shape)
+        return shape if len(shape) == 3 else (1, *shape)
+
 
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -203,9 +209,97 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     return Dataset("digits", Split(images[train], labels[train]), Split(images[test], labels[test]))
 
 
+#: the four files of an IDX dataset folder (MNIST's names, which Fashion-MNIST and others share)
+IDX_NAMES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+
+
+def _parse_any_idx(raw: bytes, source: str, images: bool) -> np.ndarray:
+    """An unsigned-byte IDX file of any size (no pinned hash): (n, H, W) images or (n,)
+    labels."""
+    if len(raw) < 8 or raw[:3] != b"\x00\x00\x08":
+        raise DatasetError(f"{source}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    if ndim != (3 if images else 1):
+        raise DatasetError(f"{source}: {ndim} dimensions, expected {3 if images else 1} "
+                           f"({'images' if images else 'labels'})")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DatasetError(f"{source}: the header is cut short ({len(raw)} bytes)")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    if len(raw) != header + int(np.prod(dims)):
+        raise DatasetError(f"{source}: {len(raw) - header} data bytes, the header says "
+                           f"{int(np.prod(dims))}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+
+
+def load_idx_folder(folder: Path) -> Dataset:
+    """A folder with the four IDX files under MNIST's names (gzip or raw), e.g. Fashion-MNIST:
+    shapes and magic numbers are checked, contents are not pinned."""
+    arrays = {}
+    for key, name in IDX_NAMES.items():
+        path = next((c for c in (folder / name, folder / f"{name}.gz") if c.exists()), None)
+        if path is None:
+            raise DatasetError(f"{folder}: {name}[.gz] not found (an IDX dataset folder holds "
+                               f"{', '.join(IDX_NAMES.values())})")
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError) as exc:
+                raise DatasetError(f"{path}: corrupt gzip data ({exc})") from exc
+        arrays[key] = _parse_any_idx(raw, str(path), key.endswith("images"))
+    return _checked(str(folder), arrays["train_images"], arrays["train_labels"],
+                    arrays["test_images"], arrays["test_labels"])
+
+
+def load_npz(path: Path) -> Dataset:
+    """An ``.npz`` with ``x_train``, ``y_train``, ``x_test``, ``y_test`` (Keras' names): uint8
+    images ``(n, H, W)`` or ``(n, C, H, W)`` with 0 = black, integer labels 0..K-1."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z]
+            if missing:
+                raise DatasetError(f"{path}: arrays {missing} missing (expected x_train, "
+                                   "y_train, x_test, y_test)")
+            arrays = [z[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: not a readable .npz file ({exc})") from None
+    return _checked(str(path), *arrays)
+
+
+def _checked(name: str, xtr, ytr, xte, yte) -> Dataset:
+    for what, x, y in (("train", xtr, ytr), ("test", xte, yte)):
+        if x.dtype != np.uint8:
+            raise DatasetError(f"{name}: x_{what} has dtype {x.dtype}; gxnor reads uint8 "
+                               "pixels (0 = black): scale and round to 0..255 first")
+        if x.ndim not in (3, 4) or len(x) == 0:
+            raise DatasetError(f"{name}: x_{what} has shape {list(x.shape)}, expected "
+                               "(n, H, W) or (n, C, H, W)")
+        if y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu":
+            raise DatasetError(f"{name}: y_{what} must be {len(x)} integer labels, got shape "
+                               f"{list(y.shape)} dtype {y.dtype}")
+        if y.min() < 0:
+            raise DatasetError(f"{name}: y_{what} has negative labels")
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise DatasetError(f"{name}: train images {list(xtr.shape[1:])} and test images "
+                           f"{list(xte.shape[1:])} differ in shape")
+    classes = int(max(ytr.max(), yte.max())) + 1
+    return Dataset(name, Split(xtr, ytr.astype(np.int64)), Split(xte, yte.astype(np.int64)),
+                   num_classes=classes)
+
+
 def load(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """``mnist``, ``digits``, or the path of a user's dataset: an ``.npz`` (see
+    :func:`load_npz`) or a folder of IDX files (see :func:`load_idx_folder`)."""
     if name == "mnist":
         return load_mnist(data_dir)
     if name == "digits":
         return load_digits()
-    raise InputError(f"unknown dataset {name!r}; expected 'mnist' or 'digits'")
+    path = Path(name)
+    if path.suffix == ".npz" and path.is_file():
+        return load_npz(path)
+    if path.is_dir():
+        return load_idx_folder(path)
+    raise InputError(f"unknown dataset {name!r}; expected 'mnist', 'digits', an .npz file or "
+                     "a folder of IDX files")

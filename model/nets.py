@@ -28,7 +28,7 @@ class NetConfig:
     """Everything needed to rebuild and retrain a network. Saved in every checkpoint."""
 
     name: str
-    dataset: str  # "mnist" or "digits"
+    dataset: str  # "mnist", "digits", or the path of an .npz / a folder of IDX files
     # ("fc", out) | ("conv", out_channels, kernel) | ("pool", size)
     layers: list = field(default_factory=list)
     n_bits: int = 1  # weight space Z_N
@@ -66,7 +66,11 @@ class NetConfig:
             raise InputError(f"config {self.name}: field '{name}' = {getattr(self, name)!r}: "
                              f"{why}")
 
-        choices = {"dataset": ("mnist", "digits", "none"), "window": WINDOWS,
+        if not isinstance(self.dataset, str) or not (
+                self.dataset in ("mnist", "digits", "none") or self.dataset.endswith(".npz")
+                or "/" in self.dataset):
+            bad("dataset", "expected 'mnist', 'digits', an .npz file or a folder of IDX files")
+        choices = {"window": WINDOWS,
                    "method": ("dst", "ste"), "proposal": PROPOSALS, "loss": ("ce", "hinge")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

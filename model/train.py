@@ -57,9 +57,10 @@ def evaluate(net: nets.GxnorNet, split: data.Split, batch: int = 1000, loss_name
     zeros = None
     input_zeros = 0.0
     n = len(split)
+    dev = net.blocks[0].bn.weight.device
     for s in range(0, n, batch):
-        x = net.prepare(torch.from_numpy(split.images[s:s + batch]))
-        y = torch.from_numpy(split.labels[s:s + batch])
+        x = net.prepare(torch.from_numpy(split.images[s:s + batch])).to(dev)
+        y = torch.from_numpy(split.labels[s:s + batch]).to(dev)
         scores, hidden = net(x, return_hidden=True)
         loss_sum += float(lf(scores, y)) * len(y)
         correct += int((scores.argmax(1) == y).sum())
@@ -124,32 +125,59 @@ KIND = files.Kind("run", "gxnor train",
                   recognize=files.only_files("checkpoint.pt", "metrics.json", "curves.png"))
 
 
+def pick_device(name: str | None = None) -> torch.device:
+    """``cuda`` when torch sees a GPU, else ``cpu`` (``name`` None or "auto"); an explicit
+    "cuda" without a GPU is an input error."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: torch sees no GPU here (torch.cuda.is_available() is "
+                         "False); use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"--device {name!r}: expected auto, cpu or cuda")
+    return torch.device(name)
+
+
 def train(cfg: nets.NetConfig, out_dir: Path, seed: int = 0, data_dir=None,
           time_limit_min: float | None = None, progress: bool | None = None,
-          threads: int | None = None, log=print) -> dict:
+          threads: int | None = None, log=print, device: str | None = None) -> dict:
     """Train ``cfg`` into the run folder ``out_dir``, written atomically: while training, the
     checkpoint (every epoch), metrics and curves live in a hidden folder beside it that
     replaces ``out_dir`` when training ends (also after ``time_limit_min`` or Ctrl-C, with the
     epochs done so far). An existing ``out_dir`` must be a training run (see
     :mod:`gxnor.base.files`)."""
     cfg.validate()
+    dev = pick_device(device)
     files.check(out_dir, KIND)
     ds = data.load(cfg.dataset, data_dir)  # a missing dataset fails before anything is made
+    net = nets.build(cfg, ds.input_shape)  # so does a shape that does not build
+    if net.num_classes != ds.num_classes:
+        raise InputError(f"config {cfg.name}: the last layer has {net.num_classes} outputs, the "
+                         f"dataset {cfg.dataset} has {ds.num_classes} classes")
+    if any(b.kind == "conv" for b in net.blocks):
+        log("note: conv layers train, export and run in the golden model; the accelerator "
+            "(gxnor rtl/sim/build) runs fully connected layers only so far")
+    log(f"training on {dev}" + (f" ({torch.cuda.get_device_name(dev)})"
+                                if dev.type == "cuda" else ""))
     with files.output_dir(out_dir, KIND) as tmp:
-        return _train(cfg, ds, tmp, seed, time_limit_min, progress, threads, log)
+        return _train(cfg, ds, tmp, seed, time_limit_min, progress, threads, log, dev)
 
 
-def _train(cfg, ds, out_dir: Path, seed, time_limit_min, progress, threads, log) -> dict:
+def _train(cfg, ds, out_dir: Path, seed, time_limit_min, progress, threads, log,
+           dev: torch.device) -> dict:
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    net = nets.build(cfg, (1, *ds.image_shape))
+    gen = torch.Generator().manual_seed(seed)  # data order and shifts (on the CPU)
+    # the DST draws happen where the weights are
+    dst_gen = gen if dev.type == "cpu" else torch.Generator(device=dev).manual_seed(seed)
+    net = nets.build(cfg, ds.input_shape).to(dev)
     lf = loss_fn(cfg.loss)
     bn_params = [p for b in net.blocks for p in b.bn.parameters()]
     bn_opt = torch.optim.Adam(bn_params, lr=cfg.bn_lr)
     if cfg.method == "dst":
-        opt = DST(net.discrete_layers(), cfg.lr, m=cfg.m, proposal=cfg.proposal, generator=gen)
+        opt = DST(net.discrete_layers(), cfg.lr, m=cfg.m, proposal=cfg.proposal,
+                  generator=dst_gen)
     elif cfg.method == "ste":
         opt = torch.optim.Adam([layer.latent for layer in net.discrete_layers()], lr=cfg.lr)
     else:
@@ -160,7 +188,7 @@ def _train(cfg, ds, out_dir: Path, seed, time_limit_min, progress, threads, log)
     history = []
     started = time.perf_counter()
     train_seconds = 0.0
-    meta = {"config": cfg.to_dict(), "seed": seed, "dataset": ds.name,
+    meta = {"config": cfg.to_dict(), "seed": seed, "dataset": ds.name, "device": str(dev),
             "num_weights": net.num_weights(), "torch_threads": torch.get_num_threads()}
     summary: dict = {}
     for epoch in range(cfg.epochs):
@@ -198,6 +226,7 @@ def _epoch(cfg, net, opt, bn_opt, lf, ds, x_all, y_all, gen, epoch, progress) ->
     from tqdm import tqdm
 
     n = len(y_all)
+    dev = net.blocks[0].bn.weight.device
     lr = lr_at(cfg, epoch, cfg.epochs)
     if isinstance(opt, DST):
         opt.set_lr(lr)
@@ -213,8 +242,8 @@ def _epoch(cfg, net, opt, bn_opt, lf, ds, x_all, y_all, gen, epoch, progress) ->
                disable=(not progress) if progress is not None else None, file=sys.stderr)
     for s in bar:
         idx = order[s:s + cfg.batch_size]
-        x = net.prepare(random_shift(x_all[idx], cfg.augment_shift, gen))
-        y = y_all[idx]
+        x = net.prepare(random_shift(x_all[idx], cfg.augment_shift, gen)).to(dev)
+        y = y_all[idx].to(dev)
         scores = net(x)
         loss = lf(scores, y)
         bn_opt.zero_grad(set_to_none=True)
@@ -286,12 +315,46 @@ def plot(history: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def parse_layers(text: str) -> list[tuple]:
+    """``fc256,fc256,fc10`` or ``conv16k5,pool2,fc10`` -> NetConfig.layers."""
+    import re
+
+    out = []
+    for token in text.split(","):
+        t = token.strip().lower()
+        if m := re.fullmatch(r"fc(\d+)", t):
+            out.append(("fc", int(m[1])))
+        elif m := re.fullmatch(r"conv(\d+)k(\d+)", t):
+            out.append(("conv", int(m[1]), int(m[2])))
+        elif m := re.fullmatch(r"pool(\d+)", t):
+            out.append(("pool", int(m[1])))
+        else:
+            raise InputError(f"--layers {text!r}: {token!r} is not fcN, convCkK or poolQ (e.g. "
+                             "conv16k5,pool2,fc128,fc10)")
+        if min(out[-1][1:]) < 1 or max(out[-1][1:]) > 65536:
+            raise InputError(f"--layers {text!r}: {token!r}: sizes must be 1..65536")
+    if out[-1][0] != "fc":
+        raise InputError(f"--layers {text!r}: the last layer must be fc (the class scores)")
+    return out
+
+
+def format_layers(layers) -> str:
+    """NetConfig.layers -> the ``--layers`` text (the inverse of :func:`parse_layers`)."""
+    names = {"fc": "fc{}", "conv": "conv{}k{}", "pool": "pool{}"}
+    return ",".join(names[x[0]].format(*x[1:]) for x in layers)
+
+
 def main(args) -> dict | None:
     if args.list_configs:
         for name, cfg in nets.CONFIGS.items():
-            print(f"{name:12s} {cfg.dataset:7s} {cfg.layers}")
+            print(f"{name:14s} {cfg.dataset:7s} {cfg.layers}")
         return None
     cfg = nets.get_config(args.config)
+    if args.layers is not None:
+        cfg.layers = parse_layers(args.layers)
+    if args.data is not None:
+        cfg.dataset = args.data if args.data in ("mnist", "digits") else \
+            str(Path(args.data).resolve())
     for key in ("epochs", "method", "proposal", "lr", "batch_size"):
         value = getattr(args, key)
         if value is not None:
@@ -311,7 +374,7 @@ def main(args) -> dict | None:
                              ) from None
     cfg.validate()
     out = args.out or Path("runs") / cfg.name
-    summary = train(cfg, out, seed=args.seed, data_dir=args.data_dir,
+    summary = train(cfg, out, seed=args.seed, data_dir=args.data_dir, device=args.device,
                     time_limit_min=args.time_limit, progress=False if args.no_progress else None,
                     threads=args.threads)
     final = summary["final"]

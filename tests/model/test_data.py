@@ -5,6 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
+from gxnor.base.errors import InputError
 from gxnor.model import data
 
 
@@ -79,3 +80,67 @@ def test_digits_is_real_and_black_stays_zero():
     assert ds.train.images.dtype == np.uint8 and ds.train.images.max() == 255
     assert (ds.train.images == 0).mean() > 0.3
     assert set(np.unique(ds.test.labels)) == set(range(10))
+
+
+def _npz(path, x_train, y_train, x_test, y_test):
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+def test_user_npz_and_idx_folder_load_and_check(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (30, 6, 5), dtype=np.uint8)
+    y = rng.integers(0, 4, 30)
+    ds = data.load(str(_npz(tmp_path / "d.npz", x[:20], y[:20], x[20:], y[20:])))
+    assert ds.input_shape == (1, 6, 5) and ds.num_classes == 4 and len(ds.test) == 10
+    assert np.array_equal(ds.train.images, x[:20])
+    # the same as an IDX folder (one of the four files gzipped), as Fashion-MNIST ships
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for name, arr in (("train-images-idx3-ubyte", x[:20]), ("train-labels-idx1-ubyte", y[:20]),
+                      ("t10k-images-idx3-ubyte", x[20:]), ("t10k-labels-idx1-ubyte", y[20:])):
+        raw = bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big")
+                                                     for d in arr.shape)
+        raw += arr.astype(np.uint8).tobytes()
+        if name.startswith("t10k-images"):
+            (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
+        else:
+            (folder / name).write_bytes(raw)
+    ds2 = data.load(str(folder))
+    assert np.array_equal(ds2.test.images, ds.test.images)
+    assert np.array_equal(ds2.train.labels, ds.train.labels)
+    # channels-first images
+    ds3 = data.load(str(_npz(tmp_path / "c.npz", x[:20].reshape(20, 1, 6, 5), y[:20],
+                             x[20:].reshape(10, 1, 6, 5), y[20:])))
+    assert ds3.input_shape == (1, 6, 5)
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda a: a.update(x_train=a["x_train"].astype(np.float32)), "dtype float32"),
+    (lambda a: a.pop("y_test"), "['y_test'] missing"),
+    (lambda a: a.update(y_train=a["y_train"][:5]), "y_train must be 20 integer labels"),
+    (lambda a: a.update(x_test=a["x_test"][:, :3]), "differ in shape"),
+    (lambda a: a.update(y_test=-a["y_test"] - 1), "negative labels"),
+])
+def test_bad_user_npz_names_the_array(tmp_path, mutate, message):
+    rng = np.random.default_rng(1)
+    arrays = {"x_train": rng.integers(0, 256, (20, 4, 4), dtype=np.uint8),
+              "y_train": rng.integers(0, 3, 20), "x_test": rng.integers(0, 256, (5, 4, 4),
+                                                                        dtype=np.uint8),
+              "y_test": rng.integers(0, 3, 5)}
+    mutate(arrays)
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(InputError, match=re.escape(message)):
+        data.load(str(path))
+
+
+def test_unknown_dataset_and_bad_idx_folder(tmp_path):
+    with pytest.raises(InputError, match="unknown dataset"):
+        data.load("fashion")
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\0\0\x08\x03" + b"\0" * 8)
+    with pytest.raises(InputError, match="header is cut short"):
+        data.load(str(tmp_path))
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\0\0\x08\x03" + b"\0" * 12)
+    with pytest.raises(InputError, match="train-labels-idx1-ubyte"):
+        data.load(str(tmp_path))

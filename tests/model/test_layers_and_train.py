@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from gxnor.base.errors import InputError
 from gxnor.model import checkpoint, nets, train
 from gxnor.model.layers import DiscreteConv2d, DiscreteLinear
 
@@ -122,3 +123,47 @@ def test_an_interrupted_run_keeps_its_finished_epochs(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train.train(cfg, tmp_path / "run2", seed=0, progress=False, log=lambda s: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_layers_option_parses_and_refuses_bad_tokens():
+    assert train.parse_layers("fc256,fc256,fc10") == [("fc", 256), ("fc", 256), ("fc", 10)]
+    assert train.parse_layers("conv16k5,pool2,FC10") == [("conv", 16, 5), ("pool", 2),
+                                                         ("fc", 10)]
+    for bad, msg in (("fc256,relu,fc10", "'relu' is not"), ("fc0,fc10", "sizes must be"),
+                     ("fc10,pool2", "last layer must be fc")):
+        with pytest.raises(InputError, match=msg):
+            train.parse_layers(bad)
+
+
+def test_user_data_and_layers_from_the_command_line(tmp_path):
+    """A user's .npz (4 classes, 6x5 images) and a layer list: trained, exported, and the
+    export's test images come from that .npz."""
+    import numpy as np
+
+    from gxnor.cli import main
+    from gxnor.export import format
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 400)
+    images = np.zeros((400, 6, 5), np.uint8)
+    images[np.arange(400), labels, :] = 200  # the class is the lit row
+    path = tmp_path / "rows.npz"
+    np.savez(path, x_train=images[:300], y_train=labels[:300], x_test=images[300:],
+             y_test=labels[300:])
+    run = tmp_path / "run"
+    assert main(["train", "--config", "mlp-digits", "--data", str(path), "--layers",
+                 "fc16,fc4", "--epochs", "8", "--out", str(run), "--no-progress",
+                 "--device", "cpu"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["device"] == "cpu" and metrics["final"]["test_accuracy"] > 0.9
+    assert main(["export", str(run), "--out", str(tmp_path / "exp")]) == 0
+    exp = format.load(tmp_path / "exp")
+    assert exp.input_shape == (1, 6, 5) and exp.layers[-1].n_out == 4
+    assert np.array_equal(format.dataset_images(exp, 10), images[300:310])
+    # a last layer that does not match the classes, and a GPU that is not there
+    assert main(["train", "--config", "mlp-digits", "--data", str(path), "--layers",
+                 "fc16,fc10", "--out", str(tmp_path / "r2")]) == 2
+    if not torch.cuda.is_available():
+        assert main(["train", "--config", "mlp-digits", "--device", "cuda", "--out",
+                     str(tmp_path / "r3")]) == 2
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()

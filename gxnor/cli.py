@@ -188,9 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_limited(limits.SEED), default=0)
     t.add_argument("--out", type=Path, help="run directory (default runs/CONFIG)")
     t.add_argument("--method", choices=["dst", "ste"], help="override the config's method")
-    t.add_argument("--proposal", choices=["norm", "adam"],
-                   help="DST update proposal: per-layer normalised gradient (no per-weight "
-                   "fp32 state) or Adam (two fp32 moments per weight)")
+    t.add_argument("--proposal", choices=["norm", "adam", "packed"],
+                   help="DST update proposal: norm (per-layer normalised gradient, 1 byte per "
+                   "weight), adam (two fp32 moments, 9 bytes) or packed (a 6-bit momentum in "
+                   "the spare bits of the weight's byte, 1 byte)")
     t.add_argument("--lr", type=_limited(limits.LEARNING_RATE),
                    help="learning rate (default: the config's)")
     t.add_argument("--batch-size", type=_limited(limits.BATCH))

@@ -12,6 +12,14 @@ Proposals:
   (1 byte/weight). The gradient itself is a transient of the backward pass.
 * ``"adam"``: dW is the Adam step (as the reference Theano code does), which keeps two fp32
   moments per weight (1 + 8 bytes/weight).
+* ``"packed"``: one byte per weight, all of it: the weight's state in the low bits of its
+  ``int8`` (2 bits for ternary) and, in the spare high bits (6 for ternary), a momentum of the
+  layer-normalised gradient, a signed fixed-point number in steps of ``PACKED_RANGE / 2^5``
+  stored with stochastic rounding (unbiased). The update follows the sign of a blend of
+  momentum and gradient (as in Lion, Chen et al. 2023): dW = -lr * sign(b1 m + (1 - b1) g/rms),
+  then m <- b2 m + (1 - b2) g/rms. A per-weight sign step moves every weight at the same speed
+  whatever its gradient's size, which is what Adam's per-weight normalisation buys, without a
+  per-weight second moment.
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ import torch
 from .quant import state_step
 from .zn import num_states
 
-PROPOSALS = ("norm", "adam")
+PROPOSALS = ("norm", "adam", "packed")
+#: the packed proposal's momentum covers [-PACKED_RANGE, PACKED_RANGE) in layer-rms units
+PACKED_RANGE = 2.0
+PACKED_BETAS = (0.9, 0.99)
 
 
 class DST:
@@ -48,6 +59,13 @@ class DST:
         self.generator = generator
         self.t = 0
         self.moments: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if proposal == "packed":
+            for layer in self.layers:
+                bits = max(1, (num_states(layer.n_bits) - 1).bit_length())
+                if 8 - bits < 4:
+                    raise ValueError(f"the packed proposal needs >= 4 spare bits of the "
+                                     f"weight's byte; Z_{layer.n_bits} takes {bits}")
+                layer.state_bits = bits  # the layer reads its state from the low bits
         if proposal == "adam":
             self.moments = [(torch.zeros_like(layer.state, dtype=torch.float32),
                              torch.zeros_like(layer.state, dtype=torch.float32))
@@ -75,12 +93,37 @@ class DST:
             w = layer.weight_in_use
             if w is None or w.grad is None:
                 continue
+            if self.proposal == "packed":
+                moved += self._packed_step(layer, w.grad)
+                layer.weight_in_use = None
+                continue
             dw = self.propose(i, w.grad)
             new_state = transition(layer.state, dw, layer.n_bits, layer.h, self.m, self.generator)
             moved += int((new_state != layer.state).sum())
             layer.state.copy_(new_state)
             layer.weight_in_use = None
         self.transitions += moved
+        return moved
+
+    def _packed_step(self, layer, grad: torch.Tensor) -> int:
+        """The ``packed`` proposal on one layer: unpack state and momentum from the byte,
+        step, pack them again."""
+        bits = layer.state_bits
+        mbits = 8 - bits
+        top = 1 << (mbits - 1)
+        q = PACKED_RANGE / top  # momentum grid step
+        packed = layer.state
+        state = packed & ((1 << bits) - 1)
+        m = (packed >> bits).to(torch.float32) * q  # arithmetic shift: the sign stays
+        g = grad / (grad.pow(2).mean().sqrt() + self.eps)
+        b1, b2 = PACKED_BETAS
+        dw = torch.sign(m * b1 + g * (1 - b1)) * (-self.lr)
+        m = m * b2 + g * (1 - b2)
+        noise = torch.rand(m.shape, generator=self.generator, device=m.device)
+        mq = torch.floor(m / q + noise).clamp_(-top, top - 1).to(torch.int8)
+        new_state = transition(state, dw, layer.n_bits, layer.h, self.m, self.generator)
+        moved = int((new_state != state).sum())
+        layer.state.copy_(new_state | (mq << bits))
         return moved
 
     def zero_grad(self) -> None:

@@ -37,7 +37,7 @@ class _DiscreteMixin:
         self.weight_in_use = None
 
     def weight_values(self) -> torch.Tensor:
-        return state_values(self.state, self.n_bits, self.h)
+        return state_values(self.states(), self.n_bits, self.h)
 
     def _weight_for_forward(self) -> torch.Tensor:
         w = self.weight_values()
@@ -46,9 +46,15 @@ class _DiscreteMixin:
             self.weight_in_use = w
         return w
 
+    #: set by an optimizer that keeps its own per-weight bits in the spare high bits of the
+    #: state's byte (DST's ``packed`` proposal): the state is then the low ``state_bits``
+    state_bits: int | None = None
+
     def states(self) -> torch.Tensor:
         """Integer state indices (int8), the layer's only weight storage."""
-        return self.state
+        if self.state_bits is None:
+            return self.state
+        return self.state & ((1 << self.state_bits) - 1)
 
 
 def _check(n_bits: int, h: float) -> None:

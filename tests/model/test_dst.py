@@ -9,7 +9,7 @@ from gxnor.model.layers import DiscreteLinear
 
 
 @pytest.mark.parametrize("n_bits", [0, 1, 2])
-@pytest.mark.parametrize("proposal", ["norm", "adam"])
+@pytest.mark.parametrize("proposal", ["norm", "adam", "packed"])
 def test_states_stay_in_z_n(n_bits, proposal):
     torch.manual_seed(0)
     layer = DiscreteLinear(20, 30, n_bits=n_bits)
@@ -18,7 +18,7 @@ def test_states_stay_in_z_n(n_bits, proposal):
         x = torch.randn(8, 20)
         layer(x).pow(3).sum().backward()
         opt.step()
-        st = layer.state
+        st = layer.states()
         assert st.dtype == torch.int8
         assert int(st.min()) >= 0 and int(st.max()) <= zn.num_states(n_bits) - 1
     assert opt.transitions > 0
@@ -70,7 +70,7 @@ def test_adam_proposal_keeps_two_moments():
 
 
 def test_bad_proposal():
-    msg = r"^proposal must be one of \('norm', 'adam'\), got 'sgd'$"
+    msg = r"^proposal must be one of \('norm', 'adam', 'packed'\), got 'sgd'$"
     with pytest.raises(ValueError, match=msg):
         dst.DST([], lr=0.1, proposal="sgd")
 
@@ -87,3 +87,48 @@ def test_determinism():
 
     assert torch.equal(run(), run())
     assert np.any(run().numpy() != 1)
+
+
+def test_packed_proposal_keeps_state_and_momentum_in_one_byte():
+    """The byte: the state in the low bits (what the layer computes with), a signed momentum
+    in the high bits that follows the gradient's sign; nothing else per weight."""
+    torch.manual_seed(0)
+    layer = DiscreteLinear(40, 50, n_bits=1)
+    gen = torch.Generator().manual_seed(3)
+    opt = dst.DST([layer], lr=0.3, proposal="packed", generator=gen)
+    target = torch.randn(50, 40).sign()  # push every weight towards a fixed sign
+    start = layer.states().clone()
+    for _ in range(60):
+        x = torch.randn(16, 40)
+        (-(layer(x) * (x @ target.T)).sum()).backward()
+        opt.step()
+    packed, st = layer.state, layer.states()
+    assert packed.dtype == torch.int8 and opt.state_bytes() == 0
+    assert torch.equal(st, packed & 3) and int(st.max()) <= 2
+    mom = packed >> 2  # arithmetic shift keeps the sign
+    # the momentum is that of the gradient, dL/dw = -target * E[x^2]
+    agree = (torch.sign(mom.float()) == -target).float().mean()
+    assert agree > 0.9
+    # and the weights followed it: most states moved towards +1 where target > 0
+    w = zn.weight_integers(st.numpy(), 1)
+    assert np.mean(np.sign(w) == target.numpy()) > 0.8
+    assert not torch.equal(start, st)
+    assert torch.equal(layer.weight_values(), quant.state_values(st, 1, 1.0))
+
+
+def test_packed_proposal_checkpoints_clean_states(tmp_path):
+    from gxnor.model import checkpoint, nets
+
+    cfg = nets.NetConfig("t", "none", [("fc", 6), ("fc", 3)], proposal="packed")
+    net = nets.build(cfg, (1, 2, 2))
+    opt = dst.DST(net.discrete_layers(), 0.5, proposal="packed",
+                  generator=torch.Generator().manual_seed(0))
+    for _ in range(5):
+        scores = net(torch.rand(8, 1, 2, 2) * 255)
+        torch.nn.functional.cross_entropy(scores, torch.arange(8) % 3).backward()
+        opt.step()
+    assert any(int((ly.state >> 2).abs().max()) > 0 for ly in net.discrete_layers())
+    checkpoint.save(net, tmp_path / "c.pt")
+    back, payload = checkpoint.load(tmp_path / "c.pt")
+    for a, b in zip(net.discrete_layers(), back.discrete_layers(), strict=True):
+        assert torch.equal(a.states(), b.state)

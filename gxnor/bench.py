@@ -30,6 +30,10 @@ TRAIN_RUNS = {
     "mlp-ste": ("mlp-ice40", ["--method", "ste", "--lr", "0.003", "--set", "lr_final=0.0001"],
                 15),
     "mlp-wide-dst-adam": ("mlp-ice40-wide", [], 15),
+    "mlp-dst-packed": ("mlp-ice40", ["--proposal", "packed", "--lr", "0.003"], 15),
+    "mlp-384-dst-adam": ("mlp-ice40-384", [], 15),
+    "mlp-3x256-dst-adam": ("mlp-ice40", ["--layers", "fc256,fc256,fc256,fc10", "--epochs",
+                                         "300"], 15),
     "cnn-dst-adam": ("cnn-paper", [], 60),
 }
 
@@ -299,10 +303,20 @@ def bench_verify(out: Path, run_dir: Path, data_dir, networks: int = 1000) -> di
     return result
 
 
+def bench_explore(out: Path, data_dir) -> None:
+    """docs/EXPLORE.md: the r sweep of the default MLP on the iCEBreaker."""
+    cmd = [sys.executable, "-m", "gxnor.cli", "explore", "--r", "0.25,0.5,0.75,1,1.5,2,3",
+           "--epochs", "30", "--jobs", "1", "--threads", "1", "--board", "icebreaker",
+           "--out", str(out / "explore-mlp")]
+    if data_dir:
+        cmd += ["--data-dir", str(data_dir)]
+    subprocess.run(cmd, check=True)
+
+
 def main(args) -> int:
-    what = set(args.what or ["train", "golden", "hw", "verify", "boards", "qonnx"])
-    unknown = what - {"train", "golden", "hw", "verify", "boards", "qonnx", "table"} \
-        - set(TRAIN_RUNS)
+    what = set(args.what or ["train", "golden", "hw", "verify", "boards", "qonnx", "explore"])
+    unknown = what - {"train", "golden", "hw", "verify", "boards", "qonnx", "explore",
+                      "table"} - set(TRAIN_RUNS)
     if unknown:
         raise InputError(f"unknown benchmark(s) {sorted(unknown)}")
     out = files.container(args.out, KIND)
@@ -330,4 +344,6 @@ def main(args) -> int:
         bench_boards(out, export, args.data_dir)
     if "qonnx" in what:
         bench_qonnx(out, args.data_dir)
+    if "explore" in what:
+        bench_explore(out, args.data_dir)
     return 0

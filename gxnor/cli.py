@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "pipelined on the ECP5 boards, folded by the planner)")
     b.add_argument("--clock", type=_limited(limits.CLOCK_MHZ),
                    help="core clock in MHz (default: the board's)")
-    b.add_argument("--baud", type=_limited(limits.BAUD), help="UART baud rate (default 1000000)")
+    b.add_argument("--baud", type=_limited(limits.BAUD),
+                   help="UART baud rate (default: the board's: the fastest its USB UART takes)")
     b.add_argument("--out", type=Path, default=Path("build"),
                    help="outputs go to OUT/BOARD (default %(default)s)")
     b.add_argument("--data-dir", type=Path, help="dataset for the throughput prediction")
@@ -321,9 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("run", help="classify images on a board (or the simulated board)")
     u.add_argument("images", nargs="+",
                    help="mnist:N, mnist:START:N, .npy files of uint8 images, or image files")
-    u.add_argument("--port", default="/dev/ttyUSB1",
-                   help="serial port (iCEBreaker /dev/ttyUSB1, ULX3S /dev/ttyUSB0)")
-    u.add_argument("--baud", type=_limited(limits.BAUD), default=1_000_000)
+    u.add_argument("--board", default="icebreaker",
+                   help="the board (default %(default)s): its serial port and baud rate "
+                   "are the defaults of --port and --baud")
+    u.add_argument("--port", help="serial port (default: the board's, iCEBreaker "
+                   "/dev/ttyUSB1, ULX3S /dev/ttyUSB0)")
+    u.add_argument("--baud", type=_limited(limits.BAUD),
+                   help="UART baud rate (default: the board's, as its bitstream was built: "
+                   "iCEBreaker 6,000,000, ULX3S 3,000,000)")
     u.add_argument("--export-dir", type=Path,
                    help="the exported network: checked against the board, loaded into its "
                    "weight memory if needed, and used to check the classes")

@@ -75,7 +75,8 @@ class Device:
         return written
 
     def run(self, images: np.ndarray, window: int = 4) -> list[P.RunResult]:
-        """Classify ``images`` (uint8, n_pixels each), ``window`` RUN frames in flight."""
+        """Classify ``images`` (uint8, n_pixels each), ``window`` frames in flight (RUNZ where
+        it is shorter than RUN)."""
         info = self.info or self.ping()
         flat = np.asarray(images, np.uint8).reshape(len(images), -1)
         if flat.shape[1] != info.n_pixels:
@@ -85,7 +86,7 @@ class Device:
         sent = 0
         while len(out) < len(flat):
             while sent < len(flat) and sent - len(out) < window:
-                self.send(P.frame(P.Cmd.RUN, flat[sent].tobytes()))
+                self.send(P.run_frame(flat[sent]))
                 sent += 1
             out.append(P.RunResult.decode(self.answer(P.Cmd.RUN), info))
         return out
@@ -121,8 +122,9 @@ def selftest(dev: Device, images: np.ndarray, export_dir: Path | None) -> dict:
 
     Malformed frames: garbage bytes, a bad header checksum, an unknown command, a RUN of the
     wrong length, a RUN with a bad payload checksum between two good ones (back to back), a
-    LOAD past the end of memory, and a RUN cut off in the middle (timeout). Every one must get
-    its ERROR answer and the good images around them their results.
+    LOAD past the end of memory, a RUN cut off in the middle (timeout), RUNZ frames that
+    describe too many pixels or have an odd length. Every one must get its ERROR answer and
+    the good images around them (RUN, then RUNZ frames) their results.
     """
     info = dev.prepare(export_dir)
     flat = np.asarray(images, np.uint8).reshape(len(images), -1)
@@ -166,11 +168,14 @@ def selftest(dev: Device, images: np.ndarray, export_dir: Path | None) -> dict:
     expect_error("LOAD past the end", past_end, P.Err.ADDRESS)
     cut = good(2)[: P.HEADER_BYTES + info.n_pixels // 2]
     expect_error("RUN cut off (timeout)", cut, P.Err.TIMEOUT)
+    too_many = bytes([255, 1]) * (info.n_pixels // 256 + 2)  # more pixels than the image
+    expect_error("RUNZ past the image's end", P.frame(P.Cmd.RUNZ, too_many), P.Err.LENGTH)
+    expect_error("RUNZ of odd length", P.frame(P.Cmd.RUNZ, b"\x00"), P.Err.LENGTH)
     for k, r in enumerate(dev.run(flat[2:]), start=2):
         results[k] = r
     after = dev.stats()
     check("STATS images", after["images"] - before["images"], len(flat))
-    check("STATS errors", after["errors"] - before["errors"], 6)
+    check("STATS errors", after["errors"] - before["errors"], 8)
     check("STATS dropped >= 3", after["dropped"] - before["dropped"] >= 3, True)
     check("STATS rx_errors", after["rx_errors"] - before["rx_errors"], 0)
     check("INFO after the errors", dev.ping().net_id, info.net_id)

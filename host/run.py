@@ -71,7 +71,10 @@ def main(args) -> int:
         if failed is not None:
             raise StageFailed(f"{failed}\nlogs: {args.out}")
     else:
-        dev = Device(SerialTransport(args.port, args.baud))
+        from gxnor.hw.boards import board
+
+        b = board(args.board)
+        dev = Device(SerialTransport(args.port or b.port, args.baud or b.baud))
         n_pixels = dev.ping().n_pixels
         images, labels, names = shape_images(raw, n_pixels)
         report = session(dev, images, args.export_dir, mode)

@@ -41,7 +41,8 @@ CLOCK_NS = 10
 def garbage(rng: random.Random, n_pixels: int) -> tuple[str, bytes]:
     """One case of malformed input: (what it is, the bytes)."""
     image = bytes(rng.choice((0, rng.randrange(256))) for _ in range(n_pixels))
-    valid = rng.choice([P.frame(P.Cmd.PING), P.frame(P.Cmd.STATS), P.frame(P.Cmd.RUN, image)])
+    valid = rng.choice([P.frame(P.Cmd.PING), P.frame(P.Cmd.STATS), P.frame(P.Cmd.RUN, image),
+                        P.frame(P.Cmd.RUNZ, P.sparse_payload(image))])
     kind = rng.choice(["random", "truncated", "duplicated", "bit flip", "wrong length",
                        "burst between frames", "sync storm"])
     if kind == "random":
@@ -55,7 +56,7 @@ def garbage(rng: random.Random, n_pixels: int) -> tuple[str, bytes]:
         k = rng.randrange(len(valid))
         return kind, valid[:k] + bytes([valid[k] ^ (1 << rng.randrange(8))]) + valid[k + 1:]
     if kind == "wrong length":  # a header whose checksum is right for the wrong length
-        cmd = rng.choice([P.Cmd.PING, P.Cmd.STATS, P.Cmd.RUN, 0x42])
+        cmd = rng.choice([P.Cmd.PING, P.Cmd.STATS, P.Cmd.RUN, P.Cmd.RUNZ, 0x42])
         length = rng.choice([0, 1, n_pixels - 1, n_pixels + 1, rng.randrange(1, 200)])
         payload = bytes(rng.randrange(256) for _ in range(min(length, rng.randrange(0, 200))))
         head = bytes([cmd]) + length.to_bytes(2, "little")
@@ -130,7 +131,9 @@ async def protocol_survives_garbage(dut):
         else:
             image = np.array([rng.choice((0, rng.randrange(256))) for _ in range(tb.n_pixels)],
                              np.uint8)
-            await tb.pins.send(P.frame(P.Cmd.RUN, image.tobytes()))
+            sparse = rng.random() < 0.5  # RUN or RUNZ: the same answer
+            await tb.pins.send(P.frame(P.Cmd.RUNZ, P.sparse_payload(image)) if sparse
+                               else P.frame(P.Cmd.RUN, image.tobytes()))
             want = (P.Cmd.RUN | P.RESPONSE, expected_run(net, image, tb.info))
         limit = dense + (P.HEADER_BYTES + 2 * len(want[1]) + 8) * tb.byte_cycles + timeout
         got = await tb.answer(limit)

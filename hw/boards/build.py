@@ -30,11 +30,14 @@ from .table import Board, board
 from .top import BoardTop
 
 
-def predicted_throughput(spec, events, source: str, clock_hz: float, baud: int) -> dict:
+def predicted_throughput(spec, events, source: str, clock_hz: float, baud: int,
+                         request_bytes: float | None = None) -> dict:
     """Images/s from the cycle model on ``events`` per layer and image (the export's test
     images, or the dense worst case: :func:`gxnor.sim.golden.dataset_events`, which says
-    which in ``source``)."""
-    common = {"cycles_source": source, "link_images_per_s": _link(spec, baud), "baud": baud}
+    which in ``source``); the link's images/s with ``request_bytes`` per request frame (the
+    mean RUN/RUNZ frame of the test images, :func:`request_bytes`), else dense RUN frames."""
+    common = {"cycles_source": source, "link_images_per_s": _link(spec, baud, request_bytes),
+              "baud": baud, "request_frame_bytes": request_bytes}
     if isinstance(spec, PipelineSpec):
         # the mean interval between results in the exact timeline, images back to back
         tl = timing.pipeline_timeline(spec, events)
@@ -54,11 +57,23 @@ def predicted_throughput(spec, events, source: str, clock_hz: float, baud: int) 
             "compute_only_images_per_s": clock_hz / mean_c}
 
 
-def _link(spec, baud: int) -> float:
-    """The UART link's images/s with pixels sent as bytes."""
+def _link(spec, baud: int, request_bytes: float | None = None) -> float:
+    """The UART link's images/s."""
     sb = P.score_bytes(spec.score_bits)
     answer = P.run_answer_bytes(spec.num_classes, sb, len(spec.layers))
-    return P.link_images_per_s(baud, spec.n_pixels, answer)
+    return P.link_images_per_s(baud, spec.n_pixels, answer, request_bytes)
+
+
+def mean_request_bytes(export_dir, images: int = 1000, data_dir=None) -> float | None:
+    """The mean request frame (RUNZ where shorter than RUN, as ``gxnor run`` sends them) of
+    the export's first ``images`` test images; None without the dataset."""
+    from gxnor.model.data import DatasetError
+
+    try:
+        imgs = format.dataset_images(format.load(export_dir), images, data_dir)
+    except (ValueError, OSError, DatasetError):
+        return None
+    return float(np.mean([len(P.run_frame(im.reshape(-1))) for im in imgs]))
 
 
 def _resources(report: dict, family: Family) -> dict:
@@ -152,7 +167,8 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
                     log(f"{b.name}: synthesis with ABC9 failed; retrying with `abc -lut 4`")
         if failure is None:
             seconds = time.perf_counter() - t0
-            tp = predicted_throughput(spec, events, source, top.clock_hz, baud)
+            tp = predicted_throughput(spec, events, source, top.clock_hz, baud,
+                                      mean_request_bytes(export_dir, 1000, data_dir))
             report = _report(b, platform, top, spec, export_dir, tmp, bitfile, fallback,
                              seconds, baud, tp, fold_plan)
             (tmp / "report.json").write_text(json.dumps(report, indent=1))
@@ -238,8 +254,7 @@ def report_markdown(r: dict) -> str:
             f"cycles (max {tp['latency_cycles_max']})",
             f"- core: {tp['core_images_per_s']:,.0f} images/s; "
             f"{r['core_images_per_s_per_klut']:,.0f} images/s per kLUT",
-            f"- UART link at {tp['baud']:,} baud: {tp['link_images_per_s']:,.0f} images/s "
-            "(the end-to-end limit with pixels sent as bytes)", ""]
+            _link_line(tp), ""]
         return "\n".join(lines)
     lines += [
         f"- compute {tp['compute_cycles_mean']:.0f} cycles/image (max "
@@ -249,10 +264,17 @@ def report_markdown(r: dict) -> str:
         f"- core: {tp['core_images_per_s']:,.0f} images/s "
         f"({tp['compute_only_images_per_s']:,.0f} on compute alone); "
         f"{r['core_images_per_s_per_klut']:,.0f} images/s per kLUT",
-        f"- UART link at {tp['baud']:,} baud: {tp['link_images_per_s']:,.0f} images/s "
-        "(the end-to-end limit with pixels sent as bytes)", "",
+        _link_line(tp), "",
     ]
     return "\n".join(lines)
+
+
+def _link_line(tp: dict) -> str:
+    frames = tp.get("request_frame_bytes")
+    how = (f"RUNZ/RUN frames of the test images, {frames:.0f} bytes on average" if frames
+           else "dense RUN frames")
+    return (f"- UART link at {tp['baud']:,} baud: {tp['link_images_per_s']:,.0f} images/s "
+            f"(the end-to-end limit; {how})")
 
 
 def _plan_markdown(r: dict) -> list[str]:

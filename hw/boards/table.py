@@ -23,6 +23,7 @@ class Board:
     # own ("spram": empty after configuration, loaded over the UART)
     program: tuple  # programmer command, the bitstream appended
     port: str  # the serial port the board's FTDI usually gets on Linux
+    # the fastest rate the board's USB UART takes that the core clock divides exactly
     baud: int = 1_000_000
     notes: str = ""
     uart: tuple = field(default=("uart", 0))
@@ -41,16 +42,20 @@ BOARDS = {
     "icebreaker": Board(
         "icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", ICE40, 32, 30_000_000,
         "spram", ("iceprog",), "/dev/ttyUSB1",
+        # FT2232H (up to 12 Mbaud); 30 MHz / 5 = 6 Mbaud (the UART needs >= 4 cycles a bit)
+        baud=6_000_000,
         notes="iCE40UP5K: weights live in the four SPRAMs and are loaded over the UART "
               "(`gxnor run --export-dir` does it)"),
     "ulx3s-85f": Board(
         "ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", ECP5, 128, 75_000_000,
         "rom", ("openFPGALoader", "-b", "ulx3s"), "/dev/ttyUSB0",
+        baud=3_000_000,  # FT231X: 3 Mbaud at most; 75 MHz / 25
         notes="ECP5 LFE5U-85F: weights initialised in block RAM",
         schedule="pipelined", device="LFE5U-85F"),
     "ecpix5-85f": Board(
         "ecpix5-85f", "amaranth_boards.ecpix5:ECPIX585Platform", ECP5, 128, 75_000_000,
         "rom", ("openFPGALoader", "-b", "ecpix5"), "/dev/ttyUSB1",
+        baud=3_000_000,  # FT2232H takes more, but 75 MHz divides 3 Mbaud exactly
         notes="ECP5 LFE5UM5G-85F: weights initialised in block RAM",
         schedule="pipelined", device="LFE5U-85F"),
 }

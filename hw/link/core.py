@@ -173,16 +173,30 @@ class BoardCore(wiring.Component):
             m.d.comb += rxf.r_en.eq(1)
             m.d.sync += [parser.rx.payload.eq(rxf.r_data), parser.rx.valid.eq(rxf.r_rdy)]
 
-        # requests: pixels to the accelerator, LOAD words to the weights, verdicts queued
+        # requests: pixels to the accelerator (through a register: the parser's frame state
+        # decides a pixel's valid, and that must not run on into the accelerator's input
+        # logic), LOAD words to the weights, verdicts queued
+        sink = beats.pixels if pipelined else acc.pixels
+        pix_valid, pix_data = Signal(), Signal(8)
+        m.d.comb += [parser.pixels.ready.eq(~pix_valid | sink.ready),
+                     sink.valid.eq(pix_valid), sink.payload.eq(pix_data)]
+        with m.If(parser.pixels.ready):
+            m.d.sync += [pix_valid.eq(parser.pixels.valid), pix_data.eq(parser.pixels.payload)]
         if pipelined:
-            wiring.connect(m, parser.pixels, beats.pixels)
             wiring.connect(m, beats.beats, acc.events)
         else:
-            wiring.connect(m, parser.pixels, acc.pixels)
-            m.d.comb += [store.addr.eq(Mux(parser.load.valid, parser.load.payload.addr,
-                                           acc.weight_addr)),
-                         store.wdata.eq(parser.load.payload.data),
-                         store.we.eq(parser.load.valid), acc.weight_data.eq(store.rdata)]
+            # LOAD writes one cycle after the parser hands the word over: the parser's state
+            # decode then does not reach the weight memory's address pins (the iCE40's
+            # critical path); a LOAD runs only while the accelerator is idle, and the next
+            # request is at least a UART byte later
+            wr = Signal()
+            wr_addr = Signal.like(parser.load.payload.addr)
+            wr_data = Signal.like(parser.load.payload.data)
+            m.d.sync += [wr.eq(parser.load.valid), wr_addr.eq(parser.load.payload.addr),
+                         wr_data.eq(parser.load.payload.data)]
+            m.d.comb += [store.addr.eq(Mux(wr, wr_addr, acc.weight_addr)),
+                         store.wdata.eq(wr_data), store.we.eq(wr),
+                         acc.weight_data.eq(store.rdata)]
         wiring.connect(m, parser.verdicts, vq.w_stream)
         wiring.connect(m, vq.r_stream, runs.verdicts)
         wiring.connect(m, parser.answers, control.requests)

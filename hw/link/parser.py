@@ -29,6 +29,9 @@ class RequestParser(wiring.Component):
       after the last one, so a verdict follows on ``verdicts`` (0, or the error that discards
       the image's result). A RUN that stops for ``timeout`` cycles is padded with zeros (the
       accelerator must finish the image) and its verdict is TIMEOUT.
+    * RUNZ: the same image as (zeros, pixel) byte pairs: each pair's zero pixels, then its
+      pixel, go to the accelerator; the pixels after the last pair are zeros. Pairs that
+      describe more than ``n_pixels`` pixels: the rest is dropped and the verdict is LENGTH.
     * LOAD: waits until no RUN answer is outstanding, then writes each whole weight word as
       it arrives (``load``); words past the end are not written.
     * PING, STATS, LOAD's answer, and every rejected frame: an answer request on ``answers``;
@@ -78,6 +81,13 @@ class RequestParser(wiring.Component):
         nwords, bidx = Signal(16), Signal(range(P.LOAD_ADDR_BYTES))
         addr_err = Signal()
         crc_next = crc8_next(crc, byte)
+        pos = Signal(range(self._n_pixels + 1))  # RUNZ: pixels sent so far
+        zrun = Signal(8)  # RUNZ: zero pixels still to send before the pair's pixel
+        zerr = Signal(3)  # RUNZ: the verdict if the checksum is right (LENGTH, TIMEOUT)
+        full = pos == self._n_pixels
+        run_ok, runz_ok, empty, load_ok, ctrl_ok, known = (
+            Signal(name=n) for n in ("run_ok", "runz_ok", "empty", "load_ok", "ctrl_ok",
+                                     "known"))
         new_word = Cat(word[8:], byte) if wb > 1 else byte
         m.d.comb += [self.answers.payload.cmd.eq(cmd), self.answers.payload.words.eq(nwords),
                      self.pixels.payload.eq(byte), self.loaded.payload.eq(nwords)]
@@ -105,25 +115,40 @@ class RequestParser(wiring.Component):
                     m.d.sync += [header.eq(Cat(header[8:], byte)), crc.eq(crc_next),
                                  hidx.eq(hidx + 1)]
                     with m.If(hidx == 2):
-                        m.next = "HCRC"
+                        m.next = "DECIDE"
                 with m.Elif(timed_out):
                     m.d.sync += code.eq(P.Err.TIMEOUT)
                     m.next = "ERROR"
+            with m.State("DECIDE"):  # what the header asks for, registered (timing)
+                m.d.sync += [
+                    run_ok.eq((cmd == P.Cmd.RUN) & (length == self._n_pixels)),
+                    runz_ok.eq((cmd == P.Cmd.RUNZ) & ~length[0]
+                               & (length <= 2 * self._n_pixels)),
+                    empty.eq(length == 0),
+                    load_ok.eq((cmd == P.Cmd.LOAD) & (length >= P.LOAD_ADDR_BYTES + wb)),
+                    ctrl_ok.eq(((cmd == P.Cmd.PING) | (cmd == P.Cmd.STATS)) & (length == 0)),
+                    known.eq((cmd == P.Cmd.RUN) | (cmd == P.Cmd.LOAD) | (cmd == P.Cmd.PING)
+                             | (cmd == P.Cmd.STATS) | (cmd == P.Cmd.RUNZ)),
+                ]
+                m.next = "HCRC"
             with m.State("HCRC"):  # the header's checksum decides what follows
                 with m.If(have):
-                    m.d.sync += [crc.eq(0), count.eq(length), bidx.eq(0)]
+                    m.d.sync += [crc.eq(0), count.eq(length), bidx.eq(0), pos.eq(0),
+                                 zerr.eq(0)]
                     with m.If(byte != crc):
                         m.d.sync += code.eq(P.Err.HEADER_CRC)
                         m.next = "ERROR"
-                    with m.Elif((cmd == P.Cmd.RUN) & (length == self._n_pixels)):
+                    with m.Elif(run_ok):
                         m.next = "FEED"
-                    with m.Elif((cmd == P.Cmd.LOAD) & (length >= P.LOAD_ADDR_BYTES + wb)):
+                    with m.Elif(runz_ok):
+                        m.next = "ZSKIP"
+                        with m.If(empty):
+                            m.next = "ZFILL"
+                    with m.Elif(load_ok):
                         m.next = "LOAD_WAIT"
-                    with m.Elif(((cmd == P.Cmd.PING) | (cmd == P.Cmd.STATS)) & (length == 0)):
+                    with m.Elif(ctrl_ok):
                         m.next = "CHECK"
                     with m.Else():
-                        known = (cmd == P.Cmd.RUN) | (cmd == P.Cmd.LOAD) | (cmd == P.Cmd.PING) \
-                            | (cmd == P.Cmd.STATS)
                         m.d.sync += code.eq(Mux(known, P.Err.LENGTH, P.Err.COMMAND))
                         m.next = "SKIP"
                 with m.Elif(timed_out):
@@ -154,11 +179,63 @@ class RequestParser(wiring.Component):
                         m.d.comb += [self.verdicts.valid.eq(1),
                                      self.verdicts.payload.eq(P.Err.TIMEOUT)]
                         m.next = "HUNT"
+            with m.State("ZSKIP"):  # RUNZ: a pair's zero count
+                with m.If(have):
+                    m.d.sync += [zrun.eq(byte), crc.eq(crc_next), count.eq(count - 1)]
+                    m.next = "ZZERO"
+                with m.Elif(timed_out):
+                    m.d.sync += zerr.eq(P.Err.TIMEOUT)
+                    m.next = "ZFILL"
+            with m.State("ZZERO"):  # RUNZ: the pair's zero pixels
+                with m.If(zrun == 0):
+                    m.next = "ZVAL"
+                with m.Elif(full):
+                    m.d.sync += zerr.eq(P.Err.LENGTH)
+                    m.next = "ZDRAIN"
+                with m.Else():
+                    m.d.comb += [self.pixels.valid.eq(1), self.pixels.payload.eq(0)]
+                    with m.If(self.pixels.ready):
+                        m.d.sync += [zrun.eq(zrun - 1), pos.eq(pos + 1)]
+            with m.State("ZVAL"):  # RUNZ: the pair's pixel
+                with m.If(full):
+                    m.d.sync += zerr.eq(P.Err.LENGTH)
+                    m.next = "ZDRAIN"
+                with m.Else():
+                    m.d.comb += [self.pixels.valid.eq(have),
+                                 self.rx.ready.eq(self.pixels.ready)]
+                    with m.If(have & self.pixels.ready):
+                        m.d.sync += [crc.eq(crc_next), count.eq(count - 1), pos.eq(pos + 1)]
+                        m.next = "ZSKIP"
+                        with m.If(count == 1):
+                            m.next = "ZFILL"
+                    with m.Elif(timed_out):
+                        m.d.sync += zerr.eq(P.Err.TIMEOUT)
+                        m.next = "ZFILL"
+            with m.State("ZDRAIN"):  # RUNZ: pairs past the image's end (checksummed, dropped)
+                with m.If(have):
+                    m.d.sync += [crc.eq(crc_next), count.eq(count - 1)]
+                    with m.If(count == 1):
+                        m.next = "RUN_CRC"
+                with m.Elif(timed_out):
+                    m.d.sync += zerr.eq(P.Err.TIMEOUT)
+                    m.next = "ZFILL"
+            with m.State("ZFILL"):  # RUNZ: zeros to the image's end (also after a timeout)
+                with m.If(~full):
+                    m.d.comb += [self.pixels.valid.eq(1), self.pixels.payload.eq(0)]
+                    with m.If(self.pixels.ready):
+                        m.d.sync += pos.eq(pos + 1)
+                with m.Elif(zerr == P.Err.TIMEOUT):
+                    m.d.comb += [self.verdicts.valid.eq(1),
+                                 self.verdicts.payload.eq(P.Err.TIMEOUT)]
+                    with m.If(self.verdicts.ready):
+                        m.next = "HUNT"
+                with m.Else():
+                    m.next = "RUN_CRC"
             with m.State("RUN_CRC"):
                 m.d.comb += self.rx.ready.eq(self.verdicts.ready)
                 with m.If(have & self.verdicts.ready):
                     m.d.comb += [self.verdicts.valid.eq(1),
-                                 self.verdicts.payload.eq(Mux(byte == crc, 0,
+                                 self.verdicts.payload.eq(Mux(byte == crc, zerr,
                                                               P.Err.PAYLOAD_CRC))]
                     m.next = "HUNT"
                 with m.Elif(timed_out & self.verdicts.ready):
@@ -226,8 +303,10 @@ class RequestParser(wiring.Component):
                     m.next = "HUNT"
 
         # the states that take any byte as it comes; the states inside a frame time out
-        byte_states = ("HEADER", "HCRC", "SKIP", "LOAD_ADDR", "LOAD_DATA", "CHECK")
+        byte_states = ("HEADER", "HCRC", "SKIP", "LOAD_ADDR", "LOAD_DATA", "CHECK", "ZSKIP",
+                       "ZDRAIN")
         m.d.comb += waiting.eq(fsm.ongoing("FEED") | fsm.ongoing("RUN_CRC")
+                               | (fsm.ongoing("ZVAL") & ~full)
                                | Cat(fsm.ongoing(s) for s in byte_states).any())
         with m.If(Cat(fsm.ongoing(s) for s in ("HUNT", *byte_states)).any()):
             m.d.comb += self.rx.ready.eq(1)

@@ -36,8 +36,9 @@ def test_config_round_trip_and_unknown_fields():
         nets.get_config("nope")
 
 
-def test_ice40_mlp_fits_the_spram():
-    net = nets.build(nets.get_config("mlp-ice40"), (1, 28, 28))
+@pytest.mark.parametrize("config", ["mlp-ice40", "mlp-ice40-wide", "mlp-ice40-384"])
+def test_ice40_mlps_fit_the_spram(config):
+    net = nets.build(nets.get_config(config), (1, 28, 28))
     assert net.num_weights() * 2 <= 1024 * 1024  # 2-bit codes in 1 Mbit
 
 

@@ -96,3 +96,30 @@ def test_device_error_names_code_and_command():
 def test_link_rate():
     # 784 pixels + 6 bytes of frame at 1 Mbaud (10 bits per byte)
     assert P.link_images_per_s(1_000_000, 784, 40) == pytest.approx(1e5 / 790)
+
+
+def _expand(payload: bytes, n: int) -> list[int]:
+    """The image a RUNZ payload describes (the board's rule, written out)."""
+    out = []
+    for k in range(0, len(payload), 2):
+        out += [0] * payload[k] + [payload[k + 1]]
+    return out + [0] * (n - len(out))
+
+
+@given(st.lists(st.one_of(st.just(0), st.integers(0, 255)), min_size=1, max_size=2000))
+def test_sparse_payload_describes_the_image(pixels):
+    payload = P.sparse_payload(pixels)
+    assert len(payload) % 2 == 0
+    assert _expand(payload, len(pixels)) == pixels
+    # never longer than needed: one pair per nonzero pixel plus one per 256 zeros
+    assert len(payload) <= 2 * (sum(1 for v in pixels if v) + len(pixels) // 256)
+    f = P.run_frame(bytes(pixels))
+    assert len(f) <= P.frame_bytes(len(pixels))
+    assert f[1] == (P.Cmd.RUNZ if len(payload) < len(pixels) else P.Cmd.RUN)
+
+
+def test_sparse_mnist_like_image_is_shorter():
+    img = bytes([0] * 300 + [200] * 5 + [0] * 400 + [17] + [0] * 78)
+    assert P.sparse_payload(img) == bytes([255, 0, 44, 200, 0, 200, 0, 200, 0, 200, 0, 200,
+                                           255, 0, 144, 17])
+    assert P.link_images_per_s(1_000_000, 784, 40, request_bytes=22) == pytest.approx(1e5 / 46)

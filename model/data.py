@@ -124,14 +124,19 @@ def parse_idx(raw: bytes, spec: IdxFile, source: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(spec.shape).copy()
 
 
-def read_idx(path: Path, spec: IdxFile) -> np.ndarray:
+def _read_maybe_gzip(path: Path) -> bytes:
+    """A file's bytes, decompressed when it is gzip (IDX files come either way)."""
     data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
             raise DatasetError(f"{path}: corrupt gzip data ({exc})") from exc
-    return parse_idx(data, spec, str(path))
+    return data
+
+
+def read_idx(path: Path, spec: IdxFile) -> np.ndarray:
+    return parse_idx(_read_maybe_gzip(path), spec, str(path))
 
 
 def _find(spec: IdxFile, dirs: list[Path]) -> Path | None:
@@ -242,13 +247,7 @@ def load_idx_folder(folder: Path) -> Dataset:
         if path is None:
             raise DatasetError(f"{folder}: {name}[.gz] not found (an IDX dataset folder holds "
                                f"{', '.join(IDX_NAMES.values())})")
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            try:
-                raw = gzip.decompress(raw)
-            except (OSError, EOFError) as exc:
-                raise DatasetError(f"{path}: corrupt gzip data ({exc})") from exc
-        arrays[key] = _parse_any_idx(raw, str(path), key.endswith("images"))
+        arrays[key] = _parse_any_idx(_read_maybe_gzip(path), str(path), key.endswith("images"))
     return _checked(str(folder), arrays["train_images"], arrays["train_labels"],
                     arrays["test_images"], arrays["test_labels"])
 

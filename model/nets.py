@@ -45,6 +45,7 @@ class NetConfig:
     epochs: int = 20
     batch_size: int = 100
     loss: str = "ce"  # "ce" or "hinge" (squared hinge, as the reference)
+    label_smoothing: float = 0.0  # ce only: the target's mass spread over the other classes
     augment_shift: int = 0  # random translation of training images by up to this many pixels
     bn_eps: float = 1e-4
     bn_momentum: float = 0.1
@@ -92,6 +93,9 @@ class NetConfig:
             bad("r", "expected a number >= 0")
         if not 0 <= self.bn_momentum <= 1:
             bad("bn_momentum", "expected a number in [0, 1]")
+        v = self.label_smoothing
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+            bad("label_smoothing", "expected a number in [0, 1)")
         return self
 
     @classmethod

@@ -31,8 +31,10 @@ def squared_hinge(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.clamp(1 - target * scores, min=0).pow(2).mean()
 
 
-def loss_fn(name: str):
+def loss_fn(name: str, label_smoothing: float = 0.0):
     if name == "ce":
+        if label_smoothing:
+            return lambda scores, y: F.cross_entropy(scores, y, label_smoothing=label_smoothing)
         return F.cross_entropy
     if name == "hinge":
         return squared_hinge
@@ -172,7 +174,7 @@ def _train(cfg, ds, out_dir: Path, seed, time_limit_min, progress, threads, log,
     # the DST draws happen where the weights are
     dst_gen = gen if dev.type == "cpu" else torch.Generator(device=dev).manual_seed(seed)
     net = nets.build(cfg, ds.input_shape).to(dev)
-    lf = loss_fn(cfg.loss)
+    lf = loss_fn(cfg.loss, cfg.label_smoothing)
     bn_params = [p for b in net.blocks for p in b.bn.parameters()]
     bn_opt = torch.optim.Adam(bn_params, lr=cfg.bn_lr)
     if cfg.method == "dst":

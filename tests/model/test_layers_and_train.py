@@ -168,3 +168,18 @@ def test_user_data_and_layers_from_the_command_line(tmp_path):
         assert main(["train", "--config", "mlp-digits", "--device", "cuda", "--out",
                      str(tmp_path / "r3")]) == 2
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+def test_label_smoothing_is_a_checked_config_field():
+    import torch.nn.functional as F
+
+    cfg = nets.get_config("mlp-digits")
+    cfg.label_smoothing = 0.1
+    cfg.validate()
+    scores, y = torch.randn(5, 10), torch.arange(5)
+    assert torch.allclose(train.loss_fn("ce", 0.1)(scores, y),
+                          F.cross_entropy(scores, y, label_smoothing=0.1))
+    assert not torch.allclose(train.loss_fn("ce", 0.1)(scores, y), F.cross_entropy(scores, y))
+    cfg.label_smoothing = 1.0
+    with pytest.raises(InputError, match="label_smoothing"):
+        cfg.validate()

@@ -18,7 +18,7 @@ from gxnor.base import files, limits
 from gxnor.base.errors import InputError
 from gxnor.model import zn
 
-from . import codes, thresholds
+from . import codes, format, thresholds
 from .format import FORMAT, FORMAT_VERSION, MANIFEST, PIXEL_BITS, TIE_BREAK
 
 
@@ -56,24 +56,26 @@ def _layer_tensors(sd: dict, i: int, path: Path):
     return get
 
 
-def weights_entry(entry: dict, roms: list, w2: np.ndarray, n_bits: int, lanes: int,
-                  max_in: int) -> int:
-    """Fill a layer entry's accumulator bound and ROM fields from its integer weights
-    ``w2`` (out, fan-in), append its ROM image to ``roms``; return the bound M."""
-    i, (n_out, fan_in) = entry["index"], w2.shape
+def layer_entry(index: int, kind: str, w2: np.ndarray, n_bits: int, lanes: int, roms: list,
+                **shape) -> tuple[dict, int]:
+    """A layer's manifest entry up to its ``output`` (docs/FORMAT.md): ``shape`` holds its
+    type's shape fields in manifest order; the input kind and the accumulator bound M follow
+    from its position and its integer weights ``w2`` (out, fan-in). Its ROM image is appended
+    to ``roms``. Returns (entry, M)."""
+    n_out = w2.shape[0]
     width = codes.code_bits(n_bits)
-    max_abs = max(int(fan_in * (int(np.max(np.abs(w2))) if w2.size else 0) * max_in), 1)
-    entry["acc_max_abs"] = max_abs
-    entry["acc_bits"] = thresholds.signed_bits(max_abs)
-    stem = f"layer{i}_weights"
+    max_abs = format.acc_bound(index, w2)
+    stem = f"layer{index}_weights"
     data = codes.pack_rom(codes.encode(codes.rom_lanes(w2, lanes), n_bits), width)
-    entry["rom"] = {"hex": stem + ".hex", "bin": stem + ".bin", "words": int(len(data)),
-                    "word_bits": lanes * width, "word_bytes": int(data.shape[1]),
-                    "groups": math.ceil(n_out / lanes), "lanes": lanes, "code_bits": width,
-                    "order": "address = group * in + input_index; lane j of group g = "
-                             "output g*lanes + j"}
+    entry = {"index": index, "type": kind, "input": format.input_kind(index), "n_bits": n_bits,
+             **shape, "acc_max_abs": max_abs, "acc_bits": thresholds.signed_bits(max_abs),
+             "rom": {"hex": stem + ".hex", "bin": stem + ".bin", "words": int(len(data)),
+                     "word_bits": lanes * width, "word_bytes": int(data.shape[1]),
+                     "groups": math.ceil(n_out / lanes), "lanes": lanes, "code_bits": width,
+                     "order": "address = group * in + input_index; lane j of group g = "
+                              "output g*lanes + j"}}
     roms.append((stem, data, lanes * width))
-    return max_abs
+    return entry, max_abs
 
 
 def hidden_output(kind: str, flip, lo, hi, max_abs: int) -> dict:
@@ -121,8 +123,6 @@ def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dic
                           "(0) and ternary (1) activations export to integer thresholds")
     c, h, w = net.input_shape
     shape = (c, h, w)
-    max_in = 2**PIXEL_BITS - 1  # largest |input| of the current layer
-    input_kind = "pixel8"
     layers, roms = [], []
     for i, block in enumerate(net.blocks):
         get = _layer_tensors(sd, i, ckpt_path)
@@ -135,7 +135,6 @@ def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dic
                               f"state set 0..{n_states - 1} of Z_{cfg.n_bits}")
         w_int = zn.weight_integers(state, cfg.n_bits)
         kind = block.kind
-        entry: dict = {"index": i, "type": kind, "input": input_kind, "n_bits": cfg.n_bits}
         if kind == "fc":
             n_in = int(np.prod(shape))
             if w_int.ndim != 2 or w_int.shape[1] != n_in:
@@ -143,7 +142,7 @@ def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dic
                                   f"{w_int.shape}, but the previous layer gives {n_in} inputs")
             n_out = w_int.shape[0]
             w2 = w_int
-            entry.update({"in": n_in, "out": n_out})
+            fields = {"in": n_in, "out": n_out}
             out_shape = (n_out,)
         else:
             oc, ic, k, _ = w_int.shape
@@ -158,11 +157,11 @@ def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dic
             # flatten each filter in (channel, row, col) order: input index = c*k*k + y*k + x
             w2 = w_int.reshape(oc, ic * k * k)
             n_in, n_out = ic * k * k, oc
-            entry.update({"in_shape": list(shape), "out_channels": oc, "kernel": k,
-                          "padding": pad, "pool": pool, "in": n_in, "out": n_out,
-                          "out_shape": [oc, oh, ow]})
+            fields = {"in_shape": list(shape), "out_channels": oc, "kernel": k,
+                      "padding": pad, "pool": pool, "in": n_in, "out": n_out,
+                      "out_shape": [oc, oh, ow]}
             out_shape = (oc, oh, ow)
-        max_abs = weights_entry(entry, roms, w2, cfg.n_bits, lanes, max_in)
+        entry, max_abs = layer_entry(i, kind, w2, cfg.n_bits, lanes, roms, **fields)
         # batch-norm fold
         gamma, beta = get("bn.weight"), get("bn.bias")
         mean, var = get("bn.running_mean"), get("bn.running_var")
@@ -180,8 +179,6 @@ def build_manifest(net, payload: dict, ckpt_path: Path, lanes: int) -> tuple[dic
                 flip, lo, hi = thresholds.fold_binary(a, b, max_abs)
             entry["output"] = hidden_output("ternary" if cfg.act_bits == 1 else "binary",
                                             flip, lo, hi, max_abs)
-            max_in = 1
-            input_kind = "ternary"
         else:
             if kind != "fc":
                 raise ExportError(f"{ckpt_path}: layer {i}: the last layer must be fc")

@@ -36,6 +36,18 @@ LAYER_TYPES = ("fc", "conv")
 HASH = re.compile(r"^[0-9a-f]{64}$")
 
 
+def input_kind(index: int) -> str:
+    """A layer's ``input``: raw pixels for layer 0, -1/0/+1 after."""
+    return "pixel8" if index == 0 else "ternary"
+
+
+def acc_bound(index: int, weights: np.ndarray) -> int:
+    """``acc_max_abs`` of layer ``index`` with integer weights (out, fan-in): fan-in x
+    max|w| x max|input| (255 for the pixels of layer 0, 1 after), at least 1."""
+    max_in = 2**PIXEL_BITS - 1 if index == 0 else 1
+    return max(weights.shape[1] * int(np.abs(weights).max(initial=0)) * max_in, 1)
+
+
 class ExportFormatError(InputError):
     """The export folder is missing something, was altered, or contradicts itself; the message
     names the file, the layer and the field."""
@@ -316,10 +328,8 @@ def _layer(c: _Checker, folder: Path, spec, i: int, last: bool, prev: tuple, n_b
     weights_ = np.ascontiguousarray(full[:n_out]).astype(np.int8)
     _check_hex(folder / names["hex"], raw["hex"], data, word_bits, w)
 
-    # accumulator bound and width, from the weights (the exporter's rule)
-    max_in = 2**PIXEL_BITS - 1 if i == 0 else 1
-    bound = max(n_in * int(np.abs(weights_).max(initial=0)) * max_in, 1)
-    m_abs = c.equal(spec, "acc_max_abs", w, bound)
+    # accumulator bound and width, from the weights
+    m_abs = c.equal(spec, "acc_max_abs", w, acc_bound(i, weights_))
     c.equal(spec, "acc_bits", w, thresholds.signed_bits(m_abs))
 
     out = c.obj(spec, "output", w)
@@ -409,5 +419,4 @@ def dataset_images(export: Export, n: int, data_dir=None) -> np.ndarray:
     if ds.input_shape != tuple(export.input_shape):
         raise InputError(f"{export.dir / MANIFEST}: input.shape {list(export.input_shape)} "
                          f"does not match the {name} images {list(ds.input_shape)}")
-    return ds.test.images[:n].reshape(n, *export.input_shape) if ds.test.images.ndim == 4 \
-        else ds.test.images[:n]
+    return ds.test.images[:n]

@@ -36,13 +36,13 @@ the node, before anything is written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple, NoReturn
 
 import numpy as np
 
@@ -110,7 +110,6 @@ class _Layer:
     a: np.ndarray  # y = a * acc + b, float64 per output
     b: np.ndarray
     act: _Act | None = None
-    ops: list[str] = field(default_factory=list)  # the nodes folded into a and b
 
 
 @dataclass
@@ -134,6 +133,16 @@ class Imported:
         return "\n".join(rows)
 
 
+def _cleanup(model):
+    """qonnx's ``cleanup_model`` (shape inference, constant folding, transposes folded into
+    the weight quantizers), without its notes about opsets and domains."""
+    from qonnx.util.cleanup import cleanup_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cleanup_model(model)
+
+
 class _Graph:
     """The cleaned-up model and the lookups the walk needs."""
 
@@ -141,7 +150,6 @@ class _Graph:
         _need_qonnx()
         import onnx
         from qonnx.core.modelwrapper import ModelWrapper
-        from qonnx.util.cleanup import cleanup_model
 
         self.path = path
         if not path.is_file():
@@ -154,9 +162,7 @@ class _Graph:
         self.meta = {p.key: p.value for p in (*proto.metadata_props,
                                               *proto.graph.metadata_props)}
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # qonnx's notes about opsets and domains
-                self.model = cleanup_model(ModelWrapper(proto))
+            self.model = _cleanup(ModelWrapper(proto))
         except Exception as exc:
             raise QonnxError(f"{path}: qonnx cannot read the graph ({type(exc).__name__}: "
                              f"{exc})") from None
@@ -186,7 +192,7 @@ class _Graph:
                 return v.decode() if isinstance(v, bytes) else v
         return default
 
-    def fail(self, node, why: str):
+    def fail(self, node, why: str) -> NoReturn:
         raise QonnxError(f"{self.path}: node {node.name!r} ({node.op_type}): {why}")
 
     def shape(self, tensor: str) -> list[int] | None:
@@ -208,7 +214,39 @@ def _per_output(g: _Graph, node, value: np.ndarray, n_out: int, what: str) -> np
     if value.size == n_out and value.shape[-1] == n_out:
         return value.reshape(n_out)
     g.fail(node, f"{what} has shape {list(value.shape)}, not one value per output ({n_out})")
-    return value  # unreachable
+
+
+class _Quant(NamedTuple):
+    """A ``Quant`` node's constants and attributes."""
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    bits: np.ndarray
+    signed: int
+    narrow: int
+    mode: str
+
+
+def _quant(g: _Graph, node) -> _Quant:
+    return _Quant(g.const(node, 1, "scale"), g.const(node, 2, "zero point"),
+                  g.const(node, 3, "bit width"), int(g.attr(node, "signed", 1)),
+                  int(g.attr(node, "narrow", 0)),
+                  str(g.attr(node, "rounding_mode", "ROUND")).upper())
+
+
+def _quant_kind(g: _Graph, node, q: _Quant, what: str) -> str:
+    """"ternary" (2 bits, signed, narrow range) or "binary" (a signed 1-bit Quant, which qonnx
+    runs as bipolar) for the ``what`` ("weight", "activation") quantizer ``q``, whose scale
+    must be positive and zero point 0; anything else fails naming the node."""
+    if np.any(q.zero_point != 0):
+        g.fail(node, f"the {what} quantizer has a nonzero zero point")
+    if np.any(q.scale <= 0):
+        g.fail(node, f"the {what} scale is not positive")
+    b = float(q.bits.reshape(-1)[0])
+    if q.bits.size == 1 and q.signed and (b == 1 or (b == 2 and q.narrow)):
+        return "binary" if b == 1 else "ternary"
+    g.fail(node, f"{what} quantizer of {b:g} bits (signed={q.signed}, narrow={q.narrow}): "
+           f"gxnor runs ternary (2 bits, signed, narrow range) or binary {what}s")
 
 
 def _weights(g: _Graph, node, idx: int, transpose: bool) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -230,24 +268,10 @@ def _weights(g: _Graph, node, idx: int, transpose: bool) -> tuple[np.ndarray, np
                    "them with a 2-bit signed narrow Quant (ternary) or a BipolarQuant")
     elif prod.op_type == "Quant":
         wf = g.const(prod, 0, "weights")
-        s = g.const(prod, 1, "scale")
-        zp = g.const(prod, 2, "zero point")
-        bits = g.const(prod, 3, "bit width")
-        signed, narrow = int(g.attr(prod, "signed", 1)), int(g.attr(prod, "narrow", 0))
-        mode = str(g.attr(prod, "rounding_mode", "ROUND"))
-        if np.any(zp != 0):
-            g.fail(prod, "the weight quantizer has a nonzero zero point")
-        if bits.size != 1 or not signed or not (
-                (float(bits.reshape(())) == 2 and narrow) or float(bits.reshape(())) == 1):
-            g.fail(prod, f"weight quantizer of {bits.reshape(-1)[0]:g} bits (signed={signed}, "
-                   f"narrow={narrow}): gxnor runs ternary (2 bits, signed, narrow range) or "
-                   "binary weights")
-        if np.any(s <= 0):
-            g.fail(prod, "the weight scale is not positive")
-        bipolar = float(bits.reshape(())) == 1
-        q = int_quant(wf, s, zp, bits, signed, narrow, mode)
-        scale = np.broadcast_to(s, wf.shape)
-        ints = np.rint(q / scale)
+        q = _quant(g, prod)
+        bipolar = _quant_kind(g, prod, q, "weight") == "binary"
+        scale = np.broadcast_to(q.scale, wf.shape)
+        ints = np.rint(int_quant(wf, *q) / scale)
     elif prod.op_type == "BipolarQuant":
         wf = g.const(prod, 0, "weights")
         s = g.const(prod, 1, "scale")
@@ -276,24 +300,13 @@ def _activation(g: _Graph, node, n_out: int) -> tuple[_Act, float]:
     """The steps of an activation quantizer on y, and the scale alpha of its output t."""
     op = node.op_type
     if op == "Quant":
-        s = _scalar(g, node, g.const(node, 1, "scale"), "the activation scale")
-        zp, bits = g.const(node, 2, "zero point"), g.const(node, 3, "bit width")
-        signed, narrow = int(g.attr(node, "signed", 1)), int(g.attr(node, "narrow", 0))
-        mode = str(g.attr(node, "rounding_mode", "ROUND")).upper()
-        if s <= 0:
-            g.fail(node, f"activation scale {s:g} is not positive")
-        if np.any(zp != 0):
-            g.fail(node, "the activation quantizer has a nonzero zero point")
-        b = float(bits.reshape(-1)[0])
-        if bits.size == 1 and b == 1 and signed:  # qonnx runs a signed 1-bit Quant as bipolar
+        q = _quant(g, node)
+        s = _scalar(g, node, q.scale, "the activation scale")
+        if _quant_kind(g, node, q, "activation") == "binary":
             return _Act("binary", node.name, 0.0, 0.0, False, True), s
-        if bits.size != 1 or b != 2 or not signed or not narrow:
-            g.fail(node, f"activation quantizer of {b:g} bits (signed={signed}, "
-                   f"narrow={narrow}): gxnor runs ternary (2 bits, signed, narrow range) or "
-                   "binary activations")
-        if mode not in ROUNDING_STEPS:
-            g.fail(node, f"rounding mode {mode!r} is unknown")
-        t_lo, lo_inc, t_hi, hi_inc = ROUNDING_STEPS[mode]
+        if q.mode not in ROUNDING_STEPS:
+            g.fail(node, f"rounding mode {q.mode!r} is unknown")
+        t_lo, lo_inc, t_hi, hi_inc = ROUNDING_STEPS[q.mode]
         return _Act("ternary", node.name, t_lo * s, t_hi * s, lo_inc, hi_inc, r=t_hi), s
     if op == "BipolarQuant":
         s = _scalar(g, node, g.const(node, 1, "scale"), "the activation scale")
@@ -322,25 +335,26 @@ def _activation(g: _Graph, node, n_out: int) -> tuple[_Act, float]:
 
 
 def _input_quant(g: _Graph, node, alpha: float, beta: float) -> tuple[float, float]:
-    """A quantizer on the image: fine if it maps the 256 pixel values affinely."""
-    from qonnx.custom_op.general.bipolar_quant import binary_quant
+    """A quantizer on the image: fine if it maps the 256 pixel values affinely (a
+    BipolarQuant never does: it has two output values)."""
     from qonnx.custom_op.general.intquant import int_quant
 
-    x = (alpha * np.arange(256) + beta).astype(np.float32)
-    if node.op_type == "BipolarQuant":
-        q = binary_quant(x, g.const(node, 1, "scale").astype(np.float32))
-    else:
-        consts = [g.const(node, i, w).astype(np.float32)
-                  for i, w in ((1, "scale"), (2, "zero point"), (3, "bit width"))]
-        for c, what in zip(consts, ("scale", "zero point", "bit width"), strict=True):
-            _scalar(g, node, c, f"the input quantizer's {what}")
-        q = int_quant(x, *consts, int(g.attr(node, "signed", 1)),
-                      int(g.attr(node, "narrow", 0)), str(g.attr(node, "rounding_mode", "ROUND")))
-    q = np.asarray(q, np.float64).reshape(-1)
-    a2, b2 = (q[255] - q[0]) / 255.0, q[0]
-    if a2 == 0 or not np.allclose(q, a2 * np.arange(256) + b2, rtol=1e-6, atol=1e-9 * abs(a2)):
+    def refuse():
         g.fail(node, "the input quantizer does not pass the 256 pixel values through (is the "
                "input scale right? see --input-scale); gxnor's first layer reads 8-bit pixels")
+
+    if node.op_type != "Quant":
+        refuse()
+    q = _quant(g, node)
+    for value, what in zip(q[:3], ("scale", "zero point", "bit width"), strict=True):
+        _scalar(g, node, value, f"the input quantizer's {what}")
+    x = (alpha * np.arange(256) + beta).astype(np.float32)
+    out = np.asarray(int_quant(x, *(v.astype(np.float32) for v in q[:3]), *q[3:]),
+                     np.float64).reshape(-1)
+    a2, b2 = (out[255] - out[0]) / 255.0, out[0]
+    if a2 == 0 or not np.allclose(out, a2 * np.arange(256) + b2, rtol=1e-6,
+                                  atol=1e-9 * abs(a2)):
+        refuse()
     return a2, b2
 
 
@@ -394,7 +408,6 @@ def _walk(g: _Graph, alpha: float, beta: float) -> list[_Layer]:
                     ly.a, ly.b = ly.a / c, ly.b / c
                 else:
                     g.fail(node, "divides by the accumulator")
-                ly.ops.append(node.name)
             else:
                 c = _scalar(g, node, c, "the constant")
                 if op in ("Add", "Sub") and phase == "act":
@@ -421,7 +434,6 @@ def _walk(g: _Graph, alpha: float, beta: float) -> list[_Layer]:
                 g.fail(node, "a variance is negative")
             inv = gamma / np.sqrt(var + float(g.attr(node, "epsilon", 1e-5)))
             ly.a, ly.b = ly.a * inv, (ly.b - mean) * inv + bias
-            ly.ops.append(node.name)
         elif op in ("Quant", "BipolarQuant") and phase == "input":
             alpha, beta = _input_quant(g, node, alpha, beta)
         elif op in ("Quant", "BipolarQuant", "MultiThreshold"):
@@ -499,15 +511,14 @@ def read_model(path: str | Path, lanes: int = 8, input_scale: float | None = Non
     act_kind = "binary" if all(a.kind == "binary" for a in acts) else "ternary"
     shape = _input_shape(g, layers[0].w.shape[1], input_shape, dataset)
     entries, roms = [], []
-    max_in, input_kind, n_prev = 2**format.PIXEL_BITS - 1, "pixel8", math.prod(shape)
+    n_prev = math.prod(shape)
     for i, ly in enumerate(layers):
         n_out, n_in = ly.w.shape
         if n_in != n_prev:
             g.fail(g.model.get_node_from_name(ly.node),
                    f"has {n_in} inputs, the previous layer gives {n_prev}")
-        entry = {"index": i, "type": "fc", "input": input_kind, "n_bits": n_bits,
-                 "in": n_in, "out": n_out}
-        m = exporter.weights_entry(entry, roms, ly.w, n_bits, lanes, max_in)
+        entry, m = exporter.layer_entry(i, "fc", ly.w, n_bits, lanes, roms, **{"in": n_in,
+                                                                              "out": n_out})
         try:
             if ly.act is not None:
                 flip, lo, hi = thresholds.fold(ly.a, ly.b, ly.act.t_lo, ly.act.t_hi, m,
@@ -518,7 +529,7 @@ def read_model(path: str | Path, lanes: int = 8, input_scale: float | None = Non
         except ValueError as exc:
             raise QonnxError(f"{path}: layer {i} ({ly.node}): {exc}") from None
         entries.append(entry)
-        max_in, input_kind, n_prev = 1, "ternary", n_out
+        n_prev = n_out
     meta_r = g.meta.get(META_R)
     r = float(meta_r) if meta_r is not None else next(
         (a.r for a in acts if a.r is not None), 0.0)
@@ -530,8 +541,8 @@ def read_model(path: str | Path, lanes: int = 8, input_scale: float | None = Non
         name = dataset or {(1, 28, 28): "mnist", (1, 8, 8): "digits"}.get(shape)
         if name:
             config["dataset"] = name
-        source = {"checkpoint": path.name,
-                  "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "config": config}
+        source = {"checkpoint": path.name, "sha256": exporter.sha256_file(path),
+                  "config": config}
     manifest = exporter.make_manifest(source, shape, n_bits, act_kind, r, lanes, entries)
     return Imported(manifest, roms, layers, input_scale, input_offset)
 
@@ -594,7 +605,6 @@ def to_qonnx(export_dir: str | Path, path: str | Path) -> Path:
     from qonnx.core.datatype import DataType
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.basic import qonnx_make_model
-    from qonnx.util.cleanup import cleanup_model
 
     target = check_target(path)
     exp = format.load(export_dir)
@@ -603,7 +613,7 @@ def to_qonnx(export_dir: str | Path, path: str | Path) -> Path:
     for ly in exp.layers:
         out = ly.spec["output"]
         if ly.spec["acc_max_abs"] >= FLOAT32_EXACT or (
-                ly.is_last and out["score_bits"] > 25):
+                ly.is_last and out["score_bits"] > thresholds.signed_bits(FLOAT32_EXACT - 1)):
             raise QonnxError(f"{exp.dir}: layer {ly.index}: its accumulators or scores need "
                              "more than 24 bits; float32 QONNX cannot hold them exactly")
     nodes, inits = [], []
@@ -649,10 +659,7 @@ def to_qonnx(export_dir: str | Path, path: str | Path) -> Path:
                                                        [1, c, h, w])],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT,
                                        [1, exp.manifest["num_classes"]])], inits)
-    model = ModelWrapper(qonnx_make_model(graph, producer_name=PRODUCER))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = cleanup_model(model)
+    model = _cleanup(ModelWrapper(qonnx_make_model(graph, producer_name=PRODUCER)))
     model.set_metadata_prop(META_SOURCE, json.dumps(exp.manifest["source"]))
     model.set_metadata_prop(META_R, repr(float(exp.manifest["activation"]["r"])))
     model.set_tensor_datatype(model.graph.input[0].name, DataType["UINT8"])
@@ -669,15 +676,11 @@ def run_qonnx(path: str | Path, images: np.ndarray) -> np.ndarray:
     from qonnx.transformation.change_batchsize import ChangeBatchSize
     from qonnx.transformation.infer_shapes import InferShapes
 
-    model = ModelWrapper(str(path))
+    model = _cleanup(ModelWrapper(str(path)))
+    model = model.transform(ChangeBatchSize(len(images))).transform(InferShapes())
+    name = model.graph.input[0].name
+    x = np.asarray(images, np.float32).reshape(model.get_tensor_shape(name))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from qonnx.util.cleanup import cleanup_model
-
-        model = cleanup_model(model).transform(ChangeBatchSize(len(images)))
-        model = model.transform(InferShapes())
-        name = model.graph.input[0].name
-        shape = model.get_tensor_shape(name)
-        x = np.asarray(images, np.float32).reshape(shape)
         out = execute_onnx(model, {name: x})
     return np.asarray(out[model.graph.output[0].name])

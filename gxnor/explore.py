@@ -42,14 +42,31 @@ class Point:
     layers: tuple  # NetConfig.layers
     epochs: int
     seed: int
-    overrides: tuple  # (key, value) of --set
-    data: str | None
+    sets: tuple  # --set FIELD=VALUE items
+    data: str | None  # a dataset name (gxnor.model.data.dataset_name)
 
     @property
     def tag(self) -> str:
         from gxnor.model.train import format_layers
 
         return f"r{self.r:g}_{format_layers(self.layers).replace(',', '-')}"
+
+    def net_config(self):
+        """The point's checked NetConfig: the base config, the sweep's own fields, --set."""
+        from gxnor.model import nets, train
+
+        cfg = nets.get_config(self.config)
+        cfg.layers, cfg.r, cfg.epochs = [tuple(x) for x in self.layers], self.r, self.epochs
+        train.apply_sets(cfg, self.sets, RESERVED, " (r, layers and epochs are the sweep's "
+                         "own options)")
+        if self.data:
+            cfg.dataset = self.data
+        cfg.name = f"{self.config}-{self.tag}"
+        return cfg.validate()
+
+
+#: the fields a point sets itself (not through --set)
+RESERVED = ("name", "layers", "r", "epochs")
 
 
 def run_point(point: Point, board_name: str, out: Path, threads: int, data_dir=None) -> dict:
@@ -68,23 +85,15 @@ def _run_point(point: Point, board_name: str, out: Path, threads: int, data_dir)
     import numpy as np
     import torch
 
-    from gxnor.export import exporter, format
+    from gxnor.export import exporter
     from gxnor.hw.boards import board
     from gxnor.hw.boards.build import choose_spec, predicted_throughput
-    from gxnor.model import data, nets, train
+    from gxnor.model import data, train
     from gxnor.sim import golden
 
     torch.set_num_threads(max(1, threads))
     b = board(board_name)
-    cfg = nets.get_config(point.config)
-    cfg.layers = [tuple(x) for x in point.layers]
-    cfg.r = point.r
-    cfg.epochs = point.epochs
-    for key, value in point.overrides:
-        setattr(cfg, key, type(getattr(cfg, key))(value))
-    if point.data:
-        cfg.dataset = point.data
-    cfg.name = f"{point.config}-{point.tag}"
+    cfg = point.net_config()
     base = Path(out) / "points" / point.tag
     base.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -94,8 +103,7 @@ def _run_point(point: Point, board_name: str, out: Path, threads: int, data_dir)
     exp = exporter.export_run(base / "run", base / "export", lanes=b.lanes)
     net = golden.Network(exp)
     ds = data.load(cfg.dataset, data_dir)
-    images = format.dataset_images(net.export, len(ds.test), data_dir)
-    res = net.run(images)
+    res = net.run(ds.test.images)
     accuracy = float(np.mean(res.classes == ds.test.labels))
     events = [np.asarray(e) for e in res.events]
     spec, _ = choose_spec(exp, b, [e[:1000] for e in events])
@@ -208,7 +216,7 @@ def parse_list(text: str, what: str, conv=float) -> list:
 
 def main(args) -> int:
     from gxnor.hw.boards import board
-    from gxnor.model import nets, train
+    from gxnor.model import data, nets, train
 
     b = board(args.board)
     cfg = nets.get_config(args.config)
@@ -218,27 +226,12 @@ def main(args) -> int:
             raise InputError(f"--r {args.r!r}: {r} is not a number >= 0")
     layer_sets = [tuple(train.parse_layers(s)) for s in args.layers] if args.layers \
         else [tuple(tuple(x) for x in cfg.layers)]
-    overrides = []
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not hasattr(cfg, key) or key in ("name", "layers", "r", "epochs"):
-            raise InputError(f"--set {item!r}: expected FIELD=VALUE (r, layers and epochs are "
-                             "the sweep's own options)")
-        overrides.append((key, value))
     epochs = args.epochs or cfg.epochs
-    points = [Point(args.config, r, ls, epochs, args.seed, tuple(overrides), args.data)
+    dataset = data.dataset_name(args.data) if args.data else None
+    points = [Point(args.config, r, ls, epochs, args.seed, tuple(args.set), dataset)
               for ls in layer_sets for r in rs]
-    # check every point's config before any training starts
-    for p in points:
-        c = nets.get_config(p.config)
-        c.layers, c.r, c.epochs = list(p.layers), p.r, p.epochs
-        for key, value in p.overrides:
-            try:
-                setattr(c, key, type(getattr(c, key))(value))
-            except ValueError:
-                raise InputError(f"--set {key}={value}: not a {type(getattr(c, key)).__name__}"
-                                 ) from None
-        c.validate()
+    for p in points:  # every point's config is checked before any training starts
+        p.net_config()
     out = files.container(args.out, KIND)
     jobs = max(1, min(args.jobs, len(points)))
     threads = args.threads or max(1, (os.cpu_count() or 1) // jobs)

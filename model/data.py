@@ -31,23 +31,22 @@ MIRRORS = (
 @dataclass(frozen=True)
 class IdxFile:
     name: str  # base name without .gz
-    magic: int
     shape: tuple[int, ...]
     sha256: str  # of the decompressed bytes
 
 
 MNIST_FILES = {
     "train_images": IdxFile(
-        "train-images-idx3-ubyte", 2051, (60000, 28, 28),
+        "train-images-idx3-ubyte", (60000, 28, 28),
         "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
     "train_labels": IdxFile(
-        "train-labels-idx1-ubyte", 2049, (60000,),
+        "train-labels-idx1-ubyte", (60000,),
         "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
     "test_images": IdxFile(
-        "t10k-images-idx3-ubyte", 2051, (10000, 28, 28),
+        "t10k-images-idx3-ubyte", (10000, 28, 28),
         "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
     "test_labels": IdxFile(
-        "t10k-labels-idx1-ubyte", 2049, (10000,),
+        "t10k-labels-idx1-ubyte", (10000,),
         "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 }
 
@@ -101,27 +100,31 @@ def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     return dirs
 
 
-def parse_idx(raw: bytes, spec: IdxFile, source: str) -> np.ndarray:
-    """Check and decode one decompressed IDX file."""
+def parse_idx(raw: bytes, source: str, ndim: int, spec: IdxFile | None = None) -> np.ndarray:
+    """Check and decode one decompressed unsigned-byte IDX file of ``ndim`` dimensions; with
+    ``spec`` (MNIST's pinned files) also its exact shape and SHA-256."""
     if len(raw) < 8:
         raise DatasetError(f"{source}: too short to be an IDX file ({len(raw)} bytes)")
     magic = struct.unpack(">I", raw[:4])[0]
-    if magic != spec.magic:
+    expected_magic = 0x0800 | ndim  # unsigned bytes, ndim dimensions
+    if magic != expected_magic:
         raise DatasetError(
-            f"{source}: bad magic number {magic:#010x}, expected {spec.magic:#010x} "
-            f"({spec.name})")
-    ndim = magic & 0xFF
+            f"{source}: bad magic number {magic:#010x}, expected {expected_magic:#010x}"
+            + (f" ({spec.name})" if spec else f" ({ndim}-dimensional unsigned bytes)"))
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DatasetError(f"{source}: the header is cut short ({len(raw)} bytes)")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
-    if tuple(dims) != spec.shape:
+    if spec and tuple(dims) != spec.shape:
         raise DatasetError(f"{source}: shape {tuple(dims)} in header, expected {spec.shape}")
-    expected = header + int(np.prod(spec.shape))
+    expected = header + int(np.prod(dims))
     if len(raw) != expected:
         raise DatasetError(f"{source}: {len(raw)} bytes after decompression, expected {expected}")
-    digest = hashlib.sha256(raw).hexdigest()
-    if digest != spec.sha256:
-        raise DatasetError(f"{source}: SHA-256 {digest} does not match {spec.sha256}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(spec.shape).copy()
+    if spec:
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest != spec.sha256:
+            raise DatasetError(f"{source}: SHA-256 {digest} does not match {spec.sha256}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
 
 
 def _read_maybe_gzip(path: Path) -> bytes:
@@ -136,7 +139,7 @@ def _read_maybe_gzip(path: Path) -> bytes:
 
 
 def read_idx(path: Path, spec: IdxFile) -> np.ndarray:
-    return parse_idx(_read_maybe_gzip(path), spec, str(path))
+    return parse_idx(_read_maybe_gzip(path), str(path), len(spec.shape), spec)
 
 
 def _find(spec: IdxFile, dirs: list[Path]) -> Path | None:
@@ -214,40 +217,18 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     return Dataset("digits", Split(images[train], labels[train]), Split(images[test], labels[test]))
 
 
-#: the four files of an IDX dataset folder (MNIST's names, which Fashion-MNIST and others share)
-IDX_NAMES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
-
-
-def _parse_any_idx(raw: bytes, source: str, images: bool) -> np.ndarray:
-    """An unsigned-byte IDX file of any size (no pinned hash): (n, H, W) images or (n,)
-    labels."""
-    if len(raw) < 8 or raw[:3] != b"\x00\x00\x08":
-        raise DatasetError(f"{source}: not an unsigned-byte IDX file")
-    ndim = raw[3]
-    if ndim != (3 if images else 1):
-        raise DatasetError(f"{source}: {ndim} dimensions, expected {3 if images else 1} "
-                           f"({'images' if images else 'labels'})")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DatasetError(f"{source}: the header is cut short ({len(raw)} bytes)")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    if len(raw) != header + int(np.prod(dims)):
-        raise DatasetError(f"{source}: {len(raw) - header} data bytes, the header says "
-                           f"{int(np.prod(dims))}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
 
 
 def load_idx_folder(folder: Path) -> Dataset:
     """A folder with the four IDX files under MNIST's names (gzip or raw), e.g. Fashion-MNIST:
     shapes and magic numbers are checked, contents are not pinned."""
     arrays = {}
-    for key, name in IDX_NAMES.items():
-        path = next((c for c in (folder / name, folder / f"{name}.gz") if c.exists()), None)
+    for key, spec in MNIST_FILES.items():  # the same file names, any sizes
+        path = _find(spec, [folder])
         if path is None:
-            raise DatasetError(f"{folder}: {name}[.gz] not found (an IDX dataset folder holds "
-                               f"{', '.join(IDX_NAMES.values())})")
-        arrays[key] = _parse_any_idx(_read_maybe_gzip(path), str(path), key.endswith("images"))
+            raise DatasetError(f"{folder}: {spec.name}[.gz] not found (an IDX dataset folder "
+                               f"holds {', '.join(f.name for f in MNIST_FILES.values())})")
+        arrays[key] = parse_idx(_read_maybe_gzip(path), str(path), len(spec.shape))
     return _checked(str(folder), arrays["train_images"], arrays["train_labels"],
                     arrays["test_images"], arrays["test_labels"])
 
@@ -286,6 +267,12 @@ def _checked(name: str, xtr, ytr, xte, yte) -> Dataset:
     classes = int(max(ytr.max(), yte.max())) + 1
     return Dataset(name, Split(xtr, ytr.astype(np.int64)), Split(xte, yte.astype(np.int64)),
                    num_classes=classes)
+
+
+def dataset_name(text: str) -> str:
+    """``--data``'s value as a config stores it: ``mnist``, ``digits``, or the absolute path
+    of the user's dataset (so that a run's export finds it from any folder)."""
+    return text if text in ("mnist", "digits") else str(Path(text).resolve())
 
 
 def load(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:

@@ -112,9 +112,8 @@ class DST:
         mbits = 8 - bits
         top = 1 << (mbits - 1)
         q = PACKED_RANGE / top  # momentum grid step
-        packed = layer.state
-        state = packed & ((1 << bits) - 1)
-        m = (packed >> bits).to(torch.float32) * q  # arithmetic shift: the sign stays
+        state = layer.states()  # the low bits
+        m = (layer.state >> bits).to(torch.float32) * q  # arithmetic shift: the sign stays
         g = grad / (grad.pow(2).mean().sqrt() + self.eps)
         b1, b2 = PACKED_BETAS
         dw = torch.sign(m * b1 + g * (1 - b1)) * (-self.lr)

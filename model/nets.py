@@ -221,6 +221,11 @@ class GxnorNet(nn.Module):
         self.blocks = nn.ModuleList(blocks)
 
     @property
+    def device(self) -> torch.device:
+        """Where the network's tensors live."""
+        return self.blocks[0].bn.weight.device
+
+    @property
     def num_classes(self) -> int:
         return self.blocks[-1].layer.out_features
 

@@ -59,7 +59,7 @@ def evaluate(net: nets.GxnorNet, split: data.Split, batch: int = 1000, loss_name
     zeros = None
     input_zeros = 0.0
     n = len(split)
-    dev = net.blocks[0].bn.weight.device
+    dev = net.device
     for s in range(0, n, batch):
         x = net.prepare(torch.from_numpy(split.images[s:s + batch])).to(dev)
         y = torch.from_numpy(split.labels[s:s + batch]).to(dev)
@@ -152,6 +152,7 @@ def train(cfg: nets.NetConfig, out_dir: Path, seed: int = 0, data_dir=None,
     dev = pick_device(device)
     files.check(out_dir, KIND)
     ds = data.load(cfg.dataset, data_dir)  # a missing dataset fails before anything is made
+    torch.manual_seed(seed)  # the initial weights
     net = nets.build(cfg, ds.input_shape)  # so does a shape that does not build
     if net.num_classes != ds.num_classes:
         raise InputError(f"config {cfg.name}: the last layer has {net.num_classes} outputs, the "
@@ -162,18 +163,16 @@ def train(cfg: nets.NetConfig, out_dir: Path, seed: int = 0, data_dir=None,
     log(f"training on {dev}" + (f" ({torch.cuda.get_device_name(dev)})"
                                 if dev.type == "cuda" else ""))
     with files.output_dir(out_dir, KIND) as tmp:
-        return _train(cfg, ds, tmp, seed, time_limit_min, progress, threads, log, dev)
+        return _train(cfg, ds, net.to(dev), tmp, seed, time_limit_min, progress, threads, log)
 
 
-def _train(cfg, ds, out_dir: Path, seed, time_limit_min, progress, threads, log,
-           dev: torch.device) -> dict:
+def _train(cfg, ds, net, out_dir: Path, seed, time_limit_min, progress, threads, log) -> dict:
     if threads:
         torch.set_num_threads(threads)
-    torch.manual_seed(seed)
+    dev = net.device
     gen = torch.Generator().manual_seed(seed)  # data order and shifts (on the CPU)
     # the DST draws happen where the weights are
     dst_gen = gen if dev.type == "cpu" else torch.Generator(device=dev).manual_seed(seed)
-    net = nets.build(cfg, ds.input_shape).to(dev)
     lf = loss_fn(cfg.loss, cfg.label_smoothing)
     bn_params = [p for b in net.blocks for p in b.bn.parameters()]
     bn_opt = torch.optim.Adam(bn_params, lr=cfg.bn_lr)
@@ -228,7 +227,7 @@ def _epoch(cfg, net, opt, bn_opt, lf, ds, x_all, y_all, gen, epoch, progress) ->
     from tqdm import tqdm
 
     n = len(y_all)
-    dev = net.blocks[0].bn.weight.device
+    dev = net.device
     lr = lr_at(cfg, epoch, cfg.epochs)
     if isinstance(opt, DST):
         opt.set_lr(lr)
@@ -340,6 +339,22 @@ def parse_layers(text: str) -> list[tuple]:
     return out
 
 
+def apply_sets(cfg: nets.NetConfig, items, reserved=("name", "layers"), note: str = "") -> None:
+    """``--set FIELD=VALUE`` items onto ``cfg``, each value converted to the field's type;
+    ``reserved`` fields cannot be set (``note`` says why)."""
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not hasattr(cfg, key) or key in reserved:
+            raise InputError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
+                             f"{[k for k in cfg.to_dict() if k not in reserved]}{note}")
+        kind = type(getattr(cfg, key))
+        try:
+            setattr(cfg, key, kind(value))
+        except ValueError:
+            raise InputError(f"--set {item!r}: field '{key}' takes a {kind.__name__}: "
+                             f"{value!r} is not a {kind.__name__}") from None
+
+
 def format_layers(layers) -> str:
     """NetConfig.layers -> the ``--layers`` text (the inverse of :func:`parse_layers`)."""
     names = {"fc": "fc{}", "conv": "conv{}k{}", "pool": "pool{}"}
@@ -355,25 +370,14 @@ def main(args) -> dict | None:
     if args.layers is not None:
         cfg.layers = parse_layers(args.layers)
     if args.data is not None:
-        cfg.dataset = args.data if args.data in ("mnist", "digits") else \
-            str(Path(args.data).resolve())
+        cfg.dataset = data.dataset_name(args.data)
     for key in ("epochs", "method", "proposal", "lr", "batch_size"):
         value = getattr(args, key)
         if value is not None:
             setattr(cfg, key, value)
     if args.lr is not None:
         cfg.lr_final = min(cfg.lr_final, args.lr)
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not hasattr(cfg, key) or key in ("name", "layers"):
-            raise InputError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
-                             f"{[k for k in cfg.to_dict() if k not in ('name', 'layers')]}")
-        current = getattr(cfg, key)
-        try:
-            setattr(cfg, key, type(current)(value))
-        except ValueError:
-            raise InputError(f"--set {item!r}: field '{key}' takes a {type(current).__name__}"
-                             ) from None
+    apply_sets(cfg, args.set)
     cfg.validate()
     out = args.out or Path("runs") / cfg.name
     summary = train(cfg, out, seed=args.seed, data_dir=args.data_dir, device=args.device,

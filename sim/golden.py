@@ -95,15 +95,27 @@ class Network:
         return res
 
 
+def test_images(export_dir, images: int = 1000, data_dir=None) -> np.ndarray | None:
+    """The export's first ``images`` test images, or None without its dataset at hand."""
+    from gxnor.model.data import DatasetError
+
+    try:
+        return format.dataset_images(format.load(export_dir), images, data_dir)
+    except (ValueError, OSError, DatasetError):
+        return None
+
+
 def dataset_events(export_dir, images: int = 1000, data_dir=None):
     """Events per layer on the export's first ``images`` test images, and where they came
     from; without the dataset at hand, every input an event (the dense worst case)."""
-    from gxnor.model.data import DatasetError
+    return events_of(export_dir, test_images(export_dir, images, data_dir))
 
-    net = format.load(export_dir)
-    try:
-        imgs = format.dataset_images(net, images, data_dir)
-    except (ValueError, OSError, DatasetError):
+
+def events_of(export_dir, imgs: np.ndarray | None):
+    """Events per layer on ``imgs`` (:func:`test_images`) and where they came from; for None,
+    every input an event (the dense worst case)."""
+    if imgs is None:
+        net = format.load(export_dir)
         return [np.array([ly.n_in]) for ly in net.layers], "dense worst case (dataset not found)"
     res = Network(export_dir).run(imgs)
     return [np.asarray(e) for e in res.events], f"{len(imgs)} test images of the export's dataset"

@@ -35,7 +35,7 @@ def predicted_throughput(spec, events, source: str, clock_hz: float, baud: int,
     """Images/s from the cycle model on ``events`` per layer and image (the export's test
     images, or the dense worst case: :func:`gxnor.sim.golden.dataset_events`, which says
     which in ``source``); the link's images/s with ``request_bytes`` per request frame (the
-    mean RUN/RUNZ frame of the test images, :func:`request_bytes`), else dense RUN frames."""
+    mean RUN/RUNZ frame of the test images, :func:`mean_request_bytes`), else dense RUN frames."""
     common = {"cycles_source": source, "link_images_per_s": _link(spec, baud, request_bytes),
               "baud": baud, "request_frame_bytes": request_bytes}
     if isinstance(spec, PipelineSpec):
@@ -64,16 +64,12 @@ def _link(spec, baud: int, request_bytes: float | None = None) -> float:
     return P.link_images_per_s(baud, spec.n_pixels, answer, request_bytes)
 
 
-def mean_request_bytes(export_dir, images: int = 1000, data_dir=None) -> float | None:
+def mean_request_bytes(images) -> float | None:
     """The mean request frame (RUNZ where shorter than RUN, as ``gxnor run`` sends them) of
-    the export's first ``images`` test images; None without the dataset."""
-    from gxnor.model.data import DatasetError
-
-    try:
-        imgs = format.dataset_images(format.load(export_dir), images, data_dir)
-    except (ValueError, OSError, DatasetError):
+    ``images`` (:func:`gxnor.sim.golden.test_images`; None without them)."""
+    if images is None:
         return None
-    return float(np.mean([len(P.run_frame(im.reshape(-1))) for im in imgs]))
+    return float(np.mean([len(P.run_frame(im.reshape(-1))) for im in images]))
 
 
 def _resources(report: dict, family: Family) -> dict:
@@ -132,7 +128,8 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
     dest = files.check(bdir, KIND, [export_dir])
     toolchain.setup()
     # the golden model's events on the export's test images, for the planner and the report
-    events, source = golden.dataset_events(export_dir, 1000, data_dir)
+    images = golden.test_images(export_dir, 1000, data_dir)
+    events, source = golden.events_of(export_dir, images)
     spec, fold_plan = choose_spec(export_dir, b, events, lanes=lanes, schedule=schedule,
                                   folds=folds, input_ports=input_ports)
     if fold_plan is not None:
@@ -168,7 +165,7 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
         if failure is None:
             seconds = time.perf_counter() - t0
             tp = predicted_throughput(spec, events, source, top.clock_hz, baud,
-                                      mean_request_bytes(export_dir, 1000, data_dir))
+                                      mean_request_bytes(images))
             report = _report(b, platform, top, spec, export_dir, tmp, bitfile, fallback,
                              seconds, baud, tp, fold_plan)
             (tmp / "report.json").write_text(json.dumps(report, indent=1))

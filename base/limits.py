@@ -50,6 +50,11 @@ IMAGES = Limit("--images", 1, 1_000_000)
 #: processes of the fast simulation path
 JOBS = Limit("--jobs", 1, 64)
 PORTS = Limit("--input-ports", 1, 64)
+#: the harness's store: the iCE40's block RAM holds about a dozen MNIST images, the ECP5's
+#: hundreds; the class memory is addressed by a 16-bit INFO field
+BENCH_IMAGES = Limit("--bench-images", 1, 65_535)
+#: a BENCH request's u32 count
+BENCH_COUNT = Limit("--bench", 0, 2**32 - 1)
 #: random networks of the differential tests
 NETWORKS = Limit("--random", 1, 100_000)
 #: core clock of a board build, MHz

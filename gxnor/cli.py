@@ -162,7 +162,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _schedule_options(p: argparse.ArgumentParser, schedule_help: str) -> None:
-    """--schedule, --folds, --input-ports: which accelerator (``gxnor sim`` and ``build``)."""
+    """--schedule, --folds, --input-ports: which accelerator (``gxnor sim``, ``build`` and
+    ``run --sim``)."""
     p.add_argument("--schedule", choices=["shared", "pipelined"], help=schedule_help)
     p.add_argument("--folds", metavar="LxKxR,...",
                    help="fold the layer pipeline by hand: lanes x event ports x serializer "
@@ -311,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, default=Path("build"),
                    help="outputs go to OUT/BOARD (default %(default)s)")
     b.add_argument("--data-dir", type=Path, help="dataset for the throughput prediction")
+    b.add_argument("--bench-images", type=_limited(limits.BENCH_IMAGES),
+                   help="build in the on-chip throughput harness with the export's first N "
+                   "test images (measure with gxnor run --bench)")
     b.set_defaults(func=_cmd_build)
 
     f = sub.add_parser("flash", help="program a board with openFPGALoader / iceprog")
@@ -320,8 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=_cmd_flash)
 
     u = sub.add_parser("run", help="classify images on a board (or the simulated board)")
-    u.add_argument("images", nargs="+",
-                   help="mnist:N, mnist:START:N, .npy files of uint8 images, or image files")
+    u.add_argument("images", nargs="*",
+                   help="mnist:N, mnist:START:N, .npy files of uint8 images, or image files "
+                   "(--sim --bench: the images the simulated harness stores; a board's "
+                   "harness holds the ones it was built with)")
     u.add_argument("--board", default="icebreaker",
                    help="the board (default %(default)s): its serial port and baud rate "
                    "are the defaults of --port and --baud")
@@ -339,9 +345,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no board: run the board core in cocotb behind the same client")
     u.add_argument("--lanes", type=_limited(limits.LANES),
                    help="--sim: PE lanes (default: the export's)")
+    _schedule_options(u, "--sim: one engine for all layers (default), or one per layer")
     u.add_argument("--weights", choices=["rom", "ram"], default="rom",
                    help="--sim: weights built in (rom, as on the ECP5 boards) or an empty "
                    "memory the host loads over the UART first (ram, as the iCEBreaker's SPRAM)")
+    u.add_argument("--bench", type=_limited(limits.BENCH_COUNT), metavar="COUNT",
+                   help="measure the core with the on-chip throughput harness: replay its "
+                   "stored images COUNT times in all, checked on chip; the cycles and CRC are "
+                   "checked against the cycle model (a board: from --build-report)")
+    u.add_argument("--build-report", type=Path,
+                   help="--bench on a board: the report.json of its build (default "
+                   "build/BOARD/report.json)")
     u.add_argument("--out", type=Path, default=Path("build/run-sim"), help="--sim build folder")
     u.add_argument("--json", type=Path, help="write the report as JSON")
     u.add_argument("--data-dir", type=Path)

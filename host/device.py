@@ -91,6 +91,23 @@ class Device:
             out.append(P.RunResult.decode(self.answer(P.Cmd.RUN), info))
         return out
 
+    def bench(self, images: int, patience_s: float = 600.0) -> dict:
+        """Replay ``images`` images through the board's on-chip throughput harness (BENCH,
+        :mod:`gxnor.hw.link.throughput`); returns its counters (images, mismatches, cycles,
+        crc). The answer comes when the run is over: reads are retried for ``patience_s``."""
+        info = self.info or self.ping()
+        if not info.bench_images:
+            raise InputError("the board has no on-chip throughput harness: build it with "
+                             "`gxnor build EXPORT --board BOARD --bench-images N`")
+        self.send(P.bench_request(images))
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                return P.decode_bench(self.answer(P.Cmd.BENCH))
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+
     def prepare(self, export_dir: Path | None) -> P.Info:
         """PING; check the network against ``export_dir``; load the weights if the board's
         memory needs them."""
@@ -123,7 +140,8 @@ def selftest(dev: Device, images: np.ndarray, export_dir: Path | None) -> dict:
     Malformed frames: garbage bytes, a bad header checksum, an unknown command, a RUN of the
     wrong length, a RUN with a bad payload checksum between two good ones (back to back), a
     LOAD past the end of memory, a RUN cut off in the middle (timeout), RUNZ frames that
-    describe too many pixels or have an odd length. Every one must get its ERROR answer and
+    describe too many pixels or have an odd length, a BENCH the board cannot run (no
+    harness) or of the wrong length. Every one must get its ERROR answer and
     the good images around them (RUN, then RUNZ frames) their results.
     """
     info = dev.prepare(export_dir)
@@ -171,11 +189,15 @@ def selftest(dev: Device, images: np.ndarray, export_dir: Path | None) -> dict:
     too_many = bytes([255, 1]) * (info.n_pixels // 256 + 2)  # more pixels than the image
     expect_error("RUNZ past the image's end", P.frame(P.Cmd.RUNZ, too_many), P.Err.LENGTH)
     expect_error("RUNZ of odd length", P.frame(P.Cmd.RUNZ, b"\x00"), P.Err.LENGTH)
+    if info.bench_images:
+        expect_error("BENCH of the wrong length", P.frame(P.Cmd.BENCH, b"\x01"), P.Err.LENGTH)
+    else:
+        expect_error("BENCH without the harness", P.bench_request(1), P.Err.COMMAND)
     for k, r in enumerate(dev.run(flat[2:]), start=2):
         results[k] = r
     after = dev.stats()
     check("STATS images", after["images"] - before["images"], len(flat))
-    check("STATS errors", after["errors"] - before["errors"], 8)
+    check("STATS errors", after["errors"] - before["errors"], 9)
     check("STATS dropped >= 3", after["dropped"] - before["dropped"] >= 3, True)
     check("STATS rx_errors", after["rx_errors"] - before["rx_errors"], 0)
     check("INFO after the errors", dev.ping().net_id, info.net_id)
@@ -183,11 +205,20 @@ def selftest(dev: Device, images: np.ndarray, export_dir: Path | None) -> dict:
             "results": [results[k].__dict__ for k in range(len(flat))]}
 
 
-def session(dev: Device, images: np.ndarray, export_dir: Path | None, mode: str) -> dict:
-    """What ``gxnor run`` does on a board or in simulation; returns a JSON-able report."""
+def session(dev: Device, images: np.ndarray, export_dir: Path | None, mode: str,
+            bench: int = 0) -> dict:
+    """What ``gxnor run`` does on a board or in simulation (``mode`` run, selftest, or bench:
+    ``bench`` images through the on-chip harness); returns a JSON-able report."""
     t0 = time.perf_counter()
     if mode == "selftest":
         report = selftest(dev, images, export_dir)
+    elif mode == "bench":
+        dev.prepare(export_dir)
+        t1 = time.perf_counter()
+        report = {"bench": dev.bench(bench), "bench_seconds": time.perf_counter() - t1,
+                  "bench_requested": bench}
+        if len(images):  # the core answers RUN frames as before once the harness is done
+            report["results"] = [r.__dict__ for r in dev.run(images)]
     else:
         dev.prepare(export_dir)
         t1 = time.perf_counter()

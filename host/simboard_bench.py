@@ -5,7 +5,8 @@ turns ``write`` into bits on ``rx`` and ``read`` into bytes decoded from ``tx``,
 simulated time at the core's baud rate. Nothing else of the host path is replaced.
 
 Parameters come from the environment (set by ``gxnor.host.simboard.run_board``):
-``GXNOR_EXPORT``, ``GXNOR_IMAGES`` (.npy), ``GXNOR_MODE`` (``run`` or ``selftest``),
+``GXNOR_EXPORT``, ``GXNOR_IMAGES`` (.npy), ``GXNOR_MODE`` (``run``, ``selftest`` or
+``bench``: ``GXNOR_BENCH`` images through the on-chip harness, which stores the images),
 ``GXNOR_DIVISOR`` (clock cycles per bit), ``GXNOR_CLOCK_NS`` (clock period),
 ``GXNOR_READ_TIMEOUT`` (cycles a read may wait),
 ``GXNOR_REPORT`` (JSON written at the end).
@@ -53,7 +54,8 @@ async def host_session(dut):
     cocotb.start_soon(pins.monitor())
     dev = host.Device(SimTransport(pins))
     t_start = get_sim_time("ns")
-    report = await bridge(host.session)(dev, images, export, mode)
+    report = await bridge(host.session)(dev, images, export, mode,
+                                        int(os.environ.get("GXNOR_BENCH", "0")))
     report["sim_cycles"] = int((get_sim_time("ns") - t_start) // CLOCK_NS)
     report["bytes_sent"] = pins.bytes_sent
     Path(os.environ["GXNOR_REPORT"]).write_text(json.dumps(report, indent=1))

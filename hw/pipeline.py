@@ -314,13 +314,18 @@ class PipelinedAccelerator(wiring.Component):
 
 
 def image_beats(spec: PipelineSpec, images) -> tuple[np.ndarray, np.ndarray]:
-    """The input beats of ``images`` (N x n_pixels uint8), the one encoding of an image as
-    events: its nonzero pixels in order, ``input_ports`` per beat (index, value, sign 0), the
-    last beat flagged; an all-black image is one empty beat. Returns (the beats as rows of
-    little-endian uint32 words, the beats of each image)."""
+    """The input beats of ``images`` (N x n_pixels uint8) for the pipeline of ``spec``: see
+    :func:`encode_beats`."""
+    return encode_beats(images, engine_event(spec, 0), spec.input_ports)
+
+
+def encode_beats(images, event: data.Layout, ports: int) -> tuple[np.ndarray, np.ndarray]:
+    """The one encoding of images as events (:func:`gxnor.hw.layouts.beat_layout` of
+    ``event``): each image's nonzero pixels in order, ``ports`` per beat (index, value, sign
+    0), the last beat flagged; an all-black image is one empty beat. Returns (the beats as
+    rows of little-endian uint32 words, the beats of each image)."""
     images = np.asarray(images, np.uint8).reshape(len(images), -1)
-    event = engine_event(spec, 0)
-    m = spec.input_ports
+    m = ports
     layout = beat_layout(event, m)
     ev_off, ev_bits = layout["events"].offset, event.size
     n_off, last_off = layout["n"].offset, layout["last"].offset

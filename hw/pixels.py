@@ -116,3 +116,44 @@ class PixelBeats(_PixelInput):
             *self._event(beat.events[0], index),
         ]
         return m
+
+
+class BeatPixels(wiring.Component):
+    """The inverse of :class:`PixelBeats`: turns one-event beats back into the dense pixel
+    stream (the shared engine's input, fed from the on-chip harness's event store). At each
+    position the pixel is the beat's magnitude if the beat's event sits there, else 0; a beat
+    is taken once its event is out, the image's last beat at the image's last pixel (so an
+    empty last beat, an all-black image, gives ``n_pixels`` zeros).
+
+    Members
+    -------
+    beats: In(stream(beat)) — one slot used; events in ascending index order.
+    pixels: Out(stream(uint8)) — valid whenever a beat is.
+
+    Timing: latency 0 (combinational), one pixel per cycle.
+    """
+
+    latency = 0
+
+    def __init__(self, n_pixels: int, event: data.Layout):
+        if n_pixels < 1:
+            raise ValueError(f"n_pixels must be >= 1, got {n_pixels!r}")
+        self._n_pixels = n_pixels
+        super().__init__({"beats": In(stream.Signature(beat_layout(event, 1))),
+                          "pixels": Out(stream.Signature(unsigned(MAGNITUDE_BITS)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        beat = self.beats.payload
+        index = Signal(range(max(self._n_pixels, 2)))
+        end = index == self._n_pixels - 1
+        hit = (beat.n != 0) & (beat.events[0].index == index)
+        take = self.pixels.valid & self.pixels.ready
+        m.d.comb += [
+            self.pixels.valid.eq(self.beats.valid),
+            self.pixels.payload.eq(Mux(hit, beat.events[0].magnitude, 0)),
+            self.beats.ready.eq(self.pixels.ready & ((hit & ~beat.last) | end)),
+        ]
+        with m.If(take):
+            m.d.sync += index.eq(Mux(end, 0, index + 1))
+        return m

@@ -116,8 +116,9 @@ def main(args) -> int:
     return 0
 
 
-def _spec(export, lanes, folds, input_ports, schedule, images):
-    """The accelerator ``gxnor sim`` builds: the shared engine (``--lanes``), or the layer
+def accelerator_spec(export, lanes, folds, input_ports, schedule, images):
+    """The accelerator ``gxnor sim`` and ``gxnor run --sim`` build: the shared engine
+    (``--lanes``), or the layer
     pipeline folded by ``--folds`` (``--schedule pipelined`` alone: folded by the planner for
     the ECP5-85F's default budget, as ``gxnor build --board ulx3s-85f`` does)."""
     from gxnor.hw import plan
@@ -148,7 +149,7 @@ def _fast(export_dir: Path, export, images, lanes, jobs: int, out: Path, folds=N
 
     from . import harness
 
-    spec = _spec(export, lanes, folds, input_ports, schedule, images)
+    spec = accelerator_spec(export, lanes, folds, input_ports, schedule, images)
     h = harness.Harness([spec], out / "harness").build()
     res = h.run([images], jobs=jobs)[0]
     msgs = harness.compare(golden.Network(export_dir), spec, images, res)

@@ -24,6 +24,7 @@ from gxnor.sim import golden
 
 from .. import plan, timing, toolchain
 from ..link import protocol as P
+from ..link.throughput import stored_bits
 from ..spec import AcceleratorSpec, PipelineSpec
 from .families import Family
 from .table import Board, board
@@ -113,15 +114,44 @@ def choose_spec(export_dir: Path, b: Board, events, *, lanes: int | None = None,
     return p.spec, p
 
 
+def spec_from_report(report: dict, export_dir: Path):
+    """The accelerator a build made (its report.json as ``report``), rebuilt from its export
+    (which must be the one it was built from)."""
+    nid = f"{P.network_id(export_dir):08x}"
+    if report.get("net_id") != nid:
+        raise InputError(f"{export_dir}: network id {nid}, the build report's is "
+                         f"{report.get('net_id')} (built from another export)")
+    net = format.load(export_dir)
+    try:
+        if report["schedule"] == "pipelined":
+            return PipelineSpec.from_export(net, [tuple(f) for f in report["folds"]],
+                                            report["input_ports"], report.get("buffers", 3))
+        lanes, ports, rate = report["folds"][0]
+        return AcceleratorSpec.from_export(net, lanes, ports=ports, rate=rate)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"the build report has no usable schedule / folds ({exc!r})") from exc
+
+
+def bench_store(export_dir: Path, images: int, data_dir=None):
+    """(images, classes) the on-chip throughput harness of a build stores: the export's first
+    ``images`` test images and the golden model's class of each."""
+    stored = golden.test_images(export_dir, images, data_dir)
+    if stored is None or len(stored) < images:
+        raise InputError(f"{export_dir}: --bench-images {images} needs that many test images "
+                         "of the export's dataset (pass --data-dir)")
+    return stored, golden.Network(export_dir).run(stored).classes
+
+
 def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = None,
           clock_hz: float | None = None, baud: int | None = None, data_dir=None,
           log=print, schedule: str | None = None, folds=None,
-          input_ports: int | None = None) -> dict:
+          input_ports: int | None = None, bench_images: int = 0) -> dict:
     """Synthesise, place and route ``export_dir`` for ``board_name`` into ``out/<board>``
     (written atomically, see :mod:`gxnor.base.files`); returns the report (also written as
     report.json / report.md). The accelerator: :func:`choose_spec` (the planner's table is
-    logged before synthesis). A toolchain failure raises StageFailed; the folder then holds
-    the tools' logs and no bitstream."""
+    logged before synthesis). ``bench_images`` > 0 builds in the on-chip throughput harness
+    with that many test images (:mod:`gxnor.hw.link.throughput`). A toolchain failure raises
+    StageFailed; the folder then holds the tools' logs and no bitstream."""
     b = board(board_name)
     export_dir = Path(export_dir)
     bdir = Path(out) / b.name
@@ -137,8 +167,9 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
     clock = int(clock_hz or b.clock_hz)
     baud = int(baud or b.baud)
     platform = b.platform_object()
+    bench = bench_store(export_dir, bench_images, data_dir) if bench_images else None
     top = BoardTop(b, spec, platform.default_clk_frequency, clock, baud,
-                   P.network_id(export_dir))
+                   P.network_id(export_dir), bench)
     bitfile = dest / b.family.bitstream
     failure = None
     with files.output_dir(bdir, KIND, [export_dir]) as tmp:
@@ -205,6 +236,9 @@ def _report(b: Board, platform, top, spec, export_dir: Path, tmp: Path, bitfile:
         "lanes": [f.lanes for f in spec.folds] if pipelined else spec.lanes,
         "folds": [[f.lanes, f.ports, f.rate] for f in spec.folds],
         "input_ports": spec.input_ports if pipelined else 1,
+        "buffers": spec.buffers if pipelined else None,
+        "bench_images": 0 if top.bench is None else len(top.bench[1]),
+        "bench_store_bits": 0 if top.bench is None else stored_bits(spec, top.bench[0]),
         "weights": b.weights,
         "weight_bits": sum(len(ly.words) * 2 * f.lanes for ly, f in
                            zip(spec.layers, spec.folds, strict=True)),
@@ -232,7 +266,10 @@ def report_markdown(r: dict) -> str:
         + f"; nextpnr Fmax {r['fmax_hz'] / 1e6:.2f} MHz: timing "
         + ("met" if r["timing_met"] else "NOT met"),
         f"- UART {r['baud']} baud (divisor {r['divisor']}); synthesis LUT mapping: "
-        f"{r['synthesis']}; build {r['build_seconds']} s; bitstream {r['bitstream']}", "",
+        f"{r['synthesis']}; build {r['build_seconds']} s; bitstream {r['bitstream']}",
+        *([f"- on-chip throughput harness: {r['bench_images']} test images stored "
+           f"({r['bench_store_bits']:,} bits); measure with `gxnor run --board {r['board']} "
+           f"--bench COUNT --export-dir EXPORT`"] if r.get("bench_images") else []), "",
         "| resource | used | available | % |", "|---|---|---|---|",
     ]
     for name, u in r["resources"].items():
@@ -301,7 +338,8 @@ def build_main(args) -> int:
                    clock_hz=args.clock * 1e6 if args.clock else None, baud=args.baud,
                    data_dir=getattr(args, "data_dir", None),
                    schedule=getattr(args, "schedule", None), folds=folds,
-                   input_ports=getattr(args, "input_ports", None))
+                   input_ports=getattr(args, "input_ports", None),
+                   bench_images=getattr(args, "bench_images", 0) or 0)
     print(report_markdown(report))
     if not report["timing_met"]:
         print(f"gxnor build: timing NOT met: Fmax {report['fmax_hz'] / 1e6:.2f} MHz < "

@@ -16,10 +16,12 @@ class BoardTop(Elaboratable):
     """PLL + power-on reset + :class:`BoardCore` on the board's UART pins and LEDs."""
 
     def __init__(self, board: Board, spec: AcceleratorSpec, f_in: float, clock_hz: int,
-                 baud: int, net_id: int):
+                 baud: int, net_id: int, bench=None):
         """``f_in``: the board oscillator; the PLL (none when ``clock_hz`` equals it), the
-        actual clock and the UART divisor follow from it here, before any build."""
+        actual clock and the UART divisor follow from it here, before any build. ``bench``:
+        (images, classes) for the on-chip throughput harness (:class:`BoardCore`)."""
         self.board, self.spec, self.baud, self.net_id = board, spec, baud, net_id
+        self.bench = bench
         self.f_in = f_in
         if abs(f_in - clock_hz) < 1:
             self.pll = None
@@ -57,7 +59,7 @@ class BoardTop(Elaboratable):
             self.spec, divisor=divisor,
             weights=self.board.family.weight_store(self.spec, self.board.weights),
             timeout=max(16 * divisor, self.clock_hz // 100), clock_hz=self.clock_hz,
-            net_id=self.net_id)
+            net_id=self.net_id, bench=self.bench)
         uart = platform.request(*self.board.uart, dir="-")
         m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)

@@ -1,12 +1,19 @@
 """The two answerers: control answers (INFO, STATS, LOAD, ERROR) and RUN answers."""
 
-from amaranth.hdl import Array, Cat, Const, Module, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import protocol as P
 from .framer import FrameSignature, ValueBytes, payload_bits
-from .parser import ANSWER
+from .parser import ANSWER, ANSWER_ERROR
+
+
+def result_bits(res) -> Value:
+    """A result word (:func:`gxnor.hw.spec.result_layout`) as the RUN answer carries it after
+    the scores: the class in whole bytes, the cycles, the events per layer
+    (:meth:`~gxnor.hw.link.protocol.RunResult.result_bytes` on the host)."""
+    return Cat(res.cls, Const(0, 8 * P.CLASS_BYTES - len(res.cls)), res.cycles, *res.events)
 
 
 class ControlAnswers(wiring.Component):
@@ -17,16 +24,18 @@ class ControlAnswers(wiring.Component):
     requests: In(stream(ANSWER)) — taken when its last payload byte is handed over.
     info: In(INFO payload bits) — what PING answers now.
     stats: In(STATS payload bits) — what STATS answers now.
+    bench: In(BENCH payload bits) — what BENCH answers (the harness's counters).
     runs_pending: In(1) — RUN answers are still to be sent: wait.
     frames: Out(FrameSignature).
     error: Out(1) — pulse: an ERROR answer starts.
     """
 
-    def __init__(self, info_bits: int, stats_bits: int):
+    def __init__(self, info_bits: int, stats_bits: int, bench_bits: int = 8):
         super().__init__({
             "requests": In(stream.Signature(ANSWER)),
             "info": In(info_bits),
             "stats": In(stats_bits),
+            "bench": In(bench_bits),
             "runs_pending": In(1),
             "frames": Out(FrameSignature),
             "error": Out(1),
@@ -40,6 +49,7 @@ class ControlAnswers(wiring.Component):
             (P.Cmd.STATS | P.RESPONSE, self.stats),
             (P.Cmd.LOAD | P.RESPONSE, payload_bits(P.LOAD_ANSWER_LAYOUT, {"words": req.words})),
             (P.ERROR_ANSWER, payload_bits(P.ERROR_LAYOUT, {"code": req.code, "cmd": req.cmd})),
+            (P.Cmd.BENCH | P.RESPONSE, self.bench),
         ]
         longest = max(len(bits) // 8 for _, bits in answers)
         index = Signal(range(max(longest, 2)))
@@ -54,7 +64,7 @@ class ControlAnswers(wiring.Component):
             with m.State("WAIT"):
                 with m.If(self.requests.valid & ~self.runs_pending & self.frames.idle):
                     m.d.comb += [self.frames.start.eq(1),
-                                 self.error.eq(req.kind == len(answers) - 1)]
+                                 self.error.eq(req.kind == ANSWER_ERROR)]
                     m.d.sync += index.eq(0)
                     m.next = "SEND"
             with m.State("SEND"):
@@ -104,18 +114,16 @@ class RunAnswers(wiring.Component):
         m = Module()
         sb, n_cls = self._score_bytes, self._classes
         run_len = P.run_answer_bytes(n_cls, sb, self._layers)
-        res = self.result.payload
-        result_bits = Cat(res.cls, Const(0, 8 * P.CLASS_BYTES - len(res.cls)), res.cycles,
-                          *res.events)
-        assert len(result_bits) == 8 * (run_len - n_cls * sb)
+        result = result_bits(self.result.payload)
+        assert len(result) == 8 * (run_len - n_cls * sb)
         error_bits = payload_bits(P.ERROR_LAYOUT, {"code": self.verdicts.payload,
                                                    "cmd": P.Cmd.RUN})
         # each value leaves as bytes: a score (sign-extended), the result, the error
         m.submodules.score_bytes = s_bytes = ValueBytes(sb)
-        m.submodules.result_bytes = r_bytes = ValueBytes(len(result_bits) // 8)
+        m.submodules.result_bytes = r_bytes = ValueBytes(len(result) // 8)
         m.submodules.error_bytes = e_bytes = ValueBytes(len(error_bits) // 8)
         m.d.comb += [s_bytes.value.payload.eq(self.scores.payload.as_signed()),
-                     r_bytes.value.payload.eq(result_bits),
+                     r_bytes.value.payload.eq(result),
                      e_bytes.value.payload.eq(error_bits)]
         sending = Signal(range(3))  # which of them feeds the frame
         sources = [s_bytes, r_bytes, e_bytes]

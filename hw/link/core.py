@@ -38,6 +38,7 @@ from . import protocol as P
 from .answers import ControlAnswers, RunAnswers
 from .framer import FrameMux, FrameTx, payload_bits
 from .parser import RequestParser
+from .throughput import ThroughputHarness
 from .uart import UARTRx, UARTTx
 from .weights import WeightStore
 
@@ -50,7 +51,8 @@ def weights_ram(weights) -> bool:
 
 
 def core_info(spec: AcceleratorSpec | PipelineSpec, *, divisor: int, weights="rom",
-              clock_hz: int = 0, net_id: int = 0, loaded_words: int = 0, **_) -> P.Info:
+              clock_hz: int = 0, net_id: int = 0, loaded_words: int = 0, bench=None,
+              **_) -> P.Info:
     """The INFO a :class:`BoardCore` with these parameters answers to PING. A layer pipeline
     reports its widest engine's lanes and no loadable weight words (each engine's weights are
     a ROM of its own)."""
@@ -58,7 +60,7 @@ def core_info(spec: AcceleratorSpec | PipelineSpec, *, divisor: int, weights="ro
     return P.Info(P.MAGIC, P.VERSION, lanes, spec.n_pixels, spec.num_classes,
                   len(spec.layers), P.score_bytes(spec.score_bits), word_bytes,
                   words, net_id, int(weights_ram(weights)), loaded_words,
-                  int(clock_hz), divisor)
+                  int(clock_hz), divisor, 0 if bench is None else len(bench[1]))
 
 
 def _weight_memory(spec) -> tuple[int, int, int]:
@@ -84,6 +86,10 @@ class BoardCore(wiring.Component):
     timeout: cycles without a byte that abandon a frame.
     clock_hz, net_id: reported by PING.
     fifo_depth: bytes of the receive FIFO.
+    bench: (images, classes): build in the on-chip throughput harness
+        (:class:`~gxnor.hw.link.throughput.ThroughputHarness`) with these stored images and
+        the classes to check them against; BENCH requests run it. While it runs, the
+        accelerator's input comes from the harness and its results go to it.
     """
 
     rx: In(1, init=1)
@@ -93,7 +99,7 @@ class BoardCore(wiring.Component):
 
     def __init__(self, spec: AcceleratorSpec, *, divisor: int, weights="rom",
                  timeout: int = 1 << 20, clock_hz: int = 0, net_id: int = 0,
-                 fifo_depth: int = 512):
+                 fifo_depth: int = 512, bench=None):
         if not isinstance(spec, AcceleratorSpec | PipelineSpec):
             raise TypeError(f"spec must be an AcceleratorSpec or a PipelineSpec, got {spec!r}")
         if isinstance(spec, PipelineSpec) and weights != "rom":
@@ -114,13 +120,16 @@ class BoardCore(wiring.Component):
         self._spec, self._divisor, self._weights = spec, divisor, weights
         self._timeout, self._clock_hz, self._net_id = timeout, clock_hz, net_id
         self._fifo_depth = fifo_depth
+        self._bench = bench
+        if bench is not None:  # checked here, before any elaboration
+            self._harness = ThroughputHarness(spec, *bench)
         super().__init__()
 
     def info(self, loaded_words: int = 0) -> P.Info:
         """What PING answers (``loaded_words`` is live in the hardware)."""
         return core_info(self._spec, divisor=self._divisor, weights=self._weights,
                          clock_hz=self._clock_hz, net_id=self._net_id,
-                         loaded_words=loaded_words)
+                         loaded_words=loaded_words, bench=self._bench)
 
     def elaborate(self, platform):
         spec = self._spec
@@ -140,7 +149,7 @@ class BoardCore(wiring.Component):
         m.submodules.rx_fifo = rxf = fifo.SyncFIFOBuffered(width=8, depth=self._fifo_depth)
         m.submodules.parser = parser = RequestParser(
             n_pixels=spec.n_pixels, weight_words=weight_words, word_bits=8 * word_bytes,
-            timeout=self._timeout)
+            timeout=self._timeout, bench=self._bench is not None)
         if pipelined:
             m.submodules.accel = acc = PipelinedAccelerator(spec)
             m.submodules.beats = beats = PixelBeats(spec.n_pixels, engine_event(spec, 0),
@@ -161,9 +170,20 @@ class BoardCore(wiring.Component):
                                             "loaded_words": loaded_words})
         stats = payload_bits(P.STATS_LAYOUT, {"images": images, "errors": errors,
                                               "dropped": dropped, "rx_errors": rx_errors})
-        m.submodules.control_answers = control = ControlAnswers(len(info), len(stats))
+        if self._bench is not None:
+            m.submodules.harness = harness = self._harness
+            bench = payload_bits(P.BENCH_LAYOUT, {f: harness.counters[f]
+                                                  for f, _ in P.BENCH_LAYOUT})
+            wiring.connect(m, parser.bench, harness.run)
+            m.d.comb += parser.bench_busy.eq(harness.busy)
+        else:
+            harness, bench = None, payload_bits(P.BENCH_LAYOUT, dict.fromkeys(
+                (f for f, _ in P.BENCH_LAYOUT), 0))
+        m.submodules.control_answers = control = ControlAnswers(len(info), len(stats),
+                                                                len(bench))
         full = (loaded_words >= weight_words) if store is not None and store.starts_empty else 1
-        m.d.comb += [control.info.eq(info), control.stats.eq(stats), self.loaded.eq(full)]
+        m.d.comb += [control.info.eq(info), control.stats.eq(stats), control.bench.eq(bench),
+                     self.loaded.eq(full)]
 
         # receive: UART -> FIFO (a full FIFO drops the byte and counts it), then a register
         # between the FIFO's block RAM and the parser (timing)
@@ -176,15 +196,34 @@ class BoardCore(wiring.Component):
         # requests: pixels to the accelerator (through a register: the parser's frame state
         # decides a pixel's valid, and that must not run on into the accelerator's input
         # logic), LOAD words to the weights, verdicts queued
-        sink = beats.pixels if pipelined else acc.pixels
         pix_valid, pix_data = Signal(), Signal(8)
-        m.d.comb += [parser.pixels.ready.eq(~pix_valid | sink.ready),
-                     sink.valid.eq(pix_valid), sink.payload.eq(pix_data)]
         with m.If(parser.pixels.ready):
             m.d.sync += [pix_valid.eq(parser.pixels.valid), pix_data.eq(parser.pixels.payload)]
+        # the accelerator's input: the RUN pixels, or the harness while it runs (a BENCH
+        # starts once every RUN before it is answered: the accelerator is idle then)
+        acc_in = acc.events if pipelined else acc.pixels
+        host_ready = Signal()  # the accelerator takes the host's input
         if pipelined:
-            wiring.connect(m, beats.beats, acc.events)
+            m.d.comb += [parser.pixels.ready.eq(~pix_valid | beats.pixels.ready),
+                         beats.pixels.valid.eq(pix_valid), beats.pixels.payload.eq(pix_data),
+                         beats.beats.ready.eq(host_ready)]
+            host_valid, host_payload = beats.beats.valid, beats.beats.payload
         else:
+            m.d.comb += parser.pixels.ready.eq(~pix_valid | host_ready)
+            host_valid, host_payload = pix_valid, pix_data
+        from_host = [acc_in.valid.eq(host_valid), acc_in.payload.eq(host_payload),
+                     host_ready.eq(acc_in.ready)]
+        if harness is not None:
+            bench_in = harness.events if pipelined else harness.pixels
+            with m.If(harness.busy):
+                m.d.comb += [acc_in.valid.eq(bench_in.valid),
+                             acc_in.payload.eq(bench_in.payload),
+                             bench_in.ready.eq(acc_in.ready)]
+            with m.Else():
+                m.d.comb += from_host
+        else:
+            m.d.comb += from_host
+        if not pipelined:
             # LOAD writes one cycle after the parser hands the word over: the parser's state
             # decode then does not reach the weight memory's address pins (the iCE40's
             # critical path); a LOAD runs only while the accelerator is idle, and the next
@@ -205,8 +244,23 @@ class BoardCore(wiring.Component):
         runs_pending = vq.level != 0
         m.d.comb += [parser.runs_pending.eq(runs_pending), control.runs_pending.eq(runs_pending),
                      fmux.select.eq(runs_pending)]
-        wiring.connect(m, acc.scores, runs.scores)
-        wiring.connect(m, acc.result, runs.result)
+        if harness is not None:  # the results: to the RUN answers, or to the harness
+            m.d.comb += [runs.scores.payload.eq(acc.scores.payload),
+                         runs.result.payload.eq(acc.result.payload),
+                         harness.scores.payload.eq(acc.scores.payload),
+                         harness.result.payload.eq(acc.result.payload)]
+            with m.If(harness.busy):
+                m.d.comb += [harness.scores.valid.eq(acc.scores.valid),
+                             harness.result.valid.eq(acc.result.valid),
+                             acc.scores.ready.eq(1), acc.result.ready.eq(1)]
+            with m.Else():
+                m.d.comb += [runs.scores.valid.eq(acc.scores.valid),
+                             runs.result.valid.eq(acc.result.valid),
+                             acc.scores.ready.eq(runs.scores.ready),
+                             acc.result.ready.eq(runs.result.ready)]
+        else:
+            wiring.connect(m, acc.scores, runs.scores)
+            wiring.connect(m, acc.result, runs.result)
         wiring.connect(m, control.frames, fmux.a)
         wiring.connect(m, runs.frames, fmux.b)
         wiring.connect(m, fmux.out, ftx.frames)

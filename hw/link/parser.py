@@ -1,6 +1,6 @@
 """The request parser: frames in, actions out (pixels, weight words, answers to send)."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -8,10 +8,10 @@ from . import protocol as P
 from .crc import crc8_next
 
 #: what the control answerer sends for a request (the order of its answer table)
-ANSWER_INFO, ANSWER_STATS, ANSWER_LOAD, ANSWER_ERROR = range(4)
+ANSWER_INFO, ANSWER_STATS, ANSWER_LOAD, ANSWER_ERROR, ANSWER_BENCH = range(5)
 
 ANSWER = data.StructLayout({
-    "kind": 2,  # ANSWER_*
+    "kind": 3,  # ANSWER_*
     "code": 3,  # ERROR: the error code
     "cmd": 8,  # ERROR: the request's command
     "words": 16,  # LOAD: the words written
@@ -34,8 +34,11 @@ class RequestParser(wiring.Component):
       describe more than ``n_pixels`` pixels: the rest is dropped and the verdict is LENGTH.
     * LOAD: waits until no RUN answer is outstanding, then writes each whole weight word as
       it arrives (``load``); words past the end are not written.
-    * PING, STATS, LOAD's answer, and every rejected frame: an answer request on ``answers``;
-      the parser waits until it has been sent (so answers keep request order).
+    * BENCH (a core with the on-chip throughput harness, ``bench``): waits until no RUN
+      answer is outstanding, hands the image count to the harness (``bench``) and waits
+      while it runs (``bench_busy``); then its answer.
+    * PING, STATS, LOAD's answer, BENCH's, and every rejected frame: an answer request on
+      ``answers``; the parser waits until it has been sent (so answers keep request order).
     Bytes outside a frame are dropped (``dropped`` pulses); a frame that stops for
     ``timeout`` cycles is abandoned with ERROR(TIMEOUT).
 
@@ -49,10 +52,13 @@ class RequestParser(wiring.Component):
     answers: Out(stream(ANSWER)) — taken when sent.
     runs_pending: In(1) — RUN answers are still to be sent.
     dropped: Out(1) — pulse: a byte outside any frame.
+    bench: Out(stream(32)) — a BENCH request's image count (to the harness).
+    bench_busy: In(1) — the harness is running.
     """
 
-    def __init__(self, *, n_pixels: int, weight_words: int, word_bits: int, timeout: int):
-        self._n_pixels, self._timeout = n_pixels, timeout
+    def __init__(self, *, n_pixels: int, weight_words: int, word_bits: int, timeout: int,
+                 bench: bool = False):
+        self._n_pixels, self._timeout, self._bench = n_pixels, timeout, bench
         self._weight_words, self._word_bits = weight_words, word_bits
         self._word_bytes = (word_bits + 7) // 8
         super().__init__({
@@ -65,6 +71,8 @@ class RequestParser(wiring.Component):
             "answers": Out(stream.Signature(ANSWER)),
             "runs_pending": In(1),
             "dropped": Out(1),
+            "bench": Out(stream.Signature(32)),
+            "bench_busy": In(1),
         })
 
     def elaborate(self, platform):
@@ -85,9 +93,10 @@ class RequestParser(wiring.Component):
         zrun = Signal(8)  # RUNZ: zero pixels still to send before the pair's pixel
         zerr = Signal(3)  # RUNZ: the verdict if the checksum is right (LENGTH, TIMEOUT)
         full = pos == self._n_pixels
-        run_ok, runz_ok, empty, load_ok, ctrl_ok, known = (
+        run_ok, runz_ok, empty, load_ok, ctrl_ok, bench_ok, known = (
             Signal(name=n) for n in ("run_ok", "runz_ok", "empty", "load_ok", "ctrl_ok",
-                                     "known"))
+                                     "bench_ok", "known"))
+        is_bench = (cmd == P.Cmd.BENCH) if self._bench else Const(0, 1)
         new_word = Cat(word[8:], byte) if wb > 1 else byte
         m.d.comb += [self.answers.payload.cmd.eq(cmd), self.answers.payload.words.eq(nwords),
                      self.pixels.payload.eq(byte), self.loaded.payload.eq(nwords)]
@@ -127,8 +136,9 @@ class RequestParser(wiring.Component):
                     empty.eq(length == 0),
                     load_ok.eq((cmd == P.Cmd.LOAD) & (length >= P.LOAD_ADDR_BYTES + wb)),
                     ctrl_ok.eq(((cmd == P.Cmd.PING) | (cmd == P.Cmd.STATS)) & (length == 0)),
+                    bench_ok.eq(is_bench & (length == P.BENCH_REQUEST_BYTES)),
                     known.eq((cmd == P.Cmd.RUN) | (cmd == P.Cmd.LOAD) | (cmd == P.Cmd.PING)
-                             | (cmd == P.Cmd.STATS) | (cmd == P.Cmd.RUNZ)),
+                             | (cmd == P.Cmd.STATS) | (cmd == P.Cmd.RUNZ) | is_bench),
                 ]
                 m.next = "HCRC"
             with m.State("HCRC"):  # the header's checksum decides what follows
@@ -148,6 +158,8 @@ class RequestParser(wiring.Component):
                         m.next = "LOAD_WAIT"
                     with m.Elif(ctrl_ok):
                         m.next = "CHECK"
+                    with m.Elif(bench_ok):
+                        m.next = "BENCH_ARGS"
                     with m.Else():
                         m.d.sync += code.eq(Mux(known, P.Err.LENGTH, P.Err.COMMAND))
                         m.next = "SKIP"
@@ -242,6 +254,24 @@ class RequestParser(wiring.Component):
                     m.d.comb += [self.verdicts.valid.eq(1),
                                  self.verdicts.payload.eq(P.Err.TIMEOUT)]
                     m.next = "HUNT"
+            with m.State("BENCH_ARGS"):  # BENCH: the image count
+                with m.If(have):
+                    m.d.sync += [addr.eq(Cat(addr[8:], byte)), crc.eq(crc_next),
+                                 bidx.eq(bidx + 1)]
+                    with m.If(bidx == P.BENCH_REQUEST_BYTES - 1):
+                        m.next = "CHECK"
+                with m.Elif(timed_out):
+                    m.d.sync += code.eq(P.Err.TIMEOUT)
+                    m.next = "ERROR"
+            with m.State("BENCH_WAIT"):  # the RUN answers before it out, then the harness
+                m.d.comb += [self.bench.valid.eq(~self.runs_pending),
+                             self.bench.payload.eq(addr)]
+                with m.If(self.bench.valid & self.bench.ready):
+                    m.next = "BENCH_RUN"
+            with m.State("BENCH_RUN"):
+                with m.If(~self.bench_busy):
+                    m.d.sync += self.answers.payload.kind.eq(ANSWER_BENCH)
+                    m.next = "ANSWER"
             with m.State("LOAD_WAIT"):  # the accelerator must be idle before weights change
                 with m.If(~self.runs_pending):
                     m.next = "LOAD_ADDR"
@@ -285,6 +315,8 @@ class RequestParser(wiring.Component):
                     with m.Elif(is_load & addr_err):
                         m.d.sync += code.eq(P.Err.ADDRESS)
                         m.next = "ERROR"
+                    with m.Elif(is_bench):
+                        m.next = "BENCH_WAIT"
                     with m.Else():
                         m.d.comb += self.loaded.valid.eq(is_load)
                         m.d.sync += self.answers.payload.kind.eq(
@@ -304,7 +336,7 @@ class RequestParser(wiring.Component):
 
         # the states that take any byte as it comes; the states inside a frame time out
         byte_states = ("HEADER", "HCRC", "SKIP", "LOAD_ADDR", "LOAD_DATA", "CHECK", "ZSKIP",
-                       "ZDRAIN")
+                       "ZDRAIN", "BENCH_ARGS")
         m.d.comb += waiting.eq(fsm.ongoing("FEED") | fsm.ongoing("RUN_CRC")
                                | (fsm.ongoing("ZVAL") & ~full)
                                | Cat(fsm.ongoing(s) for s in byte_states).any())

@@ -22,6 +22,11 @@ Requests and their answers (answer command = request command | 0x80):
   MNIST images are 81% black: a RUNZ frame is about 2.6x shorter than a RUN frame.
 * ``STATS`` (empty) -> u32 images, u32 error answers, u32 bytes dropped outside frames,
   u32 UART receive errors (framing + overrun).
+* ``BENCH`` (u32 images) -> u32 images, u32 mismatches, u64 cycles, u32 CRC-32: a board built
+  with the on-chip throughput harness (INFO ``bench_images`` > 0) replays the test images it
+  stores back to back through the core that many times in all, checks every class on chip and
+  answers what it counted (:mod:`gxnor.hw.link.throughput`). Without the harness: ERROR
+  (COMMAND).
 
 A malformed request is answered by an ``ERROR`` frame (payload: error code, request command) and
 the board carries on with the next frame. A frame that stops for ``timeout`` cycles in the
@@ -39,7 +44,7 @@ from pathlib import Path
 from ..spec import CYCLE_BITS, EVENT_COUNT_BITS
 
 SYNC = 0xA5
-VERSION = 2  # 2: RUNZ
+VERSION = 3  # 2: RUNZ; 3: BENCH, INFO bench_images
 MAGIC = b"GX"
 HEADER_BYTES = 5  # SYNC CMD LEN_LO LEN_HI HCRC
 MAX_PAYLOAD = 0xFFFF
@@ -52,6 +57,7 @@ class Cmd(IntEnum):
     RUN = 0x03
     STATS = 0x04
     RUNZ = 0x05
+    BENCH = 0x06
     ERROR = 0x7F  # answer only (0x7F | 0x80 = 0xFF on the wire)
 
 
@@ -70,9 +76,13 @@ ERROR_ANSWER = Cmd.ERROR | RESPONSE
 INFO_LAYOUT = (("magic", "2s"), ("version", "B"), ("lanes", "H"), ("n_pixels", "H"),
                ("num_classes", "B"), ("n_layers", "B"), ("score_bytes", "B"),
                ("word_bytes", "B"), ("weight_words", "I"), ("net_id", "I"),
-               ("weights_ram", "B"), ("loaded_words", "I"), ("clock_hz", "I"), ("divisor", "H"))
+               ("weights_ram", "B"), ("loaded_words", "I"), ("clock_hz", "I"), ("divisor", "H"),
+               ("bench_images", "H"))
 STATS_LAYOUT = (("images", "I"), ("errors", "I"), ("dropped", "I"), ("rx_errors", "I"))
 LOAD_ANSWER_LAYOUT = (("words", "H"),)
+BENCH_REQUEST_LAYOUT = (("images", "I"),)
+BENCH_REQUEST_BYTES = 4
+BENCH_LAYOUT = (("images", "I"), ("mismatches", "I"), ("cycles", "Q"), ("crc", "I"))
 ERROR_LAYOUT = (("code", "B"), ("cmd", "B"))
 
 
@@ -211,6 +221,7 @@ class Info:
     loaded_words: int
     clock_hz: int
     divisor: int
+    bench_images: int = 0  # test images the on-chip throughput harness holds (0: none)
 
     @classmethod
     def decode(cls, payload: bytes) -> Info:
@@ -260,7 +271,12 @@ class RunResult:
     def encode(self, info: Info) -> bytes:
         sb = info.score_bytes
         return (b"".join(s.to_bytes(sb, "little", signed=True) for s in self.scores)
-                + self.cls.to_bytes(CLASS_BYTES, "little")
+                + self.result_bytes())
+
+    def result_bytes(self) -> bytes:
+        """The answer's bytes after the scores: the class, the cycles, the events per layer
+        (:func:`gxnor.hw.link.answers.result_bits` in the RTL)."""
+        return (self.cls.to_bytes(CLASS_BYTES, "little")
                 + self.cycles.to_bytes(CYCLES_BYTES, "little")
                 + b"".join(e.to_bytes(EVENTS_BYTES, "little") for e in self.events))
 
@@ -276,6 +292,17 @@ def decode_layout(layout, payload: bytes, what: str) -> dict:
 
 def decode_stats(payload: bytes) -> dict:
     return decode_layout(STATS_LAYOUT, payload, "STATS")
+
+
+def bench_request(images: int) -> bytes:
+    """A BENCH frame: replay ``images`` images through the on-chip harness."""
+    if not 0 <= images < 2**32:
+        raise ValueError(f"{images} images: a BENCH request counts up to 2**32 - 1")
+    return frame(Cmd.BENCH, struct.pack(layout_format(BENCH_REQUEST_LAYOUT), images))
+
+
+def decode_bench(payload: bytes) -> dict:
+    return decode_layout(BENCH_LAYOUT, payload, "BENCH")
 
 
 def load_frames(words: list[int], word_bytes: int, max_payload: int = 1024) -> list[bytes]:

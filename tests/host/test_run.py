@@ -97,3 +97,49 @@ def test_layer_pipeline_behind_the_uart(random_export, tmp_path):
     assert [r["cls"] for r in got] == want.classes.tolist()
     assert [r["scores"] for r in got] == want.scores.tolist()
     assert [r["events"] for r in got] == np.stack(want.events, 1).tolist()
+
+
+@pytest.mark.parametrize("schedule", ["shared", "pipelined"])
+def test_on_chip_harness_in_cocotb(random_export, tmp_path, schedule):
+    """The board core built with the throughput harness, driven by the host's BENCH request
+    through the UART pins: the stored images replayed more times than stored, every counter
+    (images, mismatches, cycles, CRC) equal to the golden and cycle models' prediction, and
+    RUN frames answered as before once the harness is done."""
+    from gxnor.host.run import bench_checks
+    from gxnor.hw.link import throughput
+    from gxnor.hw.spec import AcceleratorSpec, PipelineSpec
+
+    export = random_export([9, 5, 3], 4, input_shape=(1, 4, 4), seed=6)
+    net = golden.Network(export)
+    images = random_images(5, (4, 4), density=0.4, seed=6)
+    images[2] = 0
+    spec = (AcceleratorSpec.from_export(net.export, 4) if schedule == "shared" else
+            PipelineSpec.from_export(net.export, [(4, 2, 2), (5, 1, 1), (2, 4, 1)], 2))
+    rep = simboard.run_board(export, images, tmp_path, sim="icarus", mode="bench",
+                             weights="rom", spec=spec, bench=13)
+    ref = net.run(images)
+    assert rep["bench_expected"] == throughput.expected(spec, ref.events, ref.classes, 13)
+    assert rep["bench"] == rep["bench_expected"]
+    assert all(c["ok"] for c in bench_checks({**rep, "bench_requested": 13}))
+    assert rep["info"]["bench_images"] == 5
+    assert [r["cls"] for r in rep["results"]] == ref.classes.tolist()
+    assert [r["scores"] for r in rep["results"]] == ref.scores.tolist()
+
+
+def test_gxnor_run_bench_cli(random_export, tmp_path, capsys):
+    export = random_export([6, 3], 4, input_shape=(1, 3, 3), seed=5)
+    np.save(tmp_path / "imgs.npy", random_images(3, (3, 3), density=0.5, seed=5))
+    out = tmp_path / "report.json"
+    code = cli.main(["run", "--sim", "icarus", "--export-dir", str(export), "--bench", "7",
+                     "--out", str(tmp_path / "sim"), "--json", str(out),
+                     str(tmp_path / "imgs.npy")])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "on-chip harness: 7 images" in text and "0 mismatches" in text
+    rep = json.loads(out.read_text())
+    assert [c["check"] for c in rep["checks"]] == ["BENCH images", "BENCH mismatches",
+                                                   "BENCH cycles", "BENCH crc"]
+    assert all(c["ok"] for c in rep["checks"])
+    # no harness on a board built without one; --bench with --selftest is refused
+    assert cli.main(["run", "--sim", "icarus", "--export-dir", str(export), "--bench", "7",
+                     "--selftest", str(tmp_path / "imgs.npy")]) == 2

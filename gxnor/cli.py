@@ -351,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "memory the host loads over the UART first (ram, as the iCEBreaker's SPRAM)")
     u.add_argument("--bench", type=_limited(limits.BENCH_COUNT), metavar="COUNT",
                    help="measure the core with the on-chip throughput harness: replay its "
-                   "stored images COUNT times in all, checked on chip; the cycles and CRC are "
+                   "stored images in turn, COUNT images in all, every class checked on chip; the "
+                   "cycles and CRC are "
                    "checked against the cycle model (a board: from --build-report)")
     u.add_argument("--build-report", type=Path,
                    help="--bench on a board: the report.json of its build (default "

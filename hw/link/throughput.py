@@ -30,6 +30,7 @@ import zlib
 import numpy as np
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import crc, data, memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from gxnor.base.errors import InputError
@@ -101,7 +102,11 @@ class ThroughputHarness(wiring.Component):
     Timing: the first input is offered ``latency`` cycles after ``run`` is taken.
     """
 
-    latency = 2  # run taken -> the store's first read -> its beat offered
+    latency = 5  # run taken -> read -> its beat -> registered -> into the FIFO -> offered
+    #: beats the output FIFO holds: enough that it never runs dry while the core takes one
+    #: every cycle (two reads in flight, the output register, and the issue rule counts the
+    #: FIFO's level before this cycle's read; at 4, the tests see a bubble)
+    FIFO_DEPTH = 5
 
     def __init__(self, spec, images, expected):
         if not isinstance(spec, AcceleratorSpec | PipelineSpec):
@@ -153,25 +158,35 @@ class ThroughputHarness(wiring.Component):
 
         # the input: the stored beats in order, wrapping, until ``to_send`` images are out
         if self._pipelined:
-            out = self.events
+            out = wiring.flipped(self.events)
         else:
             m.submodules.beat_pixels = expand = BeatPixels(spec.n_pixels, self._event)
             wiring.connect(m, expand.pixels, wiring.flipped(self.pixels))
             out = expand.beats
+        # The store's output (several block RAMs and the mux tree after them) only goes into
+        # registers: a read is issued when the FIFO has room for it and every read in flight,
+        # its beat is registered, then written to the FIFO, whose output is a register too
+        # (with the store's output deciding when to stop reading, this was the ULX3S build's
+        # critical path: 62 MHz, then 73 MHz). Reads issued past the run's last beat are
+        # dropped.
+        m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=beat_shape.size,
+                                                        depth=self.FIFO_DEPTH)
+        wiring.connect(m, fifo.r_stream, out)
         addr = Signal(range(max(len(self._beats), 2)))
         to_send, to_take = Signal(32), Signal(32)
         feeding = Signal()
-        valid = Signal()
-        beat = beat_shape(rd.data)
-        advance = ~valid | out.ready
-        final = out.valid & out.ready & beat.last & (to_send == 1)
-        m.d.comb += [out.valid.eq(valid), out.payload.eq(beat), rd.addr.eq(addr),
-                     rd.en.eq(advance)]
-        with m.If(advance):
-            m.d.sync += valid.eq(feeding & ~final)
-            with m.If(feeding & ~final):
-                m.d.sync += addr.eq(Mux(addr == len(self._beats) - 1, 0, addr + 1))
-        with m.If(out.valid & out.ready & beat.last):
+        read = Signal()  # rd.data holds a beat (read last cycle)
+        held = Signal()  # ``beat`` holds one
+        beat = Signal(beat_shape)
+        issue = feeding & (fifo.level + read + held < self.FIFO_DEPTH)
+        write = held & feeding
+        final = write & beat.last & (to_send == 1)
+        m.d.comb += [rd.addr.eq(addr), rd.en.eq(1), fifo.w_en.eq(write),
+                     fifo.w_data.eq(beat)]
+        m.d.sync += [read.eq(issue), held.eq(read), beat.eq(rd.data)]
+        with m.If(issue):
+            m.d.sync += addr.eq(Mux(addr == len(self._beats) - 1, 0, addr + 1))
+        with m.If(write & beat.last):
             m.d.sync += to_send.eq(to_send - 1)
             with m.If(final):
                 m.d.sync += feeding.eq(0)
@@ -199,9 +214,9 @@ class ThroughputHarness(wiring.Component):
 
         # the clock: from the first input offered to the last result taken, both included
         started = Signal()
-        with m.If(self.busy & (started | valid) & (to_take != 0)):
+        with m.If(self.busy & (started | fifo.r_rdy) & (to_take != 0)):
             m.d.sync += c.cycles.eq(c.cycles + 1)
-        with m.If(valid):
+        with m.If(fifo.r_rdy):
             m.d.sync += started.eq(1)
 
         # a run: wait for the CRC to take the last result

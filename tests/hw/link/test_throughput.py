@@ -68,7 +68,7 @@ def run_bench(spec, images, classes, counts):
             c = ctx.get(h.counters)
             seen = 0 if first is None else last - first + 1
             runs.append({"images": c.images, "mismatches": c.mismatches, "cycles": c.cycles,
-                         "crc": c.crc, "seen": seen})
+                         "crc": c.crc, "seen": seen, "first": first})
             await ctx.tick()
 
     sim = Simulator(m)
@@ -100,6 +100,8 @@ def test_counters_equal_the_prediction(random_export, case):
     for count, got in zip(counts, runs, strict=True):
         want = T.expected(spec, ref.events, ref.classes, count)
         assert got["seen"] == want["cycles"], f"{count} images: cycles seen from outside"
+        if count:  # (cycle 0: the one after the cycle the run was taken)
+            assert got["first"] + 1 == T.ThroughputHarness.latency, "the harness's latency"
         assert {k: got[k] for k in want} == want, f"{count} images"
 
 

@@ -19,8 +19,9 @@ G = ceil(n_out / P) groups of n_g = min(P, n_out - g P) neurons:
     cycles(E) = SETUP + sum_{g=0}^{G-1} max(E + 1, n_{g-1}) + PIPELINE + n_{G-1}
                 + SERIALIZER_LATENCY + DRAIN
 
-An image costs the sum over its layers; the count starts on the cycle after the last pixel is
-accepted and stops when the class is known (loading pixels and streaming results out are not
+An image costs the sum over its layers; the count starts on the cycle after the engine takes
+the image (``TAKE`` cycles after its last pixel is accepted, on an idle engine) and stops when
+the class is known (loading pixels and streaming results out are not
 counted: :func:`io_cycles`). The dense reference is the same array with E = n_in for every
 layer.
 """
@@ -47,6 +48,9 @@ TO_PE = EventLists.latency + WeightFetch.latency
 PIPELINE = TO_PE + PEArray.latency - 1
 SERIALIZER_LATENCY = Serializer.latency
 DRAIN = Sequencer.DRAIN_CYCLES
+#: the shared engine takes an image (its sequencer's start) the cycle after the image's last
+#: pixel is in (the input list's full flag, a register), at the earliest
+TAKE = 1
 
 
 def group_sizes(n_out: int, lanes: int) -> list[int]:
@@ -98,9 +102,10 @@ def dense_cycles(layer_inputs: list[int], layer_outputs: list[int], lanes: int,
 def result_latency(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,
                    rate: int = 1):
     """Cycles from the cycle after an image's last pixel is accepted to the cycle its result is
-    valid, counted outside the accelerator (results taken as soon as offered): the compute
-    cycles, then the scores (``Classifier.cycles_per_score`` each) and the result's cycle."""
-    return (image_cycles(events_per_layer, layer_outputs, lanes, ports, rate)
+    valid on an idle engine, counted outside the accelerator (results taken as soon as
+    offered): the cycle the engine takes the image, the compute cycles, then the scores
+    (``Classifier.cycles_per_score`` each) and the result's cycle."""
+    return (TAKE + image_cycles(events_per_layer, layer_outputs, lanes, ports, rate)
             + Classifier.cycles_per_score * layer_outputs[-1] + 1)
 
 
@@ -121,8 +126,8 @@ def shared_timeline(compute, n_pixels: int, n_classes: int) -> dict:
 
     The rules (``gxnor.hw.accelerator``): the input lists take alternate images; a list takes
     its next image the cycle after it is free (the engine finished the image it held) and the
-    previous image's last pixel is in; the engine starts an image in the cycle its last pixel
-    arrives or the cycle after the previous result was taken, whichever is later; then its
+    previous image's last pixel is in; the engine starts an image in the cycle after its last
+    pixel arrives or the cycle after the previous result was taken, whichever is later; then its
     compute cycles, then the scores (``Classifier.cycles_per_score`` each) and the result.
     """
     compute = np.asarray(compute, dtype=np.int64)
@@ -132,7 +137,7 @@ def shared_timeline(compute, n_pixels: int, n_classes: int) -> dict:
         free = done[i - 2] + 1 if i >= 2 else 0  # the list's previous image is through
         first[i] = 1 if i == 0 else max(last[i - 1] + 1, free) + 1
         last[i] = first[i] + n_pixels - 1
-        start = last[i] if i == 0 else max(last[i], result[i - 1] + 1)
+        start = last[i] + TAKE if i == 0 else max(last[i] + TAKE, result[i - 1] + 1)
         done[i] = start + compute[i]
         result[i] = done[i] + Classifier.cycles_per_score * n_classes + 1
     return {"first_pixel": first, "last_pixel": last, "done": done, "result": result}
@@ -160,9 +165,10 @@ BLOCKS = ("issue", "event_lists", "weight_fetch", "pe_array", "serializer")
 def schedule(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,
              rate: int = 1) -> dict:
     """Which block holds work in which cycle, for one image: {block: {cycle: label}}, cycle 0
-    being the first counted cycle (the one after the last pixel). The same numbers as
-    :func:`image_cycles`, cycle by cycle: the accelerator's ``stages`` port shows exactly these
-    cycles (tests/hw/test_timing.py), and docs/ARCHITECTURE.md draws them.
+    being the first counted cycle (``TAKE + 1`` after the last pixel on an idle engine). The
+    same numbers as :func:`image_cycles`, cycle by cycle: the accelerator's ``stages`` port
+    shows exactly these cycles (tests/hw/test_timing.py), and docs/ARCHITECTURE.md draws
+    them.
 
     issue: the sequencer issues a token (``e`` event, ``END``); event_lists / weight_fetch: a
     token is in their registers (``latency`` cycles each); pe_array: a token reaches the

@@ -60,7 +60,7 @@ def test_the_rtl_trace_is_the_schedule(random_export):
         for image in images:
             await send_image(ctx, dut, image)
             rows = {b: set() for b in timing.BLOCKS}
-            cycle = 0  # the cycle after the last pixel was accepted
+            cycle = -timing.TAKE  # 0: the first counted cycle (the engine was idle)
             while not ctx.get(dut.result.valid):
                 trace = ctx.get(dut.stages)
                 for b in timing.BLOCKS:

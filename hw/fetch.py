@@ -65,6 +65,11 @@ class WeightFetch(wiring.Component):
             ports["weight_data"] = In(word_bits)
         super().__init__(ports)
 
+    def address(self, tok, t: int):
+        """The weight address of event ``t`` of token ``tok``: the group's base plus the
+        event's input index (a fully connected layer's weight row)."""
+        return tok.base + tok.event[t].index
+
     def elaborate(self, platform):
         m = Module()
         if self._memory == "external":
@@ -96,7 +101,7 @@ class WeightFetch(wiring.Component):
         m.d.sync += [p3.eq(tok), p3_valid.eq(self.tokens.valid)]
         m.d.sync += [self.out.payload.eq(p3), self.out.valid.eq(p3_valid)]
         for t, (addr, word) in enumerate(ports):
-            m.d.comb += addr.eq(tok.base + tok.event[t].index)
+            m.d.comb += addr.eq(self.address(tok, t))
             m.d.sync += self.out.payload.word[t].eq(word)
         m.d.comb += self.busy.eq(p3_valid | self.out.valid)
         return m

@@ -31,7 +31,8 @@ def event_layout(index_bits: int, magnitude_bits: int = MAGNITUDE_BITS) -> data.
 
 def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes: int,
                  index_bits: int, word_bits: int, ports: int = 1,
-                 magnitude_bits: int = MAGNITUDE_BITS, buffers: int = 2) -> data.StructLayout:
+                 magnitude_bits: int = MAGNITUDE_BITS, buffers: int = 2,
+                 kernel: int = 0) -> data.StructLayout:
     """The engine's work item: up to ``ports`` events of one group. The sequencer issues one
     per bundle of events of a group (then an END token per group); the event lists fill in
     ``event``, the weight fetch fills in ``word`` (one per event); the PE array consumes it.
@@ -39,9 +40,13 @@ def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes
     ``depth``: entries of an event list; ``words``: weight-memory words; ``neurons``: the
     widest layer; ``thresholds``: threshold-memory rows; ``lanes``: P; ``index_bits``,
     ``magnitude_bits``: the events' (:func:`event_layout`); ``buffers``: the layer pipeline's
-    event lists per boundary.
+    event lists per boundary; ``kernel``: a convolution's k (its tokens carry the kernel tap
+    ``ky``, ``kx`` and ``koff`` = ky * k + kx the event meets; 0: none).
     """
+    taps = {} if not kernel else {"koff": range(max(kernel * kernel, 2)),
+                                  "ky": range(max(kernel, 2)), "kx": range(max(kernel, 2))}
     return data.StructLayout({
+        **taps,
         "end": 1,  # END: the group's sums go to the serializer (no event)
         "src": range(max(LISTS, buffers)),  # the event list the layer reads
         "pos": range(max(-(-depth // ports), 2)),  # the bundle's position in that list

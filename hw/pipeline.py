@@ -29,10 +29,11 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .argmax import Classifier
+from .conv import ConvPEArray, ConvSequencer, ConvWeightFetch
 from .events import EventLists
 from .fetch import WeightFetch
 from .layouts import MAGNITUDE_BITS, beat_layout, bundle_layout, event_layout, token_layout
-from .pe import PEArray
+from .pe import PEArray, sums_layout
 from .sequencer import LayerSequencer, next_buffer
 from .serializer import Serializer, score_out_layout
 from .spec import CYCLE_BITS, EVENT_COUNT_BITS, PipelineSpec, result_layout
@@ -47,10 +48,10 @@ class Buffer(enum.Enum, shape=2):
 
 
 def engine_event(spec: PipelineSpec, layer: int) -> data.StructLayout:
-    """The events layer ``layer`` reads: its input index, and the pixel's magnitude (layer 0)
-    or one bit (a hidden layer's outputs are +-1)."""
-    n_in = spec.layers[layer].n_in
-    return event_layout(max(1, (n_in - 1).bit_length()), MAGNITUDE_BITS if layer == 0 else 1)
+    """The events layer ``layer`` reads: its input index (a conv layer's packed:
+    :class:`~gxnor.hw.spec.ConvShape`), and the pixel's magnitude (layer 0) or one bit (a
+    hidden layer's outputs are +-1)."""
+    return event_layout(spec.layers[layer].index_bits, MAGNITUDE_BITS if layer == 0 else 1)
 
 
 class LayerEngine(wiring.Component):
@@ -93,7 +94,7 @@ class LayerEngine(wiring.Component):
             "in_clear": In(nb),
             "full": In(nb),
             "out_free": In(nb),
-            "count": Out(data.ArrayLayout(range(ly.n_in + 1), nb)),
+            "count": Out(data.ArrayLayout(range(ly.inputs + 1), nb)),
             "start": Out(1),
             "buffer": Out(range(nb)),
             "release": Out(1),
@@ -111,10 +112,11 @@ class LayerEngine(wiring.Component):
                 always_ready=True))
         super().__init__(members)
 
-    def elaborate(self, platform):
+    def blocks(self, m: Module):
+        """The engine's blocks, added to ``m``: (event lists, sequencer, weight fetch, PE
+        array, serializer)."""
         spec, layer = self._spec, self._layer
         ly, fold = spec.layers[layer], spec.folds[layer]
-        m = Module()
         event = engine_event(spec, layer)
         token = token_layout(depth=ly.n_in, words=len(ly.words), neurons=ly.n_out,
                              thresholds=-(-ly.n_out // fold.rate), lanes=fold.lanes,
@@ -130,12 +132,24 @@ class LayerEngine(wiring.Component):
                                                              token, "rom", ly.words,
                                                              fold.ports)
         m.submodules.pe_array = pe = self.PEArray(fold.lanes, ly.acc_bits, token, fold.ports)
-        out_event = event if self._last else engine_event(spec, layer + 1)
-        out_banks = 1 if self._last else spec.banks(layer + 1)
         m.submodules.serializer = ser = self.Serializer(
-            spec.engine(layer), pe.sums.payload.shape(), out_event,
+            spec.engine(layer), pe.sums.payload.shape(), self.out_event,
             hidden=() if self._last else (ly,), scores=self._last, rate=fold.rate,
-            out_banks=out_banks, lanes=fold.lanes)
+            out_banks=self.out_banks, lanes=fold.lanes)
+        return ev, seq, fetch, pe, ser
+
+    @property
+    def out_event(self) -> data.Layout:
+        """The layout of the events the engine emits (the last layer: none; its own)."""
+        return engine_event(self._spec, self._layer + (0 if self._last else 1))
+
+    @property
+    def out_banks(self) -> int:
+        return 1 if self._last else self._spec.banks(self._layer + 1)
+
+    def elaborate(self, platform):
+        m = Module()
+        ev, seq, fetch, pe, ser = self.blocks(m)
 
         wiring.connect(m, wiring.flipped(self.inp), ev.pixels)
         wiring.connect(m, seq.tokens, ev.tokens)
@@ -164,6 +178,43 @@ class LayerEngine(wiring.Component):
         return m
 
 
+class ConvEngine(LayerEngine):
+    """A convolution layer of the pipeline (``gxnor.hw.conv``): the same edges and image
+    protocol as :class:`LayerEngine`, its blocks a :class:`ConvSequencer` (a token per event
+    and kernel tap), a :class:`ConvWeightFetch`, a :class:`ConvPEArray` (accumulators in block
+    RAM, then the max-pooling drain) and the :class:`Serializer`, which numbers the outputs
+    for the next layer. Its event lists hold the input map's nonzero activations."""
+
+    ConvSequencer, ConvWeightFetch, ConvPEArray = ConvSequencer, ConvWeightFetch, ConvPEArray
+
+    def blocks(self, m: Module):
+        spec, layer = self._spec, self._layer
+        ly, fold = spec.layers[layer], spec.folds[layer]
+        shape = ly.conv
+        row_step, stride = shape.numbering(spec.layers[layer + 1])
+        event = engine_event(spec, layer)
+        token = token_layout(depth=ly.inputs, words=len(ly.words),
+                             neurons=max(ly.n_out, stride * ly.n_out),
+                             thresholds=-(-ly.n_out // fold.rate), lanes=fold.lanes,
+                             index_bits=Shape.cast(event["index"].shape).width,
+                             magnitude_bits=Shape.cast(event["magnitude"].shape).width,
+                             word_bits=2 * fold.lanes, buffers=spec.buffers,
+                             kernel=shape.kernel)
+        m.submodules.event_lists = ev = self.EventLists([ly.inputs] * spec.buffers, event,
+                                                        token, 1, spec.banks(layer))
+        m.submodules.sequencer = seq = self.ConvSequencer(ly, fold, token,
+                                                          range(ly.inputs + 1), spec.buffers)
+        m.submodules.weight_fetch = fetch = self.ConvWeightFetch(
+            shape, len(ly.words), 2 * fold.lanes, token, "rom", ly.words)
+        sums = sums_layout(fold.lanes, ly.acc_bits, token)
+        m.submodules.pe_array = pe = self.ConvPEArray(fold.lanes, ly.acc_bits, token, shape,
+                                                      row_step, stride, sums, fold.rate)
+        m.submodules.serializer = ser = self.Serializer(
+            spec.engine(layer), sums, self.out_event, hidden=(ly,), scores=False,
+            rate=fold.rate, out_banks=self.out_banks, lanes=fold.lanes, stride=stride)
+        return ev, seq, fetch, pe, ser
+
+
 class PipelinedAccelerator(wiring.Component):
     """The whole network as a layer pipeline (:class:`~gxnor.hw.spec.PipelineSpec`).
 
@@ -178,7 +229,7 @@ class PipelinedAccelerator(wiring.Component):
     the input, each engine: holds work this cycle).
     """
 
-    LayerEngine, Classifier = LayerEngine, Classifier
+    LayerEngine, ConvEngine, Classifier = LayerEngine, ConvEngine, Classifier
 
     def __init__(self, spec: PipelineSpec):
         if not isinstance(spec, PipelineSpec):
@@ -203,7 +254,8 @@ class PipelinedAccelerator(wiring.Component):
         m = Module()
         engines = []
         for i in range(n_layers):
-            m.submodules[f"engine{i}"] = e = self.LayerEngine(spec, i)
+            engine = self.ConvEngine if spec.layers[i].conv else self.LayerEngine
+            m.submodules[f"engine{i}"] = e = engine(spec, i)
             engines.append(e)
         classifiers = []
         for j in range(nb):
@@ -316,14 +368,16 @@ class PipelinedAccelerator(wiring.Component):
 def image_beats(spec: PipelineSpec, images) -> tuple[np.ndarray, np.ndarray]:
     """The input beats of ``images`` (N x n_pixels uint8) for the pipeline of ``spec``: see
     :func:`encode_beats`."""
-    return encode_beats(images, engine_event(spec, 0), spec.input_ports)
+    return encode_beats(images, engine_event(spec, 0), spec.input_ports, spec.input_index())
 
 
-def encode_beats(images, event: data.Layout, ports: int) -> tuple[np.ndarray, np.ndarray]:
+def encode_beats(images, event: data.Layout, ports: int,
+                 index=None) -> tuple[np.ndarray, np.ndarray]:
     """The one encoding of images as events (:func:`gxnor.hw.layouts.beat_layout` of
     ``event``): each image's nonzero pixels in order, ``ports`` per beat (index, value, sign
-    0), the last beat flagged; an all-black image is one empty beat. Returns (the beats as
-    rows of little-endian uint32 words, the beats of each image)."""
+    0), the last beat flagged; an all-black image is one empty beat. ``index``: each pixel's
+    event index, in flat order (default: its flat position). Returns (the beats as rows of
+    little-endian uint32 words, the beats of each image)."""
     images = np.asarray(images, np.uint8).reshape(len(images), -1)
     m = ports
     layout = beat_layout(event, m)
@@ -340,7 +394,8 @@ def encode_beats(images, event: data.Layout, ports: int) -> tuple[np.ndarray, np
             chunk = nz[b * m:(b + 1) * m]
             v = (len(chunk) << n_off) | (int(b == beats - 1) << last_off)
             for s, px in enumerate(chunk):
-                v |= ((int(px) << idx_off) | (int(img[px]) << mag_off)) << (ev_off + s * ev_bits)
+                at = int(px if index is None else index[px])
+                v |= ((at << idx_off) | (int(img[px]) << mag_off)) << (ev_off + s * ev_bits)
             rows.append(v)
     out = np.zeros((len(rows), words), np.uint32)
     for r, v in enumerate(rows):

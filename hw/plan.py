@@ -86,6 +86,9 @@ SHADOW_PER_BIT = 1.27
 UNIT_PER_ACC_BIT, UNIT_FIXED = 5.7, 50.0
 LISTS_FIXED, LISTS_PER_BANK = 300.0, 250.0
 ENGINE_FIXED = 250.0
+#: a convolution lane's pooling maximum (comparator and register) and read-modify-write path,
+#: per accumulator bit (an estimate, not yet calibrated against yosys)
+CONV_PER_ACC_BIT = 3.0
 #: a ROM of at most this many bits goes to LUTs, ~1 LUT4 per 8 bits per read port; larger
 #: ones to block RAM (``WeightFetch.BLOCK_ROM_BITS``)
 LUT_ROM_BITS = WeightFetch.BLOCK_ROM_BITS
@@ -113,6 +116,14 @@ def weight_brams(words: int, width: int, ports: int) -> int:
     if ports == 1:
         return math.ceil(width / 36) * math.ceil(words / 512)
     return math.ceil(ports / 2) * math.ceil(width / 18) * math.ceil(words / 1024)
+
+
+def acc_brams(words: int, width: int) -> int:
+    """18-kbit blocks of a convolution's accumulator RAM (one read and one write port:
+    36 bits x 512 words a block); at most 64 words x 36 bits per slice becomes LUT RAM."""
+    if words <= 64:
+        return 0
+    return math.ceil(width / 36) * math.ceil(words / 512)
 
 
 def list_brams(depth: int, event_bits: int, banks: int, buffers: int) -> int:
@@ -143,10 +154,14 @@ def estimate(spec: PipelineSpec, layer: int, fold: Fold | None = None,
     wb = weight_brams(words, width, fold.ports)
     if wb == 0:
         luts += words * width * fold.ports / 8
-    event_bits = max(1, (ly.n_in - 1).bit_length()) + bits + 1
-    lb = list_brams(ly.n_in, event_bits, banks, spec.buffers)
-    return {"luts": int(round(luts)), "brams": wb + lb, "weight_brams": wb, "list_brams": lb,
-            "weight_bits": words * width}
+    event_bits = ly.index_bits + bits + 1
+    lb = list_brams(ly.inputs, event_bits, banks, spec.buffers)
+    ab = 0
+    if ly.conv:  # the accumulator RAM and each lane's pooling maximum
+        ab = acc_brams(ly.conv.used_height * ly.conv.used_width, fold.lanes * ly.acc_bits)
+        luts += CONV_PER_ACC_BIT * fold.lanes * ly.acc_bits
+    return {"luts": int(round(luts)), "brams": wb + lb + ab, "weight_brams": wb,
+            "list_brams": lb, "acc_brams": ab, "weight_bits": words * width}
 
 
 # --- the plan ---------------------------------------------------------------------------------
@@ -259,7 +274,9 @@ def plan(net, events_per_layer, budget: Budget, *, buffers: int = 3, slack: floa
         last = i == n_layers - 1
         opts = []
         for f in _candidates(ly.n_out, last):
-            c = float(np.mean(timing.engine_cycles(ev[i], ly.n_out, f)))
+            if ly.conv and f.ports != 1:  # a conv engine takes one event (tap) per cycle
+                continue
+            c = float(np.mean(timing.engine_cycles(ev[i], ly.n_out, f, ly.conv)))
             # the lists' banks also follow the writer (the input, the previous serializer):
             # the plan's own table (:func:`describe`) counts them exactly
             cost = estimate(base, i, f, banks=f.ports)

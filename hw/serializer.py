@@ -10,6 +10,11 @@ from .spec import AcceleratorSpec
 from .threshold import ScoreUnit, ThresholdUnit, score_layout, threshold_layout
 
 
+def serial_cycles(size: int, rate: int = 1) -> int:
+    """Cycles the serializer spends on a group of ``size`` neurons, ``rate`` per cycle."""
+    return -(-size // rate)
+
+
 def score_out_layout(spec: AcceleratorSpec) -> data.StructLayout:
     """A class score on its way to the argmax: its class and its value."""
     return data.StructLayout({"cls": range(max(spec.num_classes, 2)),
@@ -36,6 +41,10 @@ class Serializer(wiring.Component):
         whether it scores ``spec``'s last layer (an engine of the layer pipeline runs one).
     rate, lanes: r and P (default: ``spec``'s).
     out_banks: the slots of an output bundle (the banks of the event lists it writes).
+    stride: the index distance between the outputs of neighbouring lanes: lane j of a group
+        is output ``nbase + j * stride`` (1 for fc layers, whose lanes are neurons; a
+        convolution's lanes are channels, ``nbase`` the pooled position's index in the next
+        layer's numbering).
 
     Members
     -------
@@ -63,7 +72,7 @@ class Serializer(wiring.Component):
 
     def __init__(self, spec: AcceleratorSpec, sums: data.Layout, event: data.Layout, *,
                  hidden=None, scores: bool = True, rate: int | None = None,
-                 out_banks: int | None = None, lanes: int | None = None):
+                 out_banks: int | None = None, lanes: int | None = None, stride: int = 1):
         if not isinstance(spec, AcceleratorSpec):
             raise TypeError(f"spec must be an AcceleratorSpec, got {spec!r}")
         self._spec = spec
@@ -71,6 +80,7 @@ class Serializer(wiring.Component):
         self._scores = scores
         self._rate = spec.rate if rate is None else rate
         self._lanes = spec.lanes if lanes is None else lanes
+        self._stride = stride
         super().__init__({
             "sums": In(stream.Signature(sums, always_ready=True)),
             "events": Out(stream.Signature(
@@ -124,7 +134,8 @@ class Serializer(wiring.Component):
         image_end = Signal()
         buffer = Signal.like(self.sums.payload.buffer)
         arrive = self.sums.valid
-        neuron = nbase + lane
+        stride = self._stride
+        neuron = nbase + lane * stride if stride != 1 else nbase + lane
         only_scores, only_hidden = not self._hidden, not self._scores
         step = 1 if only_scores else r if only_hidden else Mux(is_last, 1, r)
         with m.If(arrive):
@@ -180,9 +191,9 @@ class Serializer(wiring.Component):
         signs = [Signal(name=f"signs{i}") for i in range(r)]
         f_valid, f_last, f_end = Signal(name="f_valid"), Signal(name="f_last"), Signal()
         f_buffer = Signal.like(q_buffer)
-        f_index = [Signal(len(q_neuron) + (r - 1).bit_length(), name=f"f_index{i}")
+        f_index = [Signal(len(q_neuron) + ((r - 1) * stride).bit_length(), name=f"f_index{i}")
                    for i in range(r)]  # the row's neurons (the last layer's: f_index[0])
-        m.d.sync += [f_index[i].eq(q_neuron + i) for i in range(r)]
+        m.d.sync += [f_index[i].eq(q_neuron + i * stride) for i in range(r)]
         f_score = Signal.like(self.scores.payload.score)
         for i, thr in enumerate(units):
             m.d.sync += [fires[i].eq(q_valid & ~q_last & q_here[i] & thr.out.nonzero),

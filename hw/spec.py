@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth.lib import data
 
 from gxnor.base.errors import InputError
@@ -15,10 +16,103 @@ CYCLE_BITS = 32
 EVENT_COUNT_BITS = 16
 
 
+def _bits(n: int) -> int:
+    """Bits of an index into ``n`` things."""
+    return max(n - 1, 0).bit_length()
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """A convolution layer's geometry: a ``channels`` x ``height`` x ``width`` input map,
+    ``kernel`` x ``kernel`` filters (stride 1, no padding), max-pooling ``pool`` x ``pool``
+    (1: none) on the integer accumulators.
+
+    Its input events are indexed by position, packed: ``c << (y_bits + x_bits) | y << x_bits
+    | x`` (:meth:`index`), so that the engine reads an event's channel, row and column as bit
+    fields. An fc layer's inputs are indexed flat, ``c * H * W + y * W + x``, the golden
+    model's flatten order."""
+
+    channels: int
+    height: int
+    width: int
+    kernel: int
+    pool: int = 1
+
+    @property
+    def conv_height(self) -> int:
+        return self.height - self.kernel + 1
+
+    @property
+    def conv_width(self) -> int:
+        return self.width - self.kernel + 1
+
+    @property
+    def pooled_height(self) -> int:
+        return self.conv_height // self.pool
+
+    @property
+    def pooled_width(self) -> int:
+        return self.conv_width // self.pool
+
+    @property
+    def used_height(self) -> int:
+        """Rows of the convolution's output that pooling reads (the rest are cropped)."""
+        return self.pooled_height * self.pool
+
+    @property
+    def used_width(self) -> int:
+        return self.pooled_width * self.pool
+
+    @property
+    def positions(self) -> int:
+        """Output positions after pooling."""
+        return self.pooled_height * self.pooled_width
+
+    @property
+    def x_bits(self) -> int:
+        return _bits(self.width)
+
+    @property
+    def y_bits(self) -> int:
+        return _bits(self.height)
+
+    @property
+    def c_bits(self) -> int:
+        return _bits(self.channels)
+
+    @property
+    def index_bits(self) -> int:
+        return max(self.c_bits + self.y_bits + self.x_bits, 1)
+
+    @property
+    def events(self) -> int:
+        """The most events an input map can hold: every activation nonzero."""
+        return self.channels * self.height * self.width
+
+    def index(self, c, y, x):
+        """The packed event index of input (c, y, x) (integers or NumPy arrays)."""
+        return (c << (self.y_bits + self.x_bits)) | (y << self.x_bits) | x
+
+    def numbering(self, after: LayerSpec) -> tuple[int, int]:
+        """How the layer ``after`` this one numbers this layer's outputs: (row_step, stride),
+        output (channel n, pooled row py, column px) being ``n * stride + py * row_step +
+        px``. A conv layer after it packs them (:meth:`index`), an fc layer takes them flat
+        (the golden model's flatten order)."""
+        if after.conv:
+            return 1 << after.conv.x_bits, 1 << (after.conv.y_bits + after.conv.x_bits)
+        return self.pooled_width, self.positions
+
+    def flat_to_index(self) -> np.ndarray:
+        """The packed index of every input in flat (c, y, x) order."""
+        c, y, x = np.meshgrid(np.arange(self.channels), np.arange(self.height),
+                              np.arange(self.width), indexing="ij")
+        return self.index(c, y, x).reshape(-1)
+
+
 @dataclass(frozen=True)
 class LayerSpec:
-    n_in: int
-    n_out: int
+    n_in: int  # fan-in of an output (conv: channels x kernel x kernel)
+    n_out: int  # outputs (conv: output channels)
     acc_bits: int
     words: tuple[int, ...]  # ROM words, lane j at bits [2j+1:2j]
     flip: tuple[int, ...] = ()
@@ -26,6 +120,18 @@ class LayerSpec:
     hi: tuple[int, ...] = ()
     coef: tuple[int, ...] = ()
     offset: tuple[int, ...] = ()
+    conv: ConvShape | None = None  # a convolution layer's geometry (None: fully connected)
+
+    @property
+    def inputs(self) -> int:
+        """Entries of the layer's input (an event list's depth): fc its fan-in, conv the
+        input map."""
+        return self.conv.events if self.conv else self.n_in
+
+    @property
+    def index_bits(self) -> int:
+        """Bits of an input event's index."""
+        return self.conv.index_bits if self.conv else max(1, _bits(self.n_in))
 
 
 @dataclass(frozen=True)
@@ -141,9 +247,10 @@ class Fold:
         return self
 
 
-def _layers(net, lanes: list[int]):
+def _layers(net, lanes: list[int], conv: bool = False):
     """The layers of a checked export, each packed for its lane count, and the widths of the
-    output units: (layers, threshold_bits, coef_bits, offset_bits, score_bits)."""
+    output units: (layers, threshold_bits, coef_bits, offset_bits, score_bits). ``conv``:
+    convolution layers are allowed (the layer pipeline runs them, the shared engine not)."""
     if net.n_bits > 1:
         raise InputError(f"{net.dir}: weights are Z_{net.n_bits}; the gated-XNOR array "
                          "runs binary (N=0) and ternary (N=1) weights only")
@@ -151,9 +258,9 @@ def _layers(net, lanes: list[int]):
     tbits = 2
     last = net.layers[-1].spec["output"]
     for layer, p in zip(net.layers, lanes, strict=True):
-        if layer.type != "fc":
-            raise InputError(f"{net.dir}: layers[{layer.index}] is {layer.type!r}; the "
-                             "accelerator runs fully connected layers only (so far)")
+        shape = None
+        if layer.type == "conv":
+            shape = _conv_shape(net, layer, conv)
         out = layer.spec["output"]
         words = tuple(layer.words_for(p, net.n_bits))
         if layer.is_last:
@@ -162,11 +269,28 @@ def _layers(net, lanes: list[int]):
         else:
             tbits = max(tbits, out["threshold_bits"])
             layers.append(LayerSpec(layer.n_in, layer.n_out, layer.spec["acc_bits"], words,
-                                    tuple(out["flip"]), tuple(out["lo"]), tuple(out["hi"])))
+                                    tuple(out["flip"]), tuple(out["lo"]), tuple(out["hi"]),
+                                    conv=shape))
     if net.layers[0].n_in > 2**16 or any(ly.n_out > 2**16 for ly in layers):
         raise InputError(f"{net.dir}: layers wider than 65536 are not supported")
     return (tuple(layers), tbits, last["coef_bits"], last["offset_bits"],
             last["score_bits"])
+
+
+def _conv_shape(net, layer, allowed: bool) -> ConvShape:
+    """The geometry of a checked export's conv layer, or a clear error where the hardware
+    cannot run it."""
+    where = f"{net.dir}: layers[{layer.index}]"
+    if not allowed:
+        raise InputError(f"{where} is 'conv': convolution layers run in the pipelined "
+                         "schedule only (one engine per layer); the shared engine runs fully "
+                         "connected layers")
+    spec = layer.spec
+    if spec["padding"]:
+        raise InputError(f"{where}.padding is {spec['padding']}: the convolution engine "
+                         "runs unpadded (valid) convolutions only")
+    c, h, w = spec["in_shape"]
+    return ConvShape(c, h, w, spec["kernel"], spec["pool"] or 1)
 
 
 def _engine(spec, layer: int, fold: Fold) -> AcceleratorSpec:
@@ -211,7 +335,12 @@ class PipelineSpec:
         Fold(1, input_ports).check("input")
         if not isinstance(buffers, int) or not 2 <= buffers <= 4:
             raise InputError(f"buffers must be 2, 3 or 4, got {buffers}")
-        return cls(folds, *_layers(net, [f.lanes for f in folds]), input_ports, buffers)
+        for i, ly in enumerate(net.layers):
+            if ly.type == "conv" and folds[i].ports != 1:
+                raise InputError(f"layer {i}: a convolution engine takes one event per cycle "
+                                 f"(ports 1), got ports {folds[i].ports}")
+        return cls(folds, *_layers(net, [f.lanes for f in folds], conv=True), input_ports,
+                   buffers)
 
     def engine(self, layer: int) -> AcceleratorSpec:
         """The spec of one layer's engine (its lanes, ports, rate; its layer alone)."""
@@ -229,11 +358,17 @@ class PipelineSpec:
 
     @property
     def n_pixels(self) -> int:
-        return self.layers[0].n_in
+        return self.layers[0].inputs
 
     @property
     def acc_bits(self) -> int:
         return max(ly.acc_bits for ly in self.layers)
+
+    def input_index(self) -> np.ndarray:
+        """The event index of every pixel, in flat order (a conv first layer packs it:
+        :meth:`ConvShape.index`)."""
+        first = self.layers[0]
+        return first.conv.flat_to_index() if first.conv else np.arange(first.n_in)
 
 
 def result_layout(spec) -> data.StructLayout:

@@ -33,11 +33,12 @@ import math
 import numpy as np
 
 from .argmax import Classifier
+from .conv import ConvPEArray
 from .events import EventLists
 from .fetch import WeightFetch
 from .pe import PEArray
 from .sequencer import Sequencer
-from .serializer import Serializer
+from .serializer import Serializer, serial_cycles
 
 SETUP = Sequencer.SETUP_CYCLES
 #: from issuing a token to the PE array: the event-list read and register, the weight-memory
@@ -62,11 +63,6 @@ def group_sizes(n_out: int, lanes: int) -> list[int]:
 def bundles(events, ports: int = 1):
     """Tokens that carry E events, ``ports`` at a time."""
     return -(-np.asarray(events, dtype=np.int64) // ports)
-
-
-def serial_cycles(size: int, rate: int = 1) -> int:
-    """Serializer cycles of a group of ``size`` neurons, ``rate`` per cycle."""
-    return -(-size // rate)
 
 
 def layer_cycles(events, n_out: int, lanes: int, ports: int = 1, rate: int = 1):
@@ -234,16 +230,33 @@ def input_beats(events, input_ports: int):
     return np.maximum(bundles(events, input_ports), 1)
 
 
-def engine_cycles(events, n_out: int, fold) -> np.ndarray | int:
+def engine_cycles(events, n_out: int, fold, conv=None) -> np.ndarray | int:
     """Cycles a pipeline engine spends issuing one image in steady state (the same image over
     and over): one to start it, then per group max(B + 1, the previous group's serializer
-    cycles), the previous group of group 0 being the last group of the image before."""
-    b = bundles(events, fold.ports)
+    cycles), the previous group of group 0 being the last group of the image before. A
+    convolution (``conv``: its :class:`~gxnor.hw.spec.ConvShape`): per group its E x k^2
+    tokens and the END, after the previous group's drain credit (:func:`conv_credits`; the
+    start of an image overlaps it)."""
     sizes = [serial_cycles(n, fold.rate) for n in group_sizes(n_out, fold.lanes)]
+    if conv is not None:
+        b = np.asarray(events, dtype=np.int64) * conv.kernel ** 2
+        credits = conv_credits(conv, n_out, fold)
+        total = 0
+        for g in range(len(sizes)):
+            total = total + b + credits[g - 1]
+        return total if np.ndim(total) else int(total)
+    b = bundles(events, fold.ports)
     total = 1
     for g in range(len(sizes)):
         total = total + np.maximum(b + 1, sizes[g - 1])
     return total if np.ndim(total) else int(total)
+
+
+def conv_credits(conv, n_out: int, fold) -> list[int]:
+    """Per group of a convolution engine: the cycles from its END token to the next group's
+    first token (``gxnor.hw.conv.ConvPEArray.credit``)."""
+    return [ConvPEArray.credit(conv, serial_cycles(n, fold.rate))
+            for n in group_sizes(n_out, fold.lanes)]
 
 
 def output_cycles(n_classes: int) -> int:
@@ -260,7 +273,7 @@ def stage_cycles(spec, events_per_layer) -> dict:
     out = {"input": input_beats(events_per_layer[0], spec.input_ports)}
     for i, (e, ly, fold) in enumerate(zip(events_per_layer, spec.layers, spec.folds,
                                           strict=True)):
-        out[f"L{i}"] = np.asarray(engine_cycles(e, ly.n_out, fold))
+        out[f"L{i}"] = np.asarray(engine_cycles(e, ly.n_out, fold, ly.conv))
     out["output"] = np.full(len(out["input"]), output_cycles(spec.num_classes))
     return out
 
@@ -315,8 +328,22 @@ def pipeline_timeline(spec, events_per_layer) -> dict:
             else:
                 out_free = result[i - nb] + 1
             t = start[layer, i] = max(after, ready, out_free)
-            b = int(bundles(int(ev[layer][i]), spec.folds[layer].ports))
+            ly, fold = spec.layers[layer], spec.folds[layer]
             s = t + 1  # the group's first bundle
+            if ly.conv:  # every token waits for the drain of the group before
+                b = int(ev[layer][i]) * ly.conv.kernel ** 2
+                for wait in conv_credits(ly.conv, ly.n_out, fold):
+                    if credit[layer] is not None:
+                        s = max(s, credit[layer][0] + credit[layer][1])
+                    end = s + b
+                    credit[layer] = (end, wait)
+                    s = end + 1
+                sums = TO_PE + ConvPEArray.sums_after_end(ly.conv, sizes[layer][-1])
+                release[layer, i] = end
+                commit[layer, i] = end + sums + sizes[layer][-1] + SERIALIZER_LATENCY
+                ready = commit[layer, i] + 1
+                continue
+            b = int(bundles(int(ev[layer][i]), fold.ports))
             for size in sizes[layer]:
                 end = s + b
                 if credit[layer] is not None:

@@ -19,14 +19,17 @@ def random_net(sizes: list[int], input_shape=(1, 4, 4), seed: int = 0,
                weight_zeros: float = 0.5, r: float = 0.5, n_bits: int = 1,
                negative_scale: float = 0.25, zero_scale: float = 0.05,
                special_columns: float = 0.0, act_bits: int = 1) -> nets.GxnorNet:
-    """A GxnorNet of fc layers ``sizes`` (last = classes) with random states and BN stats.
+    """A GxnorNet of the layers ``sizes`` (last = classes) with random states and BN stats:
+    an int is an fc layer of that many outputs, a tuple a layer spec of :class:`NetConfig`
+    (``("conv", channels, kernel)``, ``("pool", size)``).
 
     ``special_columns``: the fraction of each layer's input columns whose weights are all zero,
     and the same fraction whose weights are all nonzero. ``act_bits``: 1 ternary, 0 binary
     activations."""
     rng = np.random.default_rng(seed)
-    cfg = nets.NetConfig(f"random-{seed}", "none", [("fc", n) for n in sizes], n_bits=n_bits,
-                         r=r, act_bits=act_bits)
+    layers = [tuple(n) if isinstance(n, (tuple, list)) else ("fc", n) for n in sizes]
+    cfg = nets.NetConfig(f"random-{seed}", "none", layers, n_bits=n_bits, r=r,
+                         act_bits=act_bits)
     net = nets.build(cfg, tuple(input_shape))
     n_states = zn.num_states(n_bits)
     zero = zn.zero_state(n_bits)
@@ -43,7 +46,7 @@ def random_net(sizes: list[int], input_shape=(1, 4, 4), seed: int = 0,
             dense = (kind >= special_columns) & (kind < 2 * special_columns)
             st[:, dense] = nonzero[:, dense]
         layer.state.copy_(torch.from_numpy(st.astype(np.int8)))
-        fan_in = shape[1]
+        fan_in = int(np.prod(shape[1:]))  # conv: channels x kernel x kernel
         scale = max_in if i == 0 else 1.0
         std = np.sqrt(fan_in * (1 - weight_zeros) * 0.5) * scale / 2 + 1e-3
         n = shape[0]

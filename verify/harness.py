@@ -343,7 +343,7 @@ class Harness:
             lines.append(f"{len(im)} {len(words)} {words.shape[1]} input{i}.bin counts{i}.bin "
                          f"results{i}.bin")
             # twice the run of as many images with every input an event
-            dense = [np.full(max(len(im), 1), ly.n_in) for ly in spec.layers]
+            dense = [np.full(max(len(im), 1), ly.inputs) for ly in spec.layers]
             limit = max(limit, 2 * int(timing.timeline(spec, dense)["result"][-1]) + 1000)
         (folder / "config.txt").write_text("\n".join(lines) + "\n")
         done = subprocess.run([str(self.binary), "config.txt", str(limit)], cwd=folder,

@@ -109,6 +109,10 @@ class BoardCore(wiring.Component):
                              f"{weights!r}")
         if spec.num_classes > 256:
             raise InputError(f"{spec.num_classes} classes: the protocol's class field is a byte")
+        if any(ly.conv for ly in spec.layers):
+            raise InputError("a board core does not run convolution layers yet (its pixel "
+                             "input numbers pixels flat; a conv layer reads them by row and "
+                             "column): simulate CNNs with `gxnor sim --folds`")
         if spec.n_pixels > P.MAX_PAYLOAD:
             raise InputError(f"{spec.n_pixels} pixels do not fit one RUN frame "
                              f"({P.MAX_PAYLOAD} bytes)")

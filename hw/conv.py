@@ -1,0 +1,343 @@
+"""The event-driven convolution engine: a conv layer (stride 1, no padding, kernel k, integer
+max-pooling) as a stage of the layer pipeline, built from the same blocks as a fully connected
+one and with the same edges (``gxnor.hw.pipeline.LayerEngine``: event lists in, the next
+layer's events or nothing out).
+
+Scheme: **scatter**. An input event (channel c, row y, column x, value v) touches the k x k
+outputs whose receptive field holds it, (y - ky, x - kx) for every tap (ky, kx); for a group
+of P output channels, one token per event and tap adds the gated XNOR of v and the tap's P
+weights (one weight word, address ``c * k^2 + ky * k + kx`` in the group's ROM image, the
+export's order) to the P accumulators of that output position, which live in a block RAM of
+one word per position (read, add, write back, one token a cycle). The work is E x k^2 x
+ceil(C_out / P) tokens for E nonzero inputs: exactly the bound nnz(input) x k^2 x C_out / P,
+and a zero activation costs no cycle. Taps that fall outside the map cost their cycle but
+write nothing (their lanes' gates stay closed), as do zero weights.
+
+The alternative, gathering per output row from line buffers, visits every input position of
+every output's window, zero or not: dense work H' x W' x k^2 per group. It only pays where a
+map is denser than 1 / (k^2 (1 - ...)) ... i.e. where E x k^2 > H' x W' x k^2 / fill, which
+the trained maps are not (the first layer's MNIST pixels: 19% nonzero; gather would do about
+5 times the scatter's work there), and it needs k line buffers per channel. Scatter needs only
+the accumulator RAM (used height x used width words of P accumulators).
+
+After a group's last token, the engine **drains** the accumulator RAM in pooled order: for
+each pooled position it reads the pool x pool accumulators of the window (one a cycle, each
+written back as zero the cycle after, ready for the next group), keeps each lane's maximum
+(the golden model's max-pool on the integer accumulators, before the threshold: the
+threshold unit then applies the flip of a negative batch-norm scale), and hands the P
+maxima to the :class:`~gxnor.hw.serializer.Serializer` as a group of sums, which thresholds
+them r a cycle and emits the nonzero ones as the next layer's events (index ``n * stride +
+py * row_step + px``: :meth:`~gxnor.hw.spec.ConvShape.numbering`). Rows and columns that
+pooling crops are never accumulated.
+
+Timing (``gxnor.hw.timing``): the sequencer issues a group's E x k^2 tokens and an END token
+back to back; the END reaches the PE array ``TO_PE`` cycles later, the drain's first read
+comes ``ConvPEArray.DRAIN_START`` cycles after that, pooled position j is read from cycle
+j x per on (per = max(pool^2, the group's serializer cycles)) and its sums leave
+``pool^2 + 1`` cycles after its first read. The next group's first token waits
+``ConvPEArray.credit`` cycles after the END (the drain is through and the RAM clear).
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .fetch import WeightFetch
+from .layouts import TernaryCode
+from .pe import PEArray
+from .sequencer import next_buffer
+from .serializer import serial_cycles
+from .spec import ConvShape
+
+
+class ConvSequencer(wiring.Component):
+    """Issues the work of one convolution layer, image after image: for each group of P output
+    channels, one token per (event, tap), taps innermost (``koff`` = ky * k + kx), then an END
+    token; the next group's first token (of this image or the next) waits until the drain of
+    the group before is through (``ConvPEArray.credit`` cycles after its END).
+
+    The image protocol is :class:`~gxnor.hw.sequencer.LayerSequencer`'s (``full``,
+    ``out_free``, ``start``, ``release``, ``clear``, ``buffer``), as are the members.
+    """
+
+    def __init__(self, layer, fold, token: data.Layout, count, buffers: int = 2):
+        self._layer, self._fold, self._buffers = layer, fold, buffers
+        super().__init__({
+            "full": In(buffers),
+            "out_free": In(buffers),
+            "count": In(data.ArrayLayout(count, buffers)),
+            "tokens": Out(stream.Signature(token, always_ready=True)),
+            "start": Out(1),
+            "buffer": Out(range(buffers)),
+            "release": Out(1),
+            "clear": Out(buffers),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        ly, lanes, rate = self._layer, self._fold.lanes, self._fold.rate
+        shape = ly.conv
+        k = shape.kernel
+        rshift = rate.bit_length() - 1
+        m = Module()
+        groups = math.ceil(ly.n_out / lanes)
+        last_size = ly.n_out - (groups - 1) * lanes
+        credit = [ConvPEArray.credit(shape, serial_cycles(lanes, rate)),
+                  ConvPEArray.credit(shape, serial_cycles(last_size, rate))]
+
+        buf = self.buffer
+        n_events = Signal.like(self.count[0])
+        left = Signal.like(n_events)
+        bundle = Signal.like(self.tokens.payload.pos)
+        ky, kx = Signal(range(max(k, 2))), Signal(range(max(k, 2)))
+        koff = Signal(range(max(k * k, 2)))
+        g = Signal(range(max(groups, 2)))
+        base = Signal.like(self.tokens.payload.base)
+        nbase = Signal.like(self.tokens.payload.nbase)
+        cool = Signal(range(max(credit) + 1))
+        last_group = g == groups - 1
+        with m.If(cool != 0):
+            m.d.sync += cool.eq(cool - 1)
+
+        tok = self.tokens.payload
+        m.d.comb += [tok.src.eq(buf), tok.buffer.eq(buf), tok.pos.eq(bundle),
+                     tok.base.eq(base), tok.n.eq(left != 0), tok.koff.eq(koff),
+                     tok.ky.eq(ky), tok.kx.eq(kx), tok.nbase.eq(nbase),
+                     tok.taddr.eq(nbase >> rshift),
+                     tok.size.eq(Mux(last_group, last_size, lanes)), tok.last.eq(0),
+                     tok.image_end.eq(last_group)]
+
+        with m.FSM(name="conv_sequencer"):
+            with m.State("WAIT"):
+                with m.If(self.full.bit_select(buf, 1) & self.out_free.bit_select(buf, 1)):
+                    count = self.count[buf]
+                    m.d.comb += [self.start.eq(1), self.clear.bit_select(buf, 1).eq(1)]
+                    m.d.sync += [n_events.eq(count), left.eq(count), g.eq(0), base.eq(0),
+                                 nbase.eq(0), bundle.eq(0), koff.eq(0), ky.eq(0), kx.eq(0)]
+                    m.next = "ISSUE"
+            with m.State("ISSUE"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(cool != 0):
+                    pass  # the previous group's drain
+                with m.Elif(left != 0):
+                    m.d.comb += self.tokens.valid.eq(1)
+                    with m.If(koff == k * k - 1):  # the event's last tap: the next event
+                        m.d.sync += [koff.eq(0), ky.eq(0), kx.eq(0), bundle.eq(bundle + 1),
+                                     left.eq(left - 1)]
+                    with m.Else():
+                        m.d.sync += koff.eq(koff + 1)
+                        with m.If(kx == k - 1):
+                            m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
+                        with m.Else():
+                            m.d.sync += kx.eq(kx + 1)
+                with m.Else():
+                    m.d.comb += [self.tokens.valid.eq(1), tok.end.eq(1), tok.n.eq(0)]
+                    m.d.sync += [bundle.eq(0), left.eq(n_events),
+                                 cool.eq(Mux(last_group, credit[1], credit[0]) - 1)]
+                    with m.If(last_group):
+                        m.d.comb += self.release.eq(1)
+                        m.d.sync += buf.eq(next_buffer(buf, self._buffers))
+                        m.next = "WAIT"
+                    with m.Else():
+                        m.d.sync += [g.eq(g + 1), base.eq(base + ly.n_in),
+                                     nbase.eq(nbase + lanes)]
+        return m
+
+
+class ConvWeightFetch(WeightFetch):
+    """The weight fetch of a convolution: the word of an event's tap, at the group's base plus
+    ``c * k^2 + koff`` (c: the event's channel, from its packed index)."""
+
+    def __init__(self, shape: ConvShape, *args, **kwargs):
+        self._shape = shape
+        super().__init__(*args, **kwargs)
+
+    def address(self, tok, t: int):
+        s = self._shape
+        channel = tok.event[t].index >> (s.y_bits + s.x_bits)
+        return tok.base + channel * (s.kernel * s.kernel) + tok.koff
+
+
+class ConvPEArray(wiring.Component):
+    """P lanes of one convolution group, their accumulators in a block RAM of one word (P
+    accumulators) per output position, then the max-pooling drain (module docstring).
+
+    Parameters
+    ----------
+    lanes: P.
+    acc_width: accumulator bits (signed).
+    token: the token layout (with the kernel taps).
+    shape: the layer's :class:`~gxnor.hw.spec.ConvShape`.
+    row_step, stride: how the next layer numbers the outputs
+        (:meth:`~gxnor.hw.spec.ConvShape.numbering`).
+    sums: the layout of the sums handed to the serializer (:func:`gxnor.hw.pe.sums_layout`).
+    rate: the serializer's rate r.
+
+    Members
+    -------
+    tokens: In(stream(token)) — always ready.
+    sums: Out(stream(sums)) — one pooled position of a group: the P maxima, ``nbase`` = the
+        position's index of lane 0 in the next layer's numbering; always ready downstream
+        (the drain's pace leaves the serializer the cycles it needs).
+    busy: Out(1) — a token in the array, or a drain.
+
+    Timing: a token's read of its position is ``TAKE_TO_READ`` cycles after it arrives, its
+    write one cycle later (the read sees that write: the RAM's read port is transparent to its
+    write port, so back-to-back updates of one position add up); the drain's first read is
+    ``DRAIN_START`` cycles after the END token arrives.
+    """
+
+    #: cycles from a token's arrival to its accumulator read (the gated terms are registered)
+    TAKE_TO_READ = 1
+    #: cycles from the END token's arrival to the drain's first read
+    DRAIN_START = 3
+
+    @staticmethod
+    def per_position(shape: ConvShape, serial: int) -> int:
+        """Cycles the drain spends on a pooled position: the pool x pool reads, or the
+        serializer's cycles for the group, whichever is longer."""
+        return max(shape.pool * shape.pool, serial)
+
+    @classmethod
+    def credit(cls, shape: ConvShape, serial: int) -> int:
+        """Cycles from a group's END token to the next group's first token (or END), for a
+        group whose serializer cycles are ``serial``: the drain's reads and clears are done
+        before that token reads the RAM (the END reaches the drain's first read
+        ``DRAIN_START`` cycles after it reaches the array, a token its read ``TAKE_TO_READ``
+        after; the last clear is ``pool^2`` cycles after the last position's first read), and
+        the next group's first sums reach the serializer ``serial`` cycles or more after this
+        group's last."""
+        per = cls.per_position(shape, serial)
+        pool2 = shape.pool * shape.pool
+        return (shape.positions - 1) * per \
+            + max(pool2 + cls.DRAIN_START - cls.TAKE_TO_READ + 1, serial)
+
+    @classmethod
+    def sums_after_end(cls, shape: ConvShape, serial: int) -> int:
+        """Cycles from the END token's arrival at the array to the last pooled position's
+        sums leaving it."""
+        per = cls.per_position(shape, serial)
+        return cls.DRAIN_START + (shape.positions - 1) * per + shape.pool * shape.pool + 1
+
+    def __init__(self, lanes: int, acc_width: int, token: data.Layout, shape: ConvShape,
+                 row_step: int, stride: int, sums: data.Layout, rate: int = 1):
+        self._lanes, self._acc_width, self._shape = lanes, acc_width, shape
+        self._row_step, self._stride, self._rate = row_step, stride, rate
+        super().__init__({
+            "tokens": In(stream.Signature(token, always_ready=True)),
+            "sums": Out(stream.Signature(sums, always_ready=True)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        s, lanes = self._shape, self._lanes
+        acc = signed(self._acc_width)
+        word = data.ArrayLayout(acc, lanes)
+        uh, uw, pool = s.used_height, s.used_width, s.pool
+        m.submodules.accumulators = mem = memory.Memory(
+            shape=word, depth=max(uh * uw, 2), init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(transparent_for=(wr,))
+
+        tok = self.tokens.payload
+        ev = tok.event[0]
+        codes = data.View(data.ArrayLayout(TernaryCode, lanes), tok.word[0][:2 * lanes])
+        # stage 0 -> 1: the output position of the event's tap, whether it is on the map,
+        # and each lane's gated term
+        yx_bits = s.y_bits + s.x_bits
+        y = ev.index[s.x_bits:yx_bits] if s.y_bits else 0
+        x = ev.index[:s.x_bits] if s.x_bits else 0
+        oy, ox = y - tok.ky, x - tok.kx
+        inside = (y >= tok.ky) & (x >= tok.kx) & (oy < uh) & (ox < uw)
+        a1 = Signal(range(max(uh * uw, 2)), name="addr1")
+        v1, e1 = Signal(name="update1"), Signal(name="end1")
+        terms1 = Signal(data.ArrayLayout(signed(len(ev.magnitude) + 1), lanes), name="terms1")
+        go = self.tokens.valid & ~tok.end & (tok.n != 0)
+        m.d.sync += [a1.eq(oy * uw + ox), v1.eq(go & inside),
+                     e1.eq(self.tokens.valid & tok.end)]
+        for j in range(lanes):
+            code = codes[j]
+            gate = PEArray.gate(go & inside, tok.end, code)
+            step = Mux(PEArray.agree(code.sign, ev.sign), ev.magnitude, -ev.magnitude)
+            m.d.sync += terms1[j].eq(Mux(gate, step, 0))
+        # the group's fields, from its END token
+        fields = ("taddr", "size", "image_end", "buffer")
+        group = {name: Signal.like(getattr(self.sums.payload, name), name=f"group_{name}")
+                 for name in fields}
+        gbase = Signal.like(self.sums.payload.nbase, name="group_base")
+        with m.If(self.tokens.valid & tok.end):
+            m.d.sync += [group[name].eq(getattr(tok, name)) for name in fields]
+            m.d.sync += gbase.eq(tok.nbase * self._stride)
+
+        # stage 1 -> 2: the read of the position, then add and write back
+        a2 = Signal.like(a1, name="addr2")
+        v2, e2 = Signal(name="update2"), Signal(name="end2")
+        terms2 = Signal.like(terms1, name="terms2")
+        m.d.sync += [a2.eq(a1), v2.eq(v1), e2.eq(e1), terms2.eq(terms1)]
+        total = Signal(word, name="updated")
+        for j in range(lanes):
+            m.d.comb += total[j].eq(rd.data[j] + terms2[j])
+
+        # the drain: pooled position (py, px), window tap (dy, dx), cycle w of the position
+        per = self.per_position(s, serial_cycles(lanes, self._rate))
+        draining = Signal()
+        py, px = Signal(range(max(s.pooled_height, 2))), Signal(range(max(s.pooled_width, 2)))
+        dy, dx = Signal(range(max(pool, 2))), Signal(range(max(pool, 2)))
+        w = Signal(range(max(per, 2)))
+        origin = Signal(range(max(uh * uw, 2)))  # the window's top-left accumulator
+        offset = Signal(range(max(uh * uw, 2)))  # dy * uw + dx
+        pos = Signal.like(self.sums.payload.nbase)  # py * row_step + px
+        reading = draining & (w < pool * pool)
+        with m.If(e2):
+            m.d.sync += [draining.eq(1), py.eq(0), px.eq(0), dy.eq(0), dx.eq(0), w.eq(0),
+                         origin.eq(0), offset.eq(0), pos.eq(0)]
+        with m.Elif(draining):
+            m.d.sync += w.eq(w + 1)
+            with m.If(reading):
+                with m.If(dx == pool - 1):
+                    m.d.sync += [dx.eq(0), dy.eq(dy + 1), offset.eq(offset + uw - (pool - 1))]
+                with m.Else():
+                    m.d.sync += [dx.eq(dx + 1), offset.eq(offset + 1)]
+            with m.If(w == per - 1):
+                m.d.sync += [w.eq(0), dx.eq(0), dy.eq(0), offset.eq(0)]
+                with m.If(px == s.pooled_width - 1):
+                    m.d.sync += [px.eq(0), py.eq(py + 1),
+                                 origin.eq(origin + pool * uw - (s.pooled_width - 1) * pool),
+                                 pos.eq(pos + self._row_step - (s.pooled_width - 1))]
+                    with m.If(py == s.pooled_height - 1):
+                        m.d.sync += draining.eq(0)
+                with m.Else():
+                    m.d.sync += [px.eq(px + 1), origin.eq(origin + pool), pos.eq(pos + 1)]
+        # a read's answer next cycle: the running maximum, and the position cleared
+        r_valid, r_first, r_last = Signal(name="r_valid"), Signal(name="r_first"), Signal(
+            name="r_last")
+        r_addr = Signal.like(a1, name="r_addr")
+        r_end = Signal(name="r_end")
+        r_pos = Signal.like(pos, name="r_pos")
+        m.d.sync += [r_valid.eq(reading), r_first.eq(reading & (w == 0)),
+                     r_last.eq(reading & (w == pool * pool - 1)), r_addr.eq(origin + offset),
+                     r_end.eq((py == s.pooled_height - 1) & (px == s.pooled_width - 1)),
+                     r_pos.eq(pos)]
+        m.d.comb += [rd.addr.eq(Mux(reading, origin + offset, a1)),
+                     wr.addr.eq(Mux(r_valid, r_addr, a2)),
+                     wr.data.eq(Mux(r_valid, 0, total)),
+                     wr.en.eq(r_valid | v2)]
+        best = Signal(word, name="best")
+        with m.If(r_valid):
+            for j in range(lanes):
+                with m.If(r_first | (rd.data[j] > best[j])):
+                    m.d.sync += best[j].eq(rd.data[j])
+        # the sums of a position: the cycle after its last read's answer
+        out = self.sums.payload
+        m.d.sync += [self.sums.valid.eq(r_valid & r_last), out.nbase.eq(gbase + r_pos),
+                     out.image_end.eq(group["image_end"] & r_end), out.last.eq(0)]
+        m.d.sync += [getattr(out, name).eq(group[name])
+                     for name in ("taddr", "size", "buffer")]
+        m.d.comb += [out.acc.eq(best),
+                     self.busy.eq(v1 | e1 | v2 | e2 | draining | r_valid | self.sums.valid)]
+        return m

@@ -1,0 +1,188 @@
+# amaranth: UnusedElaboratable=no
+"""The convolution engine (``gxnor.hw.conv``) in the layer pipeline, in Amaranth's simulator:
+bit-exact against the golden model on random conv nets (kernels 1, 3 and 5, one and several
+channels, channels off the lane grid, odd and even maps, pooling 1, 2 and 3 with cropped
+rows, all-zero and all-nonzero maps, back-pressure) and cycle-exact against the pipeline's
+timeline, counted from outside the DUT."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from gxnor.base.errors import InputError
+from gxnor.hw import timing
+from gxnor.hw.pipeline import PipelinedAccelerator, image_beats
+from gxnor.hw.simulate import run_images
+from gxnor.hw.spec import AcceleratorSpec, ConvShape, PipelineSpec
+from gxnor.model.random_net import random_images
+from gxnor.sim import golden
+
+pytestmark = pytest.mark.sim
+
+# (layers, input shape, folds (lanes, ports, rate) per layer, export lanes)
+CASES = [
+    # kernel 3 + pool 2 on an even map, 3 channels on 2 lanes (off the grid), into fc
+    ([("conv", 3, 3), ("pool", 2), 5], (1, 8, 8), [(2, 1, 1), (5, 1, 1)]),
+    # two input channels, conv -> conv (kernel 1) -> pool 2 on a 5x7 map (a cropped row) ->
+    # conv kernel 2 -> fc -> fc; rates above 1
+    ([("conv", 5, 3), ("conv", 3, 1), ("pool", 2), ("conv", 2, 2), 7, 3], (2, 9, 7),
+     [(2, 1, 2), (3, 1, 1), (2, 1, 1), (4, 2, 2), (3, 1, 1)]),
+    # kernel 5, pool 3 on an 8x7 map (cropped rows and columns), 4 lanes at rate 4
+    ([("conv", 4, 5), ("pool", 3), 3], (1, 12, 11), [(4, 1, 4), (3, 1, 1)]),
+    # one channel, one lane, no pooling, a 1-neuron fc layer
+    ([("conv", 1, 3), 1, 2], (1, 5, 6), [(1, 1, 1), (1, 1, 1), (2, 1, 1)]),
+]
+
+
+def setup(random_export, case):
+    layers, shape, folds = CASES[case]
+    export = random_export(layers, 4, input_shape=shape, seed=case)
+    net = golden.Network(export)
+    spec = PipelineSpec.from_export(net.export, folds, 1, 3)
+    imgs = random_images(6, shape if shape[0] > 1 else shape[1:], density=0.4, seed=case)
+    imgs[2] = 0  # an all-zero map: no events, every accumulator 0 (pooling ties everywhere)
+    imgs[3] = 255  # every activation nonzero
+    return net, spec, imgs
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize("pause", [0, 3])
+def test_conv_golden_exact(random_export, case, pause):
+    net, spec, imgs = setup(random_export, case)
+    ref = net.run(imgs)
+    got = run_images(spec, imgs, idle_every=pause + 2 if pause else 0, stall_every=pause)
+    assert len(got) == len(imgs)
+    tl = timing.pipeline_timeline(spec, ref.events)
+    for i, res in enumerate(got):
+        assert res["events"] == [int(e[i]) for e in ref.events], f"image {i}: events"
+        assert res["scores"] == ref.scores[i].tolist(), f"image {i}: scores"
+        assert res["cls"] == int(ref.classes[i]), f"image {i}: class"
+        if not pause:
+            assert res["cycles"] == tl["cycles"][i], f"image {i}: latency"
+
+
+def test_conv_maps_are_really_sparse_and_dense(random_export):
+    """The cases cover what they claim: a conv layer with no events and one whose every input
+    is an event."""
+    net, spec, imgs = setup(random_export, 1)
+    ref = net.run(imgs)
+    assert ref.events[0][2] == 0
+    assert ref.events[0][3] == spec.layers[0].conv.events
+
+
+def test_conv_timeline_counted_from_outside(random_export):
+    """Beats offered every cycle, results taken at once: the cycles the testbench sees each
+    beat and result equal the timeline's, with images in several engines at once."""
+    net, spec, imgs = setup(random_export, 1)
+    ref = net.run(imgs)
+    tl = timing.pipeline_timeline(spec, ref.events)
+    dut = PipelinedAccelerator(spec)
+    words, counts = image_beats(spec, imgs)
+    shape = dut.events.payload.shape()
+    beats = [shape.from_bits(sum(int(w) << (32 * k) for k, w in enumerate(row)))
+             for row in words]
+    seen = {"beat": [], "result": [], "busy": []}
+
+    async def bench(ctx):
+        ctx.set(dut.scores.ready, 1)
+        ctx.set(dut.result.ready, 1)
+        k = cycle = 0
+        while len(seen["result"]) < len(imgs):
+            if k < len(beats):
+                ctx.set(dut.events.payload, beats[k])
+            ctx.set(dut.events.valid, k < len(beats))
+            await ctx.delay(1e-9)
+            if k < len(beats) and ctx.get(dut.events.ready):
+                seen["beat"].append(cycle)
+                k += 1
+            if ctx.get(dut.result.valid):
+                seen["result"].append(cycle)
+            seen["busy"].append(bin(ctx.get(dut.stages) >> 1).count("1"))
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 50_000
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    ends = np.cumsum(counts) - 1
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    assert [seen["beat"][s] for s in starts] == tl["first_pixel"].tolist()
+    assert [seen["beat"][e] for e in ends] == tl["last_pixel"].tolist()
+    assert seen["result"] == tl["result"].tolist()
+    assert max(seen["busy"]) >= 3
+
+
+def test_conv_work_is_the_scatter_bound(random_export):
+    """A conv engine issues E x k^2 tokens per group: its steady-state cycles are that bound
+    plus the drain, whatever the map (the model the timeline checks against the RTL)."""
+    net, spec, imgs = setup(random_export, 2)
+    ref = net.run(imgs)
+    ly, fold = spec.layers[0], spec.folds[0]
+    e = ref.events[0]
+    cycles = timing.engine_cycles(e, ly.n_out, fold, ly.conv)
+    groups = -(-ly.n_out // fold.lanes)
+    drain = sum(timing.conv_credits(ly.conv, ly.n_out, fold))
+    assert np.array_equal(cycles, e * ly.conv.kernel ** 2 * groups + drain)
+
+
+def test_conv_errors_name_the_layer(random_export):
+    layers, shape, folds = CASES[0]
+    export = random_export(layers, 4, input_shape=shape, seed=0)
+    net = golden.Network(export)
+    with pytest.raises(InputError, match=r"layer 0: a convolution engine takes one event"):
+        PipelineSpec.from_export(net.export, [(2, 2, 1), (5, 1, 1)])
+    with pytest.raises(InputError, match=r"layers\[0\] is 'conv'.*pipelined schedule"):
+        AcceleratorSpec.from_export(net.export)
+
+
+def test_conv_shape_numbering():
+    s = ConvShape(3, 9, 7, 3, 2)  # conv 7x5, pooled 3x2 (a cropped row and column)
+    assert (s.conv_height, s.conv_width, s.pooled_height, s.pooled_width) == (7, 5, 3, 2)
+    assert (s.used_height, s.used_width, s.positions) == (6, 4, 6)
+    assert (s.c_bits, s.y_bits, s.x_bits) == (2, 4, 3)
+    idx = s.flat_to_index()
+    assert idx[0] == 0 and idx[1] == 1 and idx[7] == 1 << 3 and idx[63] == 1 << 7
+    assert len(set(idx.tolist())) == s.events
+
+
+def test_the_planner_folds_conv_layers(random_export):
+    """The planner folds a CNN: one port on conv engines, its cycles the conv model's, more
+    budget never slower, the accumulator RAM counted; the plan runs bit-exactly."""
+    from gxnor.hw import plan
+
+    net, _, imgs = setup(random_export, 0)
+    ev = net.run(imgs).events
+    small = plan.plan(net.export, ev, plan.Budget(3000, 20))
+    big = plan.plan(net.export, ev, plan.Budget(20000, 200))
+    for p in (small, big):
+        assert p.spec.folds[0].ports == 1 and p.spec.layers[0].conv is not None
+        assert p.stages["L0"]["mean"] == pytest.approx(float(np.mean(timing.engine_cycles(
+            ev[0], p.spec.layers[0].n_out, p.spec.folds[0], p.spec.layers[0].conv))))
+        assert p.luts <= p.budget.luts and p.brams <= p.budget.brams
+    assert big.interval <= small.interval
+    shape = net.export.layers[0].spec
+    words = (shape["in_shape"][1] - 2) // 2 * 2 * ((shape["in_shape"][2] - 2) // 2 * 2)
+    est = plan.estimate(big.spec, 0)
+    assert est["acc_brams"] == plan.acc_brams(words, big.spec.folds[0].lanes
+                                              * big.spec.layers[0].acc_bits)
+    ref = net.run(imgs)
+    got = run_images(big.spec, imgs)
+    assert [r["scores"] for r in got] == ref.scores.tolist()
+
+
+def test_acc_brams():
+    from gxnor.hw import plan
+
+    assert plan.acc_brams(36, 64) == 0  # a small map: LUT RAM
+    assert plan.acc_brams(576, 16 * 14) == 7 * 2  # 24x24 positions of 16 lanes x 14 bits
+    assert plan.acc_brams(512, 36) == 1
+
+
+def test_board_cores_refuse_conv_layers(random_export):
+    from gxnor.hw.link.core import BoardCore
+
+    _, spec, _ = setup(random_export, 0)
+    with pytest.raises(InputError, match="convolution layers"):
+        BoardCore(spec, divisor=8)

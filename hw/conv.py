@@ -54,34 +54,24 @@ from amaranth.lib.wiring import In, Out
 from .fetch import WeightFetch
 from .layouts import TernaryCode
 from .pe import PEArray
-from .sequencer import next_buffer
+from .sequencer import LayerSequencer, next_buffer
 from .serializer import serial_cycles
 from .spec import ConvShape
 
 
-class ConvSequencer(wiring.Component):
+class ConvSequencer(LayerSequencer):
     """Issues the work of one convolution layer, image after image: for each group of P output
     channels, one token per (event, tap), taps innermost (``koff`` = ky * k + kx), then an END
     token; the next group's first token (of this image or the next) waits until the drain of
     the group before is through (``ConvPEArray.credit`` cycles after its END).
 
-    The image protocol is :class:`~gxnor.hw.sequencer.LayerSequencer`'s (``full``,
-    ``out_free``, ``start``, ``release``, ``clear``, ``buffer``), as are the members.
+    The image protocol and the members are :class:`~gxnor.hw.sequencer.LayerSequencer`'s
+    (``full``, ``out_free``, ``start``, ``release``, ``clear``, ``buffer``); a convolution
+    is never the last layer.
     """
 
     def __init__(self, layer, fold, token: data.Layout, count, buffers: int = 2):
-        self._layer, self._fold, self._buffers = layer, fold, buffers
-        super().__init__({
-            "full": In(buffers),
-            "out_free": In(buffers),
-            "count": In(data.ArrayLayout(count, buffers)),
-            "tokens": Out(stream.Signature(token, always_ready=True)),
-            "start": Out(1),
-            "buffer": Out(range(buffers)),
-            "release": Out(1),
-            "clear": Out(buffers),
-            "busy": Out(1),
-        })
+        super().__init__(layer, fold, token, count, False, buffers)
 
     def elaborate(self, platform):
         ly, lanes, rate = self._layer, self._fold.lanes, self._fold.rate
@@ -118,12 +108,7 @@ class ConvSequencer(wiring.Component):
 
         with m.FSM(name="conv_sequencer"):
             with m.State("WAIT"):
-                with m.If(self.full.bit_select(buf, 1) & self.out_free.bit_select(buf, 1)):
-                    count = self.count[buf]
-                    m.d.comb += [self.start.eq(1), self.clear.bit_select(buf, 1).eq(1)]
-                    m.d.sync += [n_events.eq(count), left.eq(count), g.eq(0), base.eq(0),
-                                 nbase.eq(0), bundle.eq(0), koff.eq(0), ky.eq(0), kx.eq(0)]
-                    m.next = "ISSUE"
+                self.take_image(m, [n_events, left], [g, base, nbase, bundle, koff, ky, kx])
             with m.State("ISSUE"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(cool != 0):

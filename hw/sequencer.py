@@ -233,6 +233,17 @@ class LayerSequencer(wiring.Component):
             "busy": Out(1),
         })
 
+    def take_image(self, m: Module, counts, zeros) -> None:
+        """The WAIT state's work: once the current buffer's input list is full and its output
+        list free, start the image (take the list's count into ``counts``, zero ``zeros``,
+        empty the output list) and go to ISSUE."""
+        buf = self.buffer
+        with m.If(self.full.bit_select(buf, 1) & self.out_free.bit_select(buf, 1)):
+            count = self.count[buf]
+            m.d.comb += [self.start.eq(1), self.clear.bit_select(buf, 1).eq(1)]
+            m.d.sync += [c.eq(count) for c in counts] + [z.eq(0) for z in zeros]
+            m.next = "ISSUE"
+
     def elaborate(self, platform):
         ly, lanes, ports, rate = self._layer, self._fold.lanes, self._fold.ports, self._fold.rate
         rshift = rate.bit_length() - 1
@@ -265,12 +276,7 @@ class LayerSequencer(wiring.Component):
 
         with m.FSM(name="layer_sequencer"):
             with m.State("WAIT"):
-                with m.If(self.full.bit_select(buf, 1) & self.out_free.bit_select(buf, 1)):
-                    count = self.count[buf]
-                    m.d.comb += [self.start.eq(1), self.clear.bit_select(buf, 1).eq(1)]
-                    m.d.sync += [n_events.eq(count), left.eq(count), g.eq(0), base.eq(0),
-                                 nbase.eq(0), bundle.eq(0)]
-                    m.next = "ISSUE"
+                self.take_image(m, [n_events, left], [g, base, nbase, bundle])
             with m.State("ISSUE"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(left != 0):

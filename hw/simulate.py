@@ -111,3 +111,51 @@ def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0
     else:
         sim.run()
     return results
+
+
+def trace_pipeline(spec, images: np.ndarray, max_cycles: int = 100_000) -> dict:
+    """Run ``images`` through the layer pipeline of ``spec`` with beats offered every cycle and
+    results taken at once, and count from outside: the cycles (from the first after reset)
+    each beat and each result was seen, the engines busy in each cycle, and the beats of
+    each image. Raises if the results are not all out within ``max_cycles``."""
+    dut = PipelinedAccelerator(spec)
+    flat = np.asarray(images, dtype=np.uint8).reshape(len(images), -1)
+    words, counts = image_beats(spec, flat)
+    shape = dut.events.payload.shape()
+    beats = [shape.from_bits(sum(int(w) << (32 * k) for k, w in enumerate(row)))
+             for row in words]
+    seen = {"beat": [], "result": [], "engines_busy": [], "beats_per_image": counts}
+
+    async def bench(ctx):
+        ctx.set(dut.scores.ready, 1)
+        ctx.set(dut.result.ready, 1)
+        k = cycle = 0
+        while len(seen["result"]) < len(flat):
+            if k < len(beats):
+                ctx.set(dut.events.payload, beats[k])
+            ctx.set(dut.events.valid, k < len(beats))
+            await ctx.delay(1e-9)
+            if k < len(beats) and ctx.get(dut.events.ready):
+                seen["beat"].append(cycle)
+                k += 1
+            if ctx.get(dut.result.valid):
+                seen["result"].append(cycle)
+            seen["engines_busy"].append(bin(ctx.get(dut.stages) >> 1).count("1"))
+            await ctx.tick()
+            cycle += 1
+            if cycle >= max_cycles:
+                raise RuntimeError(f"{len(seen['result'])} of {len(flat)} results in "
+                                   f"{max_cycles} cycles")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return seen
+
+
+def image_edges(counts) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of each image's first and last beat among all beats (``counts``: the
+    beats of each image)."""
+    ends = np.cumsum(counts) - 1
+    return np.concatenate([[0], ends[:-1] + 1]), ends

@@ -33,3 +33,21 @@ def small_token():
 @pytest.fixture
 def small_event():
     return event_layout(4)
+
+
+@pytest.fixture
+def check_results():
+    """check_results(got, ref, cycles=None): the accelerator's results (``run_images``) equal
+    the golden model's ``ref`` image by image (events, scores, class) and, given, the cycles
+    each image reports."""
+
+    def check(got, ref, cycles=None):
+        assert len(got) == len(ref.classes)
+        for i, res in enumerate(got):
+            assert res["events"] == [int(e[i]) for e in ref.events], f"image {i}: events"
+            assert res["scores"] == ref.scores[i].tolist(), f"image {i}: scores"
+            assert res["cls"] == int(ref.classes[i]), f"image {i}: class"
+            if cycles is not None:
+                assert res["cycles"] == cycles[i], f"image {i}: cycles"
+
+    return check

@@ -5,13 +5,12 @@ pipeline's timeline (counted from outside the DUT)."""
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from gxnor.base.errors import InputError
 from gxnor.export import format
 from gxnor.hw import timing
 from gxnor.hw.pipeline import PipelinedAccelerator, image_beats
-from gxnor.hw.simulate import run_images
+from gxnor.hw.simulate import image_edges, run_images, trace_pipeline
 from gxnor.hw.spec import Fold, PipelineSpec
 from gxnor.model.random_net import random_images
 from gxnor.sim import golden
@@ -37,7 +36,7 @@ def images_for(export, n=10, seed=0):
 
 @pytest.mark.parametrize("case", range(len(CASES)))
 @pytest.mark.parametrize("pause", [0, 3])
-def test_golden_exact_with_back_pressure(random_export, case, pause):
+def test_golden_exact_with_back_pressure(random_export, check_results, case, pause):
     sizes, folds, m, buffers = CASES[case]
     export = random_export(sizes, 4, seed=case)
     net = golden.Network(export)
@@ -45,14 +44,9 @@ def test_golden_exact_with_back_pressure(random_export, case, pause):
     imgs = images_for(export, seed=case)
     ref = net.run(imgs)
     got = run_images(spec, imgs, idle_every=pause + 2 if pause else 0, stall_every=pause)
-    assert len(got) == len(imgs)
-    tl = timing.pipeline_timeline(spec, ref.events)
-    for i, res in enumerate(got):
-        assert res["events"] == [int(e[i]) for e in ref.events], f"image {i}: events"
-        assert res["scores"] == ref.scores[i].tolist(), f"image {i}: scores"
-        assert res["cls"] == int(ref.classes[i]), f"image {i}: class"
-        if not pause:  # with pauses the latency is not the free-running one
-            assert res["cycles"] == tl["cycles"][i], f"image {i}: latency"
+    # with pauses the latency is not the free-running one
+    check_results(got, ref, None if pause else timing.pipeline_timeline(spec, ref.events)[
+        "cycles"])
 
 
 def test_timeline_counted_from_outside(random_export):
@@ -65,38 +59,8 @@ def test_timeline_counted_from_outside(random_export):
     imgs = images_for(export, n=8)
     ref = net.run(imgs)
     tl = timing.pipeline_timeline(spec, ref.events)
-    dut = PipelinedAccelerator(spec)
-    words, counts = image_beats(spec, imgs)
-    shape = dut.events.payload.shape()
-    beats = [shape.from_bits(sum(int(w) << (32 * k) for k, w in enumerate(row)))
-             for row in words]
-    seen = {"beat": [], "result": [], "engines_busy": []}
-
-    async def bench(ctx):
-        ctx.set(dut.scores.ready, 1)
-        ctx.set(dut.result.ready, 1)
-        k = cycle = 0
-        while len(seen["result"]) < len(imgs):
-            if k < len(beats):
-                ctx.set(dut.events.payload, beats[k])
-            ctx.set(dut.events.valid, k < len(beats))
-            await ctx.delay(1e-9)
-            if k < len(beats) and ctx.get(dut.events.ready):
-                seen["beat"].append(cycle)
-                k += 1
-            if ctx.get(dut.result.valid):
-                seen["result"].append(cycle)
-            seen["engines_busy"].append(bin(ctx.get(dut.stages) >> 1).count("1"))
-            await ctx.tick()
-            cycle += 1
-            assert cycle < 20_000
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    ends = np.cumsum(counts) - 1
-    starts = np.concatenate([[0], ends[:-1] + 1])
+    seen = trace_pipeline(spec, imgs, max_cycles=20_000)
+    starts, ends = image_edges(seen["beats_per_image"])
     assert [seen["beat"][s] for s in starts] == tl["first_pixel"].tolist()
     assert [seen["beat"][e] for e in ends] == tl["last_pixel"].tolist()
     assert seen["result"] == tl["result"].tolist()

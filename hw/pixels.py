@@ -1,6 +1,6 @@
 """The input stage: pixels in, the image's nonzero pixels out as first-layer events."""
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -11,20 +11,39 @@ class _PixelInput(wiring.Component):
     """What both input stages share: the ``pixels`` stream of an image of ``n_pixels``, the
     position of the next pixel in its image, and the event a pixel becomes."""
 
-    def __init__(self, n_pixels: int, members: dict):
+    def __init__(self, n_pixels: int, members: dict, shape=None):
         if n_pixels < 1:
             raise ValueError(f"n_pixels must be >= 1, got {n_pixels!r}")
-        self._n_pixels = n_pixels
+        if shape is not None and shape.events != n_pixels:
+            raise ValueError(f"a {shape.channels}x{shape.height}x{shape.width} input map is not "
+                             f"{n_pixels} pixels")
+        self._n_pixels, self._shape = n_pixels, shape
         super().__init__({"pixels": In(stream.Signature(unsigned(MAGNITUDE_BITS))), **members})
 
     def _position(self, m: Module, take):
         """(the position of the current pixel in its image, it is the image's last); the
-        position moves on when ``take``."""
-        index = Signal(range(max(self._n_pixels, 2)))
-        last = index == self._n_pixels - 1
+        position moves on when ``take``. With a conv first layer's ``shape``
+        (:class:`~gxnor.hw.spec.ConvShape`), the position is packed: channel, row, column as
+        bit fields (:meth:`~gxnor.hw.spec.ConvShape.index`)."""
+        s = self._shape
+        if s is None:
+            index = Signal(range(max(self._n_pixels, 2)))
+            last = index == self._n_pixels - 1
+            with m.If(take):
+                m.d.sync += index.eq(Mux(last, 0, index + 1))
+            return index, last
+        c, y, x = (Signal(range(max(n, 2)), name=name) for n, name in
+                   ((s.channels, "c"), (s.height, "y"), (s.width, "x")))
+        row_end, map_end = x == s.width - 1, y == s.height - 1
+        last = (c == s.channels - 1) & map_end & row_end
         with m.If(take):
-            m.d.sync += index.eq(Mux(last, 0, index + 1))
-        return index, last
+            m.d.sync += x.eq(Mux(row_end, 0, x + 1))
+            with m.If(row_end):
+                m.d.sync += y.eq(Mux(map_end, 0, y + 1))
+                with m.If(map_end):
+                    m.d.sync += c.eq(Mux(last, 0, c + 1))
+        parts = [(x, s.x_bits), (y, s.y_bits), (c, s.c_bits)]
+        return Cat(*(v[:bits] for v, bits in parts if bits)), last
 
     def _event(self, event, index) -> list:
         """The pixel as an event: its position, its value, sign +."""
@@ -88,6 +107,8 @@ class PixelBeats(_PixelInput):
     n_pixels: pixels per image (row-major (C, H, W)).
     event: the first layer's event layout (:func:`gxnor.hw.pipeline.engine_event`).
     ports: the slots of a beat (the pipeline's ``input_ports``); one is used.
+    shape: a conv first layer's :class:`~gxnor.hw.spec.ConvShape` (events indexed packed by
+        channel, row and column); None: indexed flat.
 
     Members
     -------
@@ -100,8 +121,9 @@ class PixelBeats(_PixelInput):
 
     latency = 0
 
-    def __init__(self, n_pixels: int, event: data.Layout, ports: int = 1):
-        super().__init__(n_pixels, {"beats": Out(stream.Signature(beat_layout(event, ports)))})
+    def __init__(self, n_pixels: int, event: data.Layout, ports: int = 1, shape=None):
+        super().__init__(n_pixels, {"beats": Out(stream.Signature(beat_layout(event, ports)))},
+                         shape)
 
     def elaborate(self, platform):
         m = Module()

@@ -109,10 +109,6 @@ class BoardCore(wiring.Component):
                              f"{weights!r}")
         if spec.num_classes > 256:
             raise InputError(f"{spec.num_classes} classes: the protocol's class field is a byte")
-        if any(ly.conv for ly in spec.layers):
-            raise InputError("a board core does not run convolution layers yet (its pixel "
-                             "input numbers pixels flat; a conv layer reads them by row and "
-                             "column): simulate CNNs with `gxnor sim --folds`")
         if spec.n_pixels > P.MAX_PAYLOAD:
             raise InputError(f"{spec.n_pixels} pixels do not fit one RUN frame "
                              f"({P.MAX_PAYLOAD} bytes)")
@@ -157,7 +153,7 @@ class BoardCore(wiring.Component):
         if pipelined:
             m.submodules.accel = acc = PipelinedAccelerator(spec)
             m.submodules.beats = beats = PixelBeats(spec.n_pixels, engine_event(spec, 0),
-                                                    spec.input_ports)
+                                                    spec.input_ports, spec.layers[0].conv)
         else:
             m.submodules.accel = acc = Accelerator(spec, external_weights=True)
             m.submodules.weights = store

@@ -61,6 +61,15 @@ def input_encoding(spec) -> tuple[data.Layout, int]:
     return event_layout(max(1, (spec.n_pixels - 1).bit_length()), MAGNITUDE_BITS), 1
 
 
+def encode_images(spec, images):
+    """The stored beats of ``images`` (:func:`gxnor.hw.pipeline.encode_beats` in the
+    :func:`input_encoding` of ``spec``; a conv first layer's pixels packed by row and
+    column)."""
+    event, ports = input_encoding(spec)
+    index = spec.input_index() if isinstance(spec, PipelineSpec) else None
+    return encode_beats(images, event, ports, index)
+
+
 def result_bytes(spec) -> int:
     """Bytes of one result as the CRC sees it (before padding)."""
     return P.CLASS_BYTES + P.CYCLES_BYTES + P.EVENTS_BYTES * len(spec.layers)
@@ -76,7 +85,7 @@ def crc_chunk(spec) -> int:
 def stored_bits(spec, images) -> int:
     """Bits of block RAM the harness's stores take for ``images``."""
     event, ports = input_encoding(spec)
-    words, _ = encode_beats(images, event, ports)
+    words, _ = encode_images(spec, images)
     cls_bits = max(1, (max(spec.num_classes, 2) - 1).bit_length())
     return len(words) * beat_layout(event, ports).size + len(images) * cls_bits
 
@@ -123,7 +132,7 @@ class ThroughputHarness(wiring.Component):
         self._spec = spec
         self._pipelined = isinstance(spec, PipelineSpec)
         self._event, self._ports = input_encoding(spec)
-        words, _ = encode_beats(images, self._event, self._ports)
+        words, _ = encode_images(spec, images)
         self._beats = [sum(int(w) << (32 * k) for k, w in enumerate(row)) for row in words]
         self._expected = [int(c) for c in expected]
         members = {

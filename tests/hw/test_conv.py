@@ -141,11 +141,3 @@ def test_acc_brams():
     assert plan.acc_brams(36, 64) == 0  # a small map: LUT RAM
     assert plan.acc_brams(576, 16 * 14) == 7 * 2  # 24x24 positions of 16 lanes x 14 bits
     assert plan.acc_brams(512, 36) == 1
-
-
-def test_board_cores_refuse_conv_layers(random_export):
-    from gxnor.hw.link.core import BoardCore
-
-    _, spec, _ = setup(random_export, 0)
-    with pytest.raises(InputError, match="convolution layers"):
-        BoardCore(spec, divisor=8)

@@ -68,3 +68,44 @@ def test_pixel_beats_under_back_pressure(simulate, small_event):
             if v or last:
                 want.append((int(v != 0), int(last), (i, int(v)) if v else None))
     assert beats == want
+
+
+def test_pixel_beats_pack_a_conv_layers_pixels(simulate):
+    """For a conv first layer, a pixel's event index packs its channel, row and column
+    (``ConvShape.index``), as the one encoding (the spec's index map) does, image after
+    image."""
+    from gxnor.hw.layouts import event_layout
+    from gxnor.hw.pixels import PixelBeats
+    from gxnor.hw.spec import ConvShape
+
+    shape = ConvShape(2, 3, 5, 3)  # 2 x 3 x 5: rows of 5 (3 bits), 3 rows (2 bits)
+    packed = shape.flat_to_index()
+    assert packed[5] == 1 << 3 and packed[15] == 1 << 5  # row 1; channel 1
+    rng = np.random.default_rng(1)
+    images = np.where(rng.random((3, 30)) < 0.4, rng.integers(1, 256, (3, 30)), 0)
+    images[1] = 0
+    images[2, -1] = 7  # a last pixel that is not black
+    images = images.astype(np.uint8)
+    dut = PixelBeats(30, event_layout(shape.index_bits), shape=shape)
+    beats = []
+
+    async def bench(ctx):
+        ctx.set(dut.beats.ready, 1)
+        for px in images.reshape(-1):
+            ctx.set(dut.pixels.payload, int(px))
+            ctx.set(dut.pixels.valid, 1)
+            await ctx.delay(1e-9)
+            if ctx.get(dut.beats.valid):
+                b = ctx.get(dut.beats.payload)
+                ev = b.events[0]
+                beats.append((b.n, b.last, (ev.index, ev.magnitude) if b.n else None))
+            await ctx.tick()
+
+    simulate(dut, bench)
+    want = []
+    for img in images:
+        for i, v in enumerate(img):
+            last = i == len(img) - 1
+            if v or last:
+                want.append((int(v != 0), int(last), (int(packed[i]), int(v)) if v else None))
+    assert beats == want

@@ -82,6 +82,7 @@ CASES = [  # (sizes, the pipeline's folds or None for the shared engine, input p
     ([7, 3], None, 1),
     ([9, 1, 7, 3], [(4, 2, 2), (1, 8, 1), (3, 1, 1), (2, 4, 1)], 4),
     ([6, 2], [(1, 1, 1), (1, 1, 1)], 1),
+    ([("conv", 2, 3), 3], [(2, 1, 1), (3, 1, 1)], 1),  # a conv first layer: packed pixels
 ]
 
 

@@ -39,7 +39,7 @@ Timing (``gxnor.hw.timing``): the sequencer issues a group's E x k^2 tokens and 
 back to back; the END reaches the PE array ``TO_PE`` cycles later, the drain's first read
 comes ``ConvPEArray.DRAIN_START`` cycles after that, pooled position j is read from cycle
 j x per on (per = max(pool^2, the group's serializer cycles)) and its sums leave
-``pool^2 + 1`` cycles after its first read. The next group's first token waits
+``ConvPEArray.ANSWER_LAG`` cycles after its last read. The next group's first token waits
 ``ConvPEArray.credit`` cycles after the END (the drain is through and the RAM clear).
 """
 
@@ -175,16 +175,20 @@ class ConvPEArray(wiring.Component):
         (the drain's pace leaves the serializer the cycles it needs).
     busy: Out(1) — a token in the array, or a drain.
 
-    Timing: a token's read of its position is ``TAKE_TO_READ`` cycles after it arrives, its
-    write one cycle later (the read sees that write: the RAM's read port is transparent to its
-    write port, so back-to-back updates of one position add up); the drain's first read is
-    ``DRAIN_START`` cycles after the END token arrives.
+    Timing: a token's read of its position is ``TAKE_TO_READ`` cycles after it arrives, the
+    answer is registered, and the write comes two cycles after the read. Updates of one
+    position a cycle or two apart add up: the write of the token two ahead happens in the
+    cycle of the read (the RAM's read port is transparent to its write port), the sums the
+    token one ahead wrote are forwarded. The drain's first read is ``DRAIN_START`` cycles after
+    the END token arrives; a position's sums leave ``ANSWER_LAG`` cycles after its last read.
     """
 
     #: cycles from a token's arrival to its accumulator read (the gated terms are registered)
     TAKE_TO_READ = 1
     #: cycles from the END token's arrival to the drain's first read
     DRAIN_START = 3
+    #: cycles from a position's last read to its sums: the answer, registered, in the maximum
+    ANSWER_LAG = 2
 
     @staticmethod
     def per_position(shape: ConvShape, serial: int) -> int:
@@ -203,15 +207,17 @@ class ConvPEArray(wiring.Component):
         group's last."""
         per = cls.per_position(shape, serial)
         pool2 = shape.pool * shape.pool
+        # (+ ANSWER_LAG: the group's fields stay until its last sums have left)
         return (shape.positions - 1) * per \
-            + max(pool2 + cls.DRAIN_START - cls.TAKE_TO_READ + 1, serial)
+            + max(pool2 + cls.DRAIN_START - cls.TAKE_TO_READ + cls.ANSWER_LAG, serial)
 
     @classmethod
     def sums_after_end(cls, shape: ConvShape, serial: int) -> int:
         """Cycles from the END token's arrival at the array to the last pooled position's
         sums leaving it."""
         per = cls.per_position(shape, serial)
-        return cls.DRAIN_START + (shape.positions - 1) * per + shape.pool * shape.pool + 1
+        return (cls.DRAIN_START + (shape.positions - 1) * per + shape.pool * shape.pool
+                + cls.ANSWER_LAG)
 
     def __init__(self, lanes: int, acc_width: int, token: data.Layout, shape: ConvShape,
                  row_step: int, stride: int, sums: data.Layout, rate: int = 1):
@@ -264,14 +270,28 @@ class ConvPEArray(wiring.Component):
             m.d.sync += [group[name].eq(getattr(tok, name)) for name in fields]
             m.d.sync += gbase.eq(tok.nbase * self._stride)
 
-        # stage 1 -> 2: the read of the position, then add and write back
+        # stage 1 -> 2: the read of the position; 2 -> 3: its answer registered (block RAM
+        # outputs only feed registers: the answer into the adder, or into the pooling
+        # comparators, was the ECP5's critical path at 61.9 MHz); 3: add and write back
         a2 = Signal.like(a1, name="addr2")
         v2, e2 = Signal(name="update2"), Signal(name="end2")
         terms2 = Signal.like(terms1, name="terms2")
         m.d.sync += [a2.eq(a1), v2.eq(v1), e2.eq(e1), terms2.eq(terms1)]
+        a3 = Signal.like(a1, name="addr3")
+        v3 = Signal(name="update3")
+        terms3 = Signal.like(terms1, name="terms3")
+        d3 = Signal(word, name="read3")
+        m.d.sync += [a3.eq(a2), v3.eq(v2), terms3.eq(terms2), d3.eq(rd.data)]
+        # the token one ahead wrote its position after this one's read: forward its sums
+        a4 = Signal.like(a1, name="addr4")
+        v4 = Signal(name="update4")
         total = Signal(word, name="updated")
+        last_total = Signal(word, name="written")
+        m.d.sync += [a4.eq(a3), v4.eq(v3), last_total.eq(total)]
+        base = Mux(v4 & (a4 == a3), last_total.as_value(), d3.as_value())
+        base = data.View(word, base)
         for j in range(lanes):
-            m.d.comb += total[j].eq(rd.data[j] + terms2[j])
+            m.d.comb += total[j].eq(base[j] + terms3[j])
 
         # the drain: pooled position (py, px), window tap (dy, dx), cycle w of the position
         per = self.per_position(s, serial_cycles(lanes, self._rate))
@@ -303,7 +323,7 @@ class ConvPEArray(wiring.Component):
                         m.d.sync += draining.eq(0)
                 with m.Else():
                     m.d.sync += [px.eq(px + 1), origin.eq(origin + pool), pos.eq(pos + 1)]
-        # a read's answer next cycle: the running maximum, and the position cleared
+        # a read's answer next cycle: the position cleared; registered, into the maximum
         r_valid, r_first, r_last = Signal(name="r_valid"), Signal(name="r_first"), Signal(
             name="r_last")
         r_addr = Signal.like(a1, name="r_addr")
@@ -314,20 +334,26 @@ class ConvPEArray(wiring.Component):
                      r_end.eq((py == s.pooled_height - 1) & (px == s.pooled_width - 1)),
                      r_pos.eq(pos)]
         m.d.comb += [rd.addr.eq(Mux(reading, origin + offset, a1)),
-                     wr.addr.eq(Mux(r_valid, r_addr, a2)),
+                     wr.addr.eq(Mux(r_valid, r_addr, a3)),
                      wr.data.eq(Mux(r_valid, 0, total)),
-                     wr.en.eq(r_valid | v2)]
+                     wr.en.eq(r_valid | v3)]
+        q_valid, q_first, q_last = Signal(name="q_valid"), Signal(name="q_first"), Signal(
+            name="q_last")
+        q_end, q_pos = Signal(name="q_end"), Signal.like(pos, name="q_pos")
+        m.d.sync += [q_valid.eq(r_valid), q_first.eq(r_first), q_last.eq(r_valid & r_last),
+                     q_end.eq(r_end), q_pos.eq(r_pos)]
         best = Signal(word, name="best")
-        with m.If(r_valid):
+        with m.If(q_valid):
             for j in range(lanes):
-                with m.If(r_first | (rd.data[j] > best[j])):
-                    m.d.sync += best[j].eq(rd.data[j])
-        # the sums of a position: the cycle after its last read's answer
+                with m.If(q_first | (d3[j] > best[j])):
+                    m.d.sync += best[j].eq(d3[j])
+        # the sums of a position: the cycle after its last answer is in the maximum
         out = self.sums.payload
-        m.d.sync += [self.sums.valid.eq(r_valid & r_last), out.nbase.eq(gbase + r_pos),
-                     out.image_end.eq(group["image_end"] & r_end), out.last.eq(0)]
+        m.d.sync += [self.sums.valid.eq(q_last), out.nbase.eq(gbase + q_pos),
+                     out.image_end.eq(group["image_end"] & q_end), out.last.eq(0)]
         m.d.sync += [getattr(out, name).eq(group[name])
                      for name in ("taddr", "size", "buffer")]
         m.d.comb += [out.acc.eq(best),
-                     self.busy.eq(v1 | e1 | v2 | e2 | draining | r_valid | self.sums.valid)]
+                     self.busy.eq(v1 | e1 | v2 | e2 | v3 | draining | r_valid | q_valid
+                                  | self.sums.valid)]
         return m

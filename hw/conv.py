@@ -81,8 +81,8 @@ class ConvSequencer(LayerSequencer):
         m = Module()
         groups = math.ceil(ly.n_out / lanes)
         last_size = ly.n_out - (groups - 1) * lanes
-        credit = [ConvPEArray.credit(shape, serial_cycles(lanes, rate)),
-                  ConvPEArray.credit(shape, serial_cycles(last_size, rate))]
+        credit = [ConvPEArray.credit(shape, lanes, rate, lanes),
+                  ConvPEArray.credit(shape, lanes, rate, last_size)]
 
         buf = self.buffer
         n_events = Signal.like(self.count[0])
@@ -191,31 +191,32 @@ class ConvPEArray(wiring.Component):
     ANSWER_LAG = 2
 
     @staticmethod
-    def per_position(shape: ConvShape, serial: int) -> int:
+    def per_position(shape: ConvShape, lanes: int, rate: int) -> int:
         """Cycles the drain spends on a pooled position: the pool x pool reads, or the
-        serializer's cycles for the group, whichever is longer."""
-        return max(shape.pool * shape.pool, serial)
+        serializer's cycles for a full group of ``lanes`` at ``rate``, whichever is longer
+        (the same for every group: a short last group is drained at the same pace)."""
+        return max(shape.pool * shape.pool, serial_cycles(lanes, rate))
 
     @classmethod
-    def credit(cls, shape: ConvShape, serial: int) -> int:
+    def credit(cls, shape: ConvShape, lanes: int, rate: int, size: int) -> int:
         """Cycles from a group's END token to the next group's first token (or END), for a
-        group whose serializer cycles are ``serial``: the drain's reads and clears are done
-        before that token reads the RAM (the END reaches the drain's first read
-        ``DRAIN_START`` cycles after it reaches the array, a token its read ``TAKE_TO_READ``
-        after; the last clear is ``pool^2`` cycles after the last position's first read), and
-        the next group's first sums reach the serializer ``serial`` cycles or more after this
-        group's last."""
-        per = cls.per_position(shape, serial)
+        group of ``size`` channels: the drain's reads and clears are done before that token
+        reads the RAM (the END reaches the drain's first read ``DRAIN_START`` cycles after it
+        reaches the array, a token its read ``TAKE_TO_READ`` after; the last clear is
+        ``pool^2`` cycles after the last position's first read), the group's fields stay
+        until its last sums have left (``ANSWER_LAG``), and the next group's first sums reach
+        the serializer its cycles for this group or more after this group's last."""
+        per = cls.per_position(shape, lanes, rate)
         pool2 = shape.pool * shape.pool
-        # (+ ANSWER_LAG: the group's fields stay until its last sums have left)
         return (shape.positions - 1) * per \
-            + max(pool2 + cls.DRAIN_START - cls.TAKE_TO_READ + cls.ANSWER_LAG, serial)
+            + max(pool2 + cls.DRAIN_START - cls.TAKE_TO_READ + cls.ANSWER_LAG,
+                  serial_cycles(size, rate))
 
     @classmethod
-    def sums_after_end(cls, shape: ConvShape, serial: int) -> int:
+    def sums_after_end(cls, shape: ConvShape, lanes: int, rate: int) -> int:
         """Cycles from the END token's arrival at the array to the last pooled position's
         sums leaving it."""
-        per = cls.per_position(shape, serial)
+        per = cls.per_position(shape, lanes, rate)
         return (cls.DRAIN_START + (shape.positions - 1) * per + shape.pool * shape.pool
                 + cls.ANSWER_LAG)
 
@@ -294,7 +295,7 @@ class ConvPEArray(wiring.Component):
             m.d.comb += total[j].eq(base[j] + terms3[j])
 
         # the drain: pooled position (py, px), window tap (dy, dx), cycle w of the position
-        per = self.per_position(s, serial_cycles(lanes, self._rate))
+        per = self.per_position(s, lanes, self._rate)
         draining = Signal()
         py, px = Signal(range(max(s.pooled_height, 2))), Signal(range(max(s.pooled_width, 2)))
         dy, dx = Signal(range(max(pool, 2))), Signal(range(max(pool, 2)))

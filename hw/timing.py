@@ -255,7 +255,7 @@ def engine_cycles(events, n_out: int, fold, conv=None) -> np.ndarray | int:
 def conv_credits(conv, n_out: int, fold) -> list[int]:
     """Per group of a convolution engine: the cycles from its END token to the next group's
     first token (``gxnor.hw.conv.ConvPEArray.credit``)."""
-    return [ConvPEArray.credit(conv, serial_cycles(n, fold.rate))
+    return [ConvPEArray.credit(conv, fold.lanes, fold.rate, n)
             for n in group_sizes(n_out, fold.lanes)]
 
 
@@ -338,7 +338,7 @@ def pipeline_timeline(spec, events_per_layer) -> dict:
                     end = s + b
                     credit[layer] = (end, wait)
                     s = end + 1
-                sums = TO_PE + ConvPEArray.sums_after_end(ly.conv, sizes[layer][-1])
+                sums = TO_PE + ConvPEArray.sums_after_end(ly.conv, fold.lanes, fold.rate)
                 release[layer, i] = end
                 commit[layer, i] = end + sums + sizes[layer][-1] + SERIALIZER_LATENCY
                 ready = commit[layer, i] + 1

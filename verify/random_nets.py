@@ -42,13 +42,16 @@ class Case:
     folds: list | None = None
     input_ports: int = 1
     buffers: int = 3
+    #: conv and pool layers before the fc ones (``("conv", channels, kernel)``,
+    #: ``("pool", size)``): a CNN, which runs as a layer pipeline
+    convs: list = ()
 
     def describe(self) -> str:
         fold = (f"P={self.lanes}" if self.folds is None else
                 "pipelined " + ",".join("x".join(map(str, f)) for f in self.folds)
                 + f" m={self.input_ports} B={self.buffers}")
-        return (f"seed {self.seed}: {self.input_shape} -> {self.sizes}, {fold}, "
-                f"weight zeros {self.weight_zeros:.2f}")
+        return (f"seed {self.seed}: {self.input_shape} -> {[*self.convs, *self.sizes]}, "
+                f"{fold}, weight zeros {self.weight_zeros:.2f}")
 
 
 def draw(seed: int, images: int = 6, schedule: str = "shared") -> Case:
@@ -91,12 +94,43 @@ def draw(seed: int, images: int = 6, schedule: str = "shared") -> Case:
     return case
 
 
+def draw_cnn(seed: int, images: int = 6) -> Case:
+    """A random CNN as a layer pipeline: 1 or 2 conv layers (kernel 1 to 5, 1 to 6 channels,
+    max-pool 1 to 3 where the map allows, cropped rows and columns included) on a 1- or
+    2-channel map of 5 to 12 rows and columns, then 0 or 1 hidden fc layer and the classes;
+    random lanes (off the channel grid too) and serializer rates."""
+    rng = np.random.default_rng([seed, 2])
+    c, h, w = int(rng.integers(1, 3)), int(rng.integers(5, 13)), int(rng.integers(5, 13))
+    convs, folds = [], []
+    hh, ww = h, w
+    for _ in range(int(rng.integers(1, 3))):
+        k = int(rng.integers(1, min(5, hh, ww) + 1))
+        out = int(rng.integers(1, 7))
+        hh, ww = hh - k + 1, ww - k + 1
+        convs.append(("conv", out, k))
+        pool = int(rng.integers(1, 4))
+        if pool > 1 and hh >= pool and ww >= pool:
+            convs.append(("pool", pool))
+            hh, ww = hh // pool, ww // pool
+        p = int(rng.choice([x for x in LANES if x <= 2 * out] or [1]))
+        folds.append((p, 1, int(rng.choice([r for r in (1, 2, 4) if p % r == 0]))))
+    sizes = ([int(rng.integers(1, 20))] if rng.random() < 0.5 else []) \
+        + [int(rng.integers(2, 6))]
+    for k, n_out in enumerate(sizes):
+        p = int(rng.choice([x for x in LANES if x <= 2 * n_out] or [1]))
+        rates = [r for r in (1, 2) if p % r == 0] if k < len(sizes) - 1 else [1]
+        folds.append((p, int(rng.choice(PORTS)), int(rng.choice(rates))))
+    zeros = float(rng.choice([0.0, 1.0, rng.random()]))
+    return Case(seed, sizes, 4, (c, h, w), zeros, float(rng.choice([0.0, 0.15])), images,
+                folds, 1, int(rng.choice([2, 3, 4])), convs)
+
+
 def case_images(case: Case) -> np.ndarray:
     from gxnor.model.random_net import random_images
 
     rng = np.random.default_rng(case.seed + 1)
-    imgs = random_images(case.images, case.input_shape[1:], density=float(rng.random()),
-                         seed=case.seed)
+    shape = case.input_shape if case.input_shape[0] > 1 else case.input_shape[1:]
+    imgs = random_images(case.images, shape, density=float(rng.random()), seed=case.seed)
     imgs[len(imgs) // 2] = 0  # no events at all
     imgs[-1] = 255  # every pixel fires at the largest magnitude
     return imgs
@@ -108,7 +142,8 @@ def make(case: Case, folder: Path):
     from gxnor.model.random_net import save_random
     from gxnor.sim import golden
 
-    save_random(folder / "run", case.sizes, input_shape=case.input_shape, seed=case.seed,
+    save_random(folder / "run", [*case.convs, *case.sizes], input_shape=case.input_shape,
+                seed=case.seed,
                 weight_zeros=case.weight_zeros, special_columns=case.special_columns)
     export = export_run(folder / "run", folder / "export", lanes=case.lanes)
     net = format.load(export)
@@ -119,14 +154,15 @@ def make(case: Case, folder: Path):
 
 def run(seeds: list[int], out: Path, *, per_build: int = 40, images: int = 6, jobs: int = 2,
         schedule: str = "shared", log=print) -> dict:
-    """Every seed's network through the RTL (``schedule``: shared or pipelined); returns the
-    counts and the failing seeds."""
+    """Every seed's network through the RTL (``schedule``: shared, pipelined, or cnn: random
+    CNNs as layer pipelines, :func:`draw_cnn`); returns the counts and the failing seeds."""
     out = Path(out)
     failures, checked_images = [], 0
     t0 = time.perf_counter()
     build_seconds = 0.0
     for start in range(0, len(seeds), per_build):
-        batch = [draw(s, images, schedule) for s in seeds[start:start + per_build]]
+        batch = [draw_cnn(s, images) if schedule == "cnn" else draw(s, images, schedule)
+                 for s in seeds[start:start + per_build]]
         made = [make(c, out / f"case{c.seed}") for c in batch]
         imgs = [case_images(c) for c in batch]
         h = harness.Harness([spec for _, spec in made], out / f"build{start}",

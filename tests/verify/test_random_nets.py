@@ -24,6 +24,24 @@ def test_random_layer_pipelines(tmp_path):
     assert report["networks"] == 12 and report["images"] == 12 * 8
 
 
+def test_random_cnns(tmp_path):
+    """Random CNNs (1-2 conv layers, kernels 1-5, pooling 1-3, 1-2 input channels) as layer
+    pipelines, against the golden model and the cycle model."""
+    report = random_nets.run(list(range(3000, 3012)), tmp_path, per_build=12, images=6,
+                             schedule="cnn", log=lambda s: None)
+    assert report["failing"] == [], report["failing"]
+    assert report["networks"] == 12 and report["images"] == 12 * 6
+
+
+def test_cnn_cases_cover_the_corners():
+    cases = [random_nets.draw_cnn(seed) for seed in range(200)]
+    convs = [ly for c in cases for ly in c.convs if ly[0] == "conv"]
+    assert {ly[2] for ly in convs} == {1, 2, 3, 4, 5}
+    assert {ly[1] for c in cases for ly in c.convs if ly[0] == "pool"} == {2, 3}
+    assert {c.input_shape[0] for c in cases} == {1, 2}
+    assert any(len([ly for ly in c.convs if ly[0] == "conv"]) == 2 for c in cases)
+
+
 def test_pipeline_folds_cover_the_corners():
     cases = [random_nets.draw(seed, schedule="pipelined") for seed in range(200)]
     folds = [f for c in cases for f in c.folds]

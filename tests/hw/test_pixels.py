@@ -61,13 +61,7 @@ def test_pixel_beats_under_back_pressure(simulate, small_event):
             cycle += 1
 
     simulate(dut, bench)
-    want = []
-    for img in images:
-        for i, v in enumerate(img):
-            last = i == len(img) - 1
-            if v or last:
-                want.append((int(v != 0), int(last), (i, int(v)) if v else None))
-    assert beats == want
+    assert beats == expected_beats(images, range(8))
 
 
 def test_pixel_beats_pack_a_conv_layers_pixels(simulate):
@@ -102,10 +96,16 @@ def test_pixel_beats_pack_a_conv_layers_pixels(simulate):
             await ctx.tick()
 
     simulate(dut, bench)
+    assert beats == expected_beats(images, packed)
+
+
+def expected_beats(images, index):
+    """(n, last, (event index, value) or None) of each beat the images should become:
+    a beat per nonzero pixel (its index from ``index``), the last pixel always ending one."""
     want = []
     for img in images:
         for i, v in enumerate(img):
             last = i == len(img) - 1
             if v or last:
-                want.append((int(v != 0), int(last), (int(packed[i]), int(v)) if v else None))
-    assert beats == want
+                want.append((int(v != 0), int(last), (int(index[i]), int(v)) if v else None))
+    return want

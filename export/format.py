@@ -74,6 +74,11 @@ class Layer:
     def is_last(self) -> bool:
         return self.spec["output"]["kind"] == "scores"
 
+    @property
+    def inputs(self) -> int:
+        """The layer's input activations (its most events): fc its fan-in, conv its map."""
+        return int(np.prod(self.spec["in_shape"])) if self.type == "conv" else self.n_in
+
     def rom_words(self) -> list[int]:
         """The ROM image as integers, one per word (lane 0 in the low bits)."""
         return [int.from_bytes(row.tobytes(), "little") for row in self.rom]

@@ -38,7 +38,7 @@ pooling crops are never accumulated.
 Timing (``gxnor.hw.timing``): the sequencer issues a group's E x k^2 tokens and an END token
 back to back; the END reaches the PE array ``TO_PE`` cycles later, the drain's first read
 comes ``ConvPEArray.DRAIN_START`` cycles after that, pooled position j is read from cycle
-j x per on (per = max(pool^2, the group's serializer cycles)) and its sums leave
+j x per on (per = max(pool^2, a full group's serializer cycles)) and its sums leave
 ``ConvPEArray.ANSWER_LAG`` cycles after its last read. The next group's first token waits
 ``ConvPEArray.credit`` cycles after the END (the drain is through and the RAM clear).
 """
@@ -54,7 +54,7 @@ from amaranth.lib.wiring import In, Out
 from .fetch import WeightFetch
 from .layouts import TernaryCode
 from .pe import PEArray
-from .sequencer import LayerSequencer, next_buffer
+from .sequencer import LayerSequencer
 from .serializer import serial_cycles
 from .spec import ConvShape
 
@@ -111,9 +111,8 @@ class ConvSequencer(LayerSequencer):
                 self.take_image(m, [n_events, left], [g, base, nbase, bundle, koff, ky, kx])
             with m.State("ISSUE"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(cool != 0):
-                    pass  # the previous group's drain
-                with m.Elif(left != 0):
+                # (cool: the previous group's drain)
+                with m.If((cool == 0) & (left != 0)):
                     m.d.comb += self.tokens.valid.eq(1)
                     with m.If(koff == k * k - 1):  # the event's last tap: the next event
                         m.d.sync += [koff.eq(0), ky.eq(0), kx.eq(0), bundle.eq(bundle + 1),
@@ -124,17 +123,11 @@ class ConvSequencer(LayerSequencer):
                             m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
                         with m.Else():
                             m.d.sync += kx.eq(kx + 1)
-                with m.Else():
+                with m.Elif(cool == 0):
                     m.d.comb += [self.tokens.valid.eq(1), tok.end.eq(1), tok.n.eq(0)]
                     m.d.sync += [bundle.eq(0), left.eq(n_events),
                                  cool.eq(Mux(last_group, credit[1], credit[0]) - 1)]
-                    with m.If(last_group):
-                        m.d.comb += self.release.eq(1)
-                        m.d.sync += buf.eq(next_buffer(buf, self._buffers))
-                        m.next = "WAIT"
-                    with m.Else():
-                        m.d.sync += [g.eq(g + 1), base.eq(base + ly.n_in),
-                                     nbase.eq(nbase + lanes)]
+                    self.next_group(m, last_group, g, base, nbase)
         return m
 
 
@@ -148,7 +141,7 @@ class ConvWeightFetch(WeightFetch):
 
     def address(self, tok, t: int):
         s = self._shape
-        channel = tok.event[t].index >> (s.y_bits + s.x_bits)
+        channel, _, _ = s.split(tok.event[t].index)
         return tok.base + channel * (s.kernel * s.kernel) + tok.koff
 
 
@@ -246,9 +239,7 @@ class ConvPEArray(wiring.Component):
         codes = data.View(data.ArrayLayout(TernaryCode, lanes), tok.word[0][:2 * lanes])
         # stage 0 -> 1: the output position of the event's tap, whether it is on the map,
         # and each lane's gated term
-        yx_bits = s.y_bits + s.x_bits
-        y = ev.index[s.x_bits:yx_bits] if s.y_bits else 0
-        x = ev.index[:s.x_bits] if s.x_bits else 0
+        _, y, x = s.split(ev.index)
         oy, ox = y - tok.ky, x - tok.kx
         inside = (y >= tok.ky) & (x >= tok.kx) & (oy < uh) & (ox < uw)
         a1 = Signal(range(max(uh * uw, 2)), name="addr1")

@@ -118,12 +118,7 @@ class LayerEngine(wiring.Component):
         spec, layer = self._spec, self._layer
         ly, fold = spec.layers[layer], spec.folds[layer]
         event = engine_event(spec, layer)
-        token = token_layout(depth=ly.n_in, words=len(ly.words), neurons=ly.n_out,
-                             thresholds=-(-ly.n_out // fold.rate), lanes=fold.lanes,
-                             index_bits=Shape.cast(event["index"].shape).width,
-                             magnitude_bits=Shape.cast(event["magnitude"].shape).width,
-                             word_bits=2 * fold.lanes, ports=fold.ports,
-                             buffers=spec.buffers)
+        token = self.token(ly.n_out, fold.ports)
         m.submodules.event_lists = ev = self.EventLists([ly.n_in] * spec.buffers, event,
                                                         token, fold.ports, spec.banks(layer))
         m.submodules.sequencer = seq = self.LayerSequencer(
@@ -137,6 +132,20 @@ class LayerEngine(wiring.Component):
             hidden=() if self._last else (ly,), scores=self._last, rate=fold.rate,
             out_banks=self.out_banks, lanes=fold.lanes)
         return ev, seq, fetch, pe, ser
+
+    def token(self, neurons: int, ports: int, kernel: int = 0) -> data.Layout:
+        """The token layout of this engine (:func:`gxnor.hw.layouts.token_layout`):
+        ``neurons`` the output numbering's span, ``ports`` events per token, ``kernel`` a
+        convolution's k."""
+        spec, layer = self._spec, self._layer
+        ly, fold = spec.layers[layer], spec.folds[layer]
+        event = engine_event(spec, layer)
+        return token_layout(depth=ly.inputs, words=len(ly.words), neurons=neurons,
+                            thresholds=-(-ly.n_out // fold.rate), lanes=fold.lanes,
+                            index_bits=Shape.cast(event["index"].shape).width,
+                            magnitude_bits=Shape.cast(event["magnitude"].shape).width,
+                            word_bits=2 * fold.lanes, ports=ports, buffers=spec.buffers,
+                            kernel=kernel)
 
     @property
     def out_event(self) -> data.Layout:
@@ -193,13 +202,7 @@ class ConvEngine(LayerEngine):
         shape = ly.conv
         row_step, stride = shape.numbering(spec.layers[layer + 1])
         event = engine_event(spec, layer)
-        token = token_layout(depth=ly.inputs, words=len(ly.words),
-                             neurons=max(ly.n_out, stride * ly.n_out),
-                             thresholds=-(-ly.n_out // fold.rate), lanes=fold.lanes,
-                             index_bits=Shape.cast(event["index"].shape).width,
-                             magnitude_bits=Shape.cast(event["magnitude"].shape).width,
-                             word_bits=2 * fold.lanes, buffers=spec.buffers,
-                             kernel=shape.kernel)
+        token = self.token(max(ly.n_out, stride * ly.n_out), 1, shape.kernel)
         m.submodules.event_lists = ev = self.EventLists([ly.inputs] * spec.buffers, event,
                                                         token, 1, spec.banks(layer))
         m.submodules.sequencer = seq = self.ConvSequencer(ly, fold, token,

@@ -1,6 +1,6 @@
 """The input stage: pixels in, the image's nonzero pixels out as first-layer events."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -42,8 +42,7 @@ class _PixelInput(wiring.Component):
                 m.d.sync += y.eq(Mux(map_end, 0, y + 1))
                 with m.If(map_end):
                     m.d.sync += c.eq(Mux(last, 0, c + 1))
-        parts = [(x, s.x_bits), (y, s.y_bits), (c, s.c_bits)]
-        return Cat(*(v[:bits] for v, bits in parts if bits)), last
+        return s.index(c, y, x), last
 
     def _event(self, event, index) -> list:
         """The pixel as an event: its position, its value, sign +."""

@@ -94,10 +94,14 @@ CONV_PER_ACC_BIT = 3.0
 LUT_ROM_BITS = WeightFetch.BLOCK_ROM_BITS
 
 
-def _term_bits(layer: int, spec) -> int:
+def _event(layer: int, spec):
     from .pipeline import engine_event
 
-    return Shape.cast(engine_event(spec, layer)["magnitude"].shape).width
+    return engine_event(spec, layer)
+
+
+def _term_bits(layer: int, spec) -> int:
+    return Shape.cast(_event(layer, spec)["magnitude"].shape).width
 
 
 def lane_luts(ports: int, bits: int, acc_bits: int) -> float:
@@ -154,7 +158,7 @@ def estimate(spec: PipelineSpec, layer: int, fold: Fold | None = None,
     wb = weight_brams(words, width, fold.ports)
     if wb == 0:
         luts += words * width * fold.ports / 8
-    event_bits = ly.index_bits + bits + 1
+    event_bits = _event(layer, spec).size
     lb = list_brams(ly.inputs, event_bits, banks, spec.buffers)
     ab = 0
     if ly.conv:  # the accumulator RAM and each lane's pooling maximum

@@ -233,6 +233,18 @@ class LayerSequencer(wiring.Component):
             "busy": Out(1),
         })
 
+    def next_group(self, m: Module, last_group, g, base, nbase) -> None:
+        """With a group's END token: after the image's last group, free its input list and
+        wait for the next image; else on to the next group (its weights ``n_in`` words on,
+        its neurons ``lanes`` on)."""
+        with m.If(last_group):
+            m.d.comb += self.release.eq(1)
+            m.d.sync += self.buffer.eq(next_buffer(self.buffer, self._buffers))
+            m.next = "WAIT"
+        with m.Else():
+            m.d.sync += [g.eq(g + 1), base.eq(base + self._layer.n_in),
+                         nbase.eq(nbase + self._fold.lanes)]
+
     def take_image(self, m: Module, counts, zeros) -> None:
         """The WAIT state's work: once the current buffer's input list is full and its output
         list free, start the image (take the list's count into ``counts``, zero ``zeros``,
@@ -286,11 +298,5 @@ class LayerSequencer(wiring.Component):
                 with m.Elif(cool == 0):
                     m.d.comb += [self.tokens.valid.eq(1), tok.end.eq(1), tok.n.eq(0)]
                     m.d.sync += [bundle.eq(0), left.eq(n_events), cool.eq(serial - 1)]
-                    with m.If(last_group):
-                        m.d.comb += self.release.eq(1)
-                        m.d.sync += buf.eq(next_buffer(buf, self._buffers))
-                        m.next = "WAIT"
-                    with m.Else():
-                        m.d.sync += [g.eq(g + 1), base.eq(base + ly.n_in),
-                                     nbase.eq(nbase + lanes)]
+                    self.next_group(m, last_group, g, base, nbase)
         return m

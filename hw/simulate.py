@@ -19,6 +19,15 @@ async def send_image(ctx, dut, image) -> None:
     ctx.set(dut.pixels.valid, 0)
 
 
+def _beats(dut, spec, images) -> tuple[list, np.ndarray]:
+    """The pipeline's input beats of ``images`` as payloads of ``dut.events``, and the beats
+    of each image."""
+    words, counts = image_beats(spec, np.asarray(images).reshape(len(images), -1))
+    shape = dut.events.payload.shape()
+    return ([shape.from_bits(sum(int(w) << (32 * k) for k, w in enumerate(row)))
+             for row in words], counts)
+
+
 def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0,
                stall_every: int = 0, vcd: str | None = None, load: bool = False,
                external: bool = False) -> list[dict]:
@@ -39,11 +48,8 @@ def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0
         if load or external:
             raise ValueError("the layer pipeline keeps its weights in ROMs of its engines")
         dut = PipelinedAccelerator(spec)
-        words, counts = image_beats(spec, flat)
-        shape = dut.events.payload.shape()
-        transfers, port = [], dut.events
-        for row in words:
-            transfers.append(shape.from_bits(sum(int(w) << (32 * k) for k, w in enumerate(row))))
+        transfers, counts = _beats(dut, spec, flat)
+        port = dut.events
         inputs = np.split(np.arange(len(transfers)), np.cumsum(counts)[:-1])
         inputs = [[transfers[t] for t in idx] for idx in inputs]
     else:
@@ -119,18 +125,14 @@ def trace_pipeline(spec, images: np.ndarray, max_cycles: int = 100_000) -> dict:
     each beat and each result was seen, the engines busy in each cycle, and the beats of
     each image. Raises if the results are not all out within ``max_cycles``."""
     dut = PipelinedAccelerator(spec)
-    flat = np.asarray(images, dtype=np.uint8).reshape(len(images), -1)
-    words, counts = image_beats(spec, flat)
-    shape = dut.events.payload.shape()
-    beats = [shape.from_bits(sum(int(w) << (32 * k) for k, w in enumerate(row)))
-             for row in words]
+    beats, counts = _beats(dut, spec, np.asarray(images, dtype=np.uint8))
     seen = {"beat": [], "result": [], "engines_busy": [], "beats_per_image": counts}
 
     async def bench(ctx):
         ctx.set(dut.scores.ready, 1)
         ctx.set(dut.result.ready, 1)
         k = cycle = 0
-        while len(seen["result"]) < len(flat):
+        while len(seen["result"]) < len(images):
             if k < len(beats):
                 ctx.set(dut.events.payload, beats[k])
             ctx.set(dut.events.valid, k < len(beats))
@@ -144,7 +146,7 @@ def trace_pipeline(spec, images: np.ndarray, max_cycles: int = 100_000) -> dict:
             await ctx.tick()
             cycle += 1
             if cycle >= max_cycles:
-                raise RuntimeError(f"{len(seen['result'])} of {len(flat)} results in "
+                raise RuntimeError(f"{len(seen['result'])} of {len(images)} results in "
                                    f"{max_cycles} cycles")
 
     sim = Simulator(dut)

@@ -90,8 +90,15 @@ class ConvShape:
         return self.channels * self.height * self.width
 
     def index(self, c, y, x):
-        """The packed event index of input (c, y, x) (integers or NumPy arrays)."""
+        """The packed event index of input (c, y, x) (integers, NumPy arrays or Amaranth
+        values)."""
         return (c << (self.y_bits + self.x_bits)) | (y << self.x_bits) | x
+
+    def split(self, index):
+        """(c, y, x) of a packed event index (an Amaranth value): its bit fields."""
+        yx = self.y_bits + self.x_bits
+        return (index >> yx, index[self.x_bits:yx] if self.y_bits else 0,
+                index[:self.x_bits] if self.x_bits else 0)
 
     def numbering(self, after: LayerSpec) -> tuple[int, int]:
         """How the layer ``after`` this one numbers this layer's outputs: (row_step, stride),

@@ -116,8 +116,8 @@ def events_of(export_dir, imgs: np.ndarray | None):
     every input an event (the dense worst case)."""
     if imgs is None:
         net = format.load(export_dir)
-        return [np.array([int(np.prod(ly.spec["in_shape"])) if ly.type == "conv" else ly.n_in])
-                for ly in net.layers], "dense worst case (dataset not found)"
+        return [np.array([ly.inputs]) for ly in net.layers], \
+            "dense worst case (dataset not found)"
     res = Network(export_dir).run(imgs)
     return [np.asarray(e) for e in res.events], f"{len(imgs)} test images of the export's dataset"
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -57,6 +57,53 @@ from .pe import PEArray
 from .sequencer import LayerSequencer
 from .serializer import serial_cycles
 from .spec import ConvShape
+
+
+def row_segments(kernel: int, taps: int) -> int:
+    """Tokens that cover one kernel row, ``taps`` taps each."""
+    return -(-kernel // taps)
+
+
+def tokens_per_event(shape: ConvShape, taps: int) -> int:
+    """Tokens a convolution engine issues per input event and group: a token per kernel row
+    and segment of ``taps`` taps (k x ceil(k / taps); one tap a token: k^2)."""
+    return shape.kernel * row_segments(shape.kernel, taps)
+
+
+def row_words(words, shape: ConvShape, n_in: int, lanes: int, taps: int) -> list[int]:
+    """A convolution's weight words for ``taps`` taps per token: the export's ROM image
+    (``words``: per group of ``lanes`` output channels, ``n_in`` = C x k^2 words of P
+    two-bit codes, address ``c * k^2 + ky * k + kx``) repacked so that one word holds the
+    taps of a token, tap t at bits [2P(t+1)-1 : 2Pt], address ``(c * k + ky) * S + s`` in
+    its group (S = ceil(k / taps) segments of a row, taps ``s * taps + t``; taps past the
+    row's end are zero weights: their gates stay closed)."""
+    k, seg, bits = shape.kernel, row_segments(shape.kernel, taps), 2 * lanes
+    out = []
+    for g in range(len(words) // n_in):
+        for c in range(shape.channels):
+            for ky in range(k):
+                row = g * n_in + (c * k + ky) * k
+                for s in range(seg):
+                    word = 0
+                    for t in range(taps):
+                        if s * taps + t < k:
+                            word |= int(words[row + s * taps + t]) << (bits * t)
+                    out.append(word)
+    return out
+
+
+def divmod_const(value, divisor: int):
+    """(value // divisor, value % divisor) of an unsigned Amaranth value (or an int): bit
+    fields for a power of two, else a table over the value's range."""
+    if isinstance(value, int):
+        return divmod(value, divisor)
+    if divisor & (divisor - 1) == 0:
+        shift = divisor.bit_length() - 1
+        return value >> shift, (value[:shift] if shift else 0)
+    span = 1 << len(value)
+    quo = Array(Const(v // divisor, range(max(span // divisor + 1, 2))) for v in range(span))
+    rem = Array(Const(v % divisor, range(max(divisor, 2))) for v in range(span))
+    return quo[value], rem[value]
 
 
 class ConvSequencer(LayerSequencer):
@@ -73,10 +120,16 @@ class ConvSequencer(LayerSequencer):
     def __init__(self, layer, fold, token: data.Layout, count, buffers: int = 2):
         super().__init__(layer, fold, token, count, False, buffers)
 
+    @property
+    def group_words(self) -> int:
+        shape = self._layer.conv
+        return shape.channels * tokens_per_event(shape, self._fold.ports)
+
     def elaborate(self, platform):
         ly, lanes, rate = self._layer, self._fold.lanes, self._fold.rate
         shape = ly.conv
         k = shape.kernel
+        segs = row_segments(k, self._fold.ports)  # tokens per kernel row
         rshift = rate.bit_length() - 1
         m = Module()
         groups = math.ceil(ly.n_out / lanes)
@@ -88,8 +141,8 @@ class ConvSequencer(LayerSequencer):
         n_events = Signal.like(self.count[0])
         left = Signal.like(n_events)
         bundle = Signal.like(self.tokens.payload.pos)
-        ky, kx = Signal(range(max(k, 2))), Signal(range(max(k, 2)))
-        koff = Signal(range(max(k * k, 2)))
+        ky, kx = Signal(range(max(k, 2))), Signal(range(max(segs, 2)))  # kx: the segment
+        koff = Signal(range(max(k * segs, 2)))
         g = Signal(range(max(groups, 2)))
         base = Signal.like(self.tokens.payload.base)
         nbase = Signal.like(self.tokens.payload.nbase)
@@ -114,12 +167,12 @@ class ConvSequencer(LayerSequencer):
                 # (cool: the previous group's drain)
                 with m.If((cool == 0) & (left != 0)):
                     m.d.comb += self.tokens.valid.eq(1)
-                    with m.If(koff == k * k - 1):  # the event's last tap: the next event
+                    with m.If(koff == k * segs - 1):  # the event's last token: the next
                         m.d.sync += [koff.eq(0), ky.eq(0), kx.eq(0), bundle.eq(bundle + 1),
                                      left.eq(left - 1)]
                     with m.Else():
                         m.d.sync += koff.eq(koff + 1)
-                        with m.If(kx == k - 1):
+                        with m.If(kx == segs - 1):
                             m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
                         with m.Else():
                             m.d.sync += kx.eq(kx + 1)
@@ -132,22 +185,30 @@ class ConvSequencer(LayerSequencer):
 
 
 class ConvWeightFetch(WeightFetch):
-    """The weight fetch of a convolution: the word of an event's tap, at the group's base plus
-    ``c * k^2 + koff`` (c: the event's channel, from its packed index)."""
+    """The weight fetch of a convolution: the word of a token's taps (:func:`row_words`), at
+    the group's base plus ``c * k * S + koff`` (c: the event's channel, from its packed
+    index; ``koff`` = ky * S + s the token's row and segment)."""
 
-    def __init__(self, shape: ConvShape, *args, **kwargs):
-        self._shape = shape
+    def __init__(self, shape: ConvShape, taps: int, *args, **kwargs):
+        self._shape, self._taps = shape, taps
         super().__init__(*args, **kwargs)
 
     def address(self, tok, t: int):
         s = self._shape
         channel, _, _ = s.split(tok.event[t].index)
-        return tok.base + channel * (s.kernel * s.kernel) + tok.koff
+        return tok.base + channel * tokens_per_event(s, self._taps) + tok.koff
 
 
 class ConvPEArray(wiring.Component):
-    """P lanes of one convolution group, their accumulators in a block RAM of one word (P
-    accumulators) per output position, then the max-pooling drain (module docstring).
+    """P lanes of one convolution group, ``taps`` kernel taps a token, their accumulators in
+    block RAM, then the max-pooling drain (module docstring).
+
+    A token carries the taps ``s * T + t`` (t < T) of kernel row ``ky`` for one event at
+    (y, x): they add to the T outputs (y - ky, x - s * T - t), T neighbouring columns of one
+    row. The accumulators are T banks by output column modulo T (bank b holds the columns
+    ``ox = b (mod T)``, one word of P accumulators at ``oy * ceil(W' / T) + ox // T``), so
+    the T updates of a token go to T different banks in the same cycle; bank b takes tap
+    ``(x - b) mod T`` of the token (the codes rotated by the event's column).
 
     Parameters
     ----------
@@ -159,6 +220,7 @@ class ConvPEArray(wiring.Component):
         (:meth:`~gxnor.hw.spec.ConvShape.numbering`).
     sums: the layout of the sums handed to the serializer (:func:`gxnor.hw.pe.sums_layout`).
     rate: the serializer's rate r.
+    taps: T, the kernel taps of a token (1 .. k).
 
     Members
     -------
@@ -168,12 +230,13 @@ class ConvPEArray(wiring.Component):
         (the drain's pace leaves the serializer the cycles it needs).
     busy: Out(1) — a token in the array, or a drain.
 
-    Timing: a token's read of its position is ``TAKE_TO_READ`` cycles after it arrives, the
-    answer is registered, and the write comes two cycles after the read. Updates of one
-    position a cycle or two apart add up: the write of the token two ahead happens in the
-    cycle of the read (the RAM's read port is transparent to its write port), the sums the
-    token one ahead wrote are forwarded. The drain's first read is ``DRAIN_START`` cycles after
-    the END token arrives; a position's sums leave ``ANSWER_LAG`` cycles after its last read.
+    Timing: a token's reads of its positions are ``TAKE_TO_READ`` cycles after it arrives,
+    the answers are registered, and the writes come two cycles after the reads. Updates of
+    one position a cycle or two apart add up: the write of the token two ahead happens in
+    the cycle of the read (each bank's read port is transparent to its write port), the sums
+    the token one ahead wrote are forwarded. The drain's first read is ``DRAIN_START`` cycles
+    after the END token arrives; a position's sums leave ``ANSWER_LAG`` cycles after its
+    last read.
     """
 
     #: cycles from a token's arrival to its accumulator read (the gated terms are registered)
@@ -214,9 +277,9 @@ class ConvPEArray(wiring.Component):
                 + cls.ANSWER_LAG)
 
     def __init__(self, lanes: int, acc_width: int, token: data.Layout, shape: ConvShape,
-                 row_step: int, stride: int, sums: data.Layout, rate: int = 1):
+                 row_step: int, stride: int, sums: data.Layout, rate: int = 1, taps: int = 1):
         self._lanes, self._acc_width, self._shape = lanes, acc_width, shape
-        self._row_step, self._stride, self._rate = row_step, stride, rate
+        self._row_step, self._stride, self._rate, self._taps = row_step, stride, rate, taps
         super().__init__({
             "tokens": In(stream.Signature(token, always_ready=True)),
             "sums": Out(stream.Signature(sums, always_ready=True)),
@@ -225,34 +288,55 @@ class ConvPEArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        s, lanes = self._shape, self._lanes
+        s, lanes, taps = self._shape, self._lanes, self._taps
         acc = signed(self._acc_width)
         word = data.ArrayLayout(acc, lanes)
         uh, uw, pool = s.used_height, s.used_width, s.pool
-        m.submodules.accumulators = mem = memory.Memory(
-            shape=word, depth=max(uh * uw, 2), init=[])
-        wr = mem.write_port()
-        rd = mem.read_port(transparent_for=(wr,))
+        row_words = -(-uw // taps)  # a bank's words per output row
+        depth = max(uh * row_words, 2)
+        banks = []
+        for b in range(taps):
+            m.submodules[f"accumulators{b}"] = mem = memory.Memory(
+                shape=word, depth=depth, init=[])
+            wr = mem.write_port()
+            banks.append((mem.read_port(transparent_for=(wr,)), wr))
 
         tok = self.tokens.payload
         ev = tok.event[0]
-        codes = data.View(data.ArrayLayout(TernaryCode, lanes), tok.word[0][:2 * lanes])
-        # stage 0 -> 1: the output position of the event's tap, whether it is on the map,
-        # and each lane's gated term
-        _, y, x = s.split(ev.index)
-        oy, ox = y - tok.ky, x - tok.kx
-        inside = (y >= tok.ky) & (x >= tok.kx) & (oy < uh) & (ox < uw)
-        a1 = Signal(range(max(uh * uw, 2)), name="addr1")
-        v1, e1 = Signal(name="update1"), Signal(name="end1")
-        terms1 = Signal(data.ArrayLayout(signed(len(ev.magnitude) + 1), lanes), name="terms1")
+        chunks = [data.View(data.ArrayLayout(TernaryCode, lanes),
+                            tok.word[0][2 * lanes * t:2 * lanes * (t + 1)])
+                  for t in range(taps)]
         go = self.tokens.valid & ~tok.end & (tok.n != 0)
-        m.d.sync += [a1.eq(oy * uw + ox), v1.eq(go & inside),
-                     e1.eq(self.tokens.valid & tok.end)]
-        for j in range(lanes):
-            code = codes[j]
-            gate = PEArray.gate(go & inside, tok.end, code)
-            step = Mux(PEArray.agree(code.sign, ev.sign), ev.magnitude, -ev.magnitude)
-            m.d.sync += terms1[j].eq(Mux(gate, step, 0))
+        # stage 0 -> 1, per bank: the output position of the tap it takes, whether that tap
+        # is on the map (and in the kernel), and each lane's gated term
+        _, y, x = s.split(ev.index)
+        xq, xm = divmod_const(x, taps)
+        oy = y - tok.ky
+        row_ok = (y >= tok.ky) & (oy < uh)
+        lane_terms = data.ArrayLayout(signed(len(ev.magnitude) + 1), lanes)
+        stage = []  # per bank: (addr1, update1, terms1)
+        for b in range(taps):
+            borrow = xm < b
+            t = Signal(range(max(taps, 2)), name=f"tap{b}")
+            m.d.comb += t.eq(Mux(borrow, xm + taps - b, xm - b))
+            # the output column's quotient: x // T - s - borrow (checked >= 0 before use)
+            oq = Signal(range(max(row_words, 2) + (1 << s.x_bits)), name=f"oq{b}")
+            m.d.comb += oq.eq(xq - tok.kx - borrow)
+            inside = (row_ok & (xq >= tok.kx + borrow) & (oq * taps + b < uw)
+                      & (tok.kx * taps + t < s.kernel))
+            a1 = Signal(range(depth), name=f"addr1_{b}")
+            v1 = Signal(name=f"update1_{b}")
+            terms1 = Signal(lane_terms, name=f"terms1_{b}")
+            m.d.sync += [a1.eq(oy * row_words + oq), v1.eq(go & inside)]
+            code_of = Array(chunks)[t] if taps > 1 else chunks[0]
+            for j in range(lanes):
+                code = code_of[j]
+                gate = PEArray.gate(go & inside, tok.end, code)
+                step = Mux(PEArray.agree(code.sign, ev.sign), ev.magnitude, -ev.magnitude)
+                m.d.sync += terms1[j].eq(Mux(gate, step, 0))
+            stage.append((a1, v1, terms1))
+        e1 = Signal(name="end1")
+        m.d.sync += e1.eq(self.tokens.valid & tok.end)
         # the group's fields, from its END token
         fields = ("taddr", "size", "image_end", "buffer")
         group = {name: Signal.like(getattr(self.sums.payload, name), name=f"group_{name}")
@@ -261,84 +345,102 @@ class ConvPEArray(wiring.Component):
         with m.If(self.tokens.valid & tok.end):
             m.d.sync += [group[name].eq(getattr(tok, name)) for name in fields]
             m.d.sync += gbase.eq(tok.nbase * self._stride)
+        e2 = Signal(name="end2")
+        m.d.sync += e2.eq(e1)
 
-        # stage 1 -> 2: the read of the position; 2 -> 3: its answer registered (block RAM
-        # outputs only feed registers: the answer into the adder, or into the pooling
-        # comparators, was the ECP5's critical path at 61.9 MHz); 3: add and write back
-        a2 = Signal.like(a1, name="addr2")
-        v2, e2 = Signal(name="update2"), Signal(name="end2")
-        terms2 = Signal.like(terms1, name="terms2")
-        m.d.sync += [a2.eq(a1), v2.eq(v1), e2.eq(e1), terms2.eq(terms1)]
-        a3 = Signal.like(a1, name="addr3")
-        v3 = Signal(name="update3")
-        terms3 = Signal.like(terms1, name="terms3")
-        d3 = Signal(word, name="read3")
-        m.d.sync += [a3.eq(a2), v3.eq(v2), terms3.eq(terms2), d3.eq(rd.data)]
-        # the token one ahead wrote its position after this one's read: forward its sums
-        a4 = Signal.like(a1, name="addr4")
-        v4 = Signal(name="update4")
-        total = Signal(word, name="updated")
-        last_total = Signal(word, name="written")
-        m.d.sync += [a4.eq(a3), v4.eq(v3), last_total.eq(total)]
-        base = Mux(v4 & (a4 == a3), last_total.as_value(), d3.as_value())
-        base = data.View(word, base)
-        for j in range(lanes):
-            m.d.comb += total[j].eq(base[j] + terms3[j])
-
-        # the drain: pooled position (py, px), window tap (dy, dx), cycle w of the position
+        # the drain: pooled position (py, px), window tap (dy, dx), cycle w of the position;
+        # the accumulator read: row (its first word in a bank) and column
         per = self.per_position(s, lanes, self._rate)
         draining = Signal()
         py, px = Signal(range(max(s.pooled_height, 2))), Signal(range(max(s.pooled_width, 2)))
         dy, dx = Signal(range(max(pool, 2))), Signal(range(max(pool, 2)))
         w = Signal(range(max(per, 2)))
-        origin = Signal(range(max(uh * uw, 2)))  # the window's top-left accumulator
-        offset = Signal(range(max(uh * uw, 2)))  # dy * uw + dx
+        top = Signal(range(depth))  # the window's first row: py * pool * row_words
+        row = Signal(range(depth))  # the read's row: top + dy * row_words
+        left = Signal(range(max(uw, 2)))  # the window's first column: px * pool
+        col = Signal(range(max(uw, 2)))  # the read's column: left + dx
         pos = Signal.like(self.sums.payload.nbase)  # py * row_step + px
         reading = draining & (w < pool * pool)
+        cq, cm = divmod_const(col, taps)
         with m.If(e2):
             m.d.sync += [draining.eq(1), py.eq(0), px.eq(0), dy.eq(0), dx.eq(0), w.eq(0),
-                         origin.eq(0), offset.eq(0), pos.eq(0)]
+                         top.eq(0), row.eq(0), left.eq(0), col.eq(0), pos.eq(0)]
         with m.Elif(draining):
             m.d.sync += w.eq(w + 1)
             with m.If(reading):
                 with m.If(dx == pool - 1):
-                    m.d.sync += [dx.eq(0), dy.eq(dy + 1), offset.eq(offset + uw - (pool - 1))]
+                    m.d.sync += [dx.eq(0), dy.eq(dy + 1), row.eq(row + row_words),
+                                 col.eq(left)]
                 with m.Else():
-                    m.d.sync += [dx.eq(dx + 1), offset.eq(offset + 1)]
+                    m.d.sync += [dx.eq(dx + 1), col.eq(col + 1)]
             with m.If(w == per - 1):
-                m.d.sync += [w.eq(0), dx.eq(0), dy.eq(0), offset.eq(0)]
+                m.d.sync += [w.eq(0), dx.eq(0), dy.eq(0)]
                 with m.If(px == s.pooled_width - 1):
-                    m.d.sync += [px.eq(0), py.eq(py + 1),
-                                 origin.eq(origin + pool * uw - (s.pooled_width - 1) * pool),
+                    m.d.sync += [px.eq(0), py.eq(py + 1), left.eq(0), col.eq(0),
+                                 top.eq(top + pool * row_words),
+                                 row.eq(top + pool * row_words),
                                  pos.eq(pos + self._row_step - (s.pooled_width - 1))]
                     with m.If(py == s.pooled_height - 1):
                         m.d.sync += draining.eq(0)
                 with m.Else():
-                    m.d.sync += [px.eq(px + 1), origin.eq(origin + pool), pos.eq(pos + 1)]
+                    m.d.sync += [px.eq(px + 1), left.eq(left + pool), col.eq(left + pool),
+                                 row.eq(top), pos.eq(pos + 1)]
         # a read's answer next cycle: the position cleared; registered, into the maximum
         r_valid, r_first, r_last = Signal(name="r_valid"), Signal(name="r_first"), Signal(
             name="r_last")
-        r_addr = Signal.like(a1, name="r_addr")
+        r_addr = Signal(range(depth), name="r_addr")
+        r_bank = Signal(range(max(taps, 2)), name="r_bank")
         r_end = Signal(name="r_end")
         r_pos = Signal.like(pos, name="r_pos")
+        drain_addr = row + cq
         m.d.sync += [r_valid.eq(reading), r_first.eq(reading & (w == 0)),
-                     r_last.eq(reading & (w == pool * pool - 1)), r_addr.eq(origin + offset),
+                     r_last.eq(reading & (w == pool * pool - 1)), r_addr.eq(drain_addr),
+                     r_bank.eq(cm),
                      r_end.eq((py == s.pooled_height - 1) & (px == s.pooled_width - 1)),
                      r_pos.eq(pos)]
-        m.d.comb += [rd.addr.eq(Mux(reading, origin + offset, a1)),
-                     wr.addr.eq(Mux(r_valid, r_addr, a3)),
-                     wr.data.eq(Mux(r_valid, 0, total)),
-                     wr.en.eq(r_valid | v3)]
+
+        # per bank, stage 1 -> 2: the read of the position; 2 -> 3: its answer registered
+        # (block RAM outputs only feed registers: the answer into the adder, or into the
+        # pooling comparators, was the ECP5's critical path at 61.9 MHz); 3: add and write
+        # back
+        answers, busy = [], [e1, e2, draining, r_valid]
+        for b, ((rd, wr), (a1, v1, terms1)) in enumerate(zip(banks, stage, strict=True)):
+            a2, v2 = Signal.like(a1, name=f"addr2_{b}"), Signal(name=f"update2_{b}")
+            terms2 = Signal.like(terms1, name=f"terms2_{b}")
+            m.d.sync += [a2.eq(a1), v2.eq(v1), terms2.eq(terms1)]
+            a3, v3 = Signal.like(a1, name=f"addr3_{b}"), Signal(name=f"update3_{b}")
+            terms3 = Signal.like(terms1, name=f"terms3_{b}")
+            d3 = Signal(word, name=f"read3_{b}")
+            m.d.sync += [a3.eq(a2), v3.eq(v2), terms3.eq(terms2), d3.eq(rd.data)]
+            # the token one ahead wrote its position after this one's read: forward its sums
+            a4, v4 = Signal.like(a1, name=f"addr4_{b}"), Signal(name=f"update4_{b}")
+            total = Signal(word, name=f"updated{b}")
+            last_total = Signal(word, name=f"written{b}")
+            m.d.sync += [a4.eq(a3), v4.eq(v3), last_total.eq(total)]
+            base = data.View(word, Mux(v4 & (a4 == a3), last_total.as_value(),
+                                       d3.as_value()))
+            for j in range(lanes):
+                m.d.comb += total[j].eq(base[j] + terms3[j])
+            clear = r_valid & (r_bank == b)
+            m.d.comb += [rd.addr.eq(Mux(reading, drain_addr, a1)),
+                         wr.addr.eq(Mux(clear, r_addr, a3)),
+                         wr.data.eq(Mux(clear, 0, total)),
+                         wr.en.eq(clear | v3)]
+            answers.append(d3)
+            busy += [v1, v2, v3]
+
         q_valid, q_first, q_last = Signal(name="q_valid"), Signal(name="q_first"), Signal(
             name="q_last")
         q_end, q_pos = Signal(name="q_end"), Signal.like(pos, name="q_pos")
+        q_bank = Signal.like(r_bank, name="q_bank")
         m.d.sync += [q_valid.eq(r_valid), q_first.eq(r_first), q_last.eq(r_valid & r_last),
-                     q_end.eq(r_end), q_pos.eq(r_pos)]
+                     q_end.eq(r_end), q_pos.eq(r_pos), q_bank.eq(r_bank)]
+        answer = Array(answers)[q_bank] if taps > 1 else answers[0]
         best = Signal(word, name="best")
         with m.If(q_valid):
             for j in range(lanes):
-                with m.If(q_first | (d3[j] > best[j])):
-                    m.d.sync += best[j].eq(d3[j])
+                with m.If(q_first | (answer[j] > best[j])):
+                    m.d.sync += best[j].eq(answer[j])
         # the sums of a position: the cycle after its last answer is in the maximum
         out = self.sums.payload
         m.d.sync += [self.sums.valid.eq(q_last), out.nbase.eq(gbase + q_pos),
@@ -346,6 +448,5 @@ class ConvPEArray(wiring.Component):
         m.d.sync += [getattr(out, name).eq(group[name])
                      for name in ("taddr", "size", "buffer")]
         m.d.comb += [out.acc.eq(best),
-                     self.busy.eq(v1 | e1 | v2 | e2 | v3 | draining | r_valid | q_valid
-                                  | self.sums.valid)]
+                     self.busy.eq(Cat(*busy, q_valid, self.sums.valid).any())]
         return m

@@ -29,7 +29,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .argmax import Classifier
-from .conv import ConvPEArray, ConvSequencer, ConvWeightFetch
+from .conv import ConvPEArray, ConvSequencer, ConvWeightFetch, row_words
 from .events import EventLists
 from .fetch import WeightFetch
 from .layouts import MAGNITUDE_BITS, beat_layout, bundle_layout, event_layout, token_layout
@@ -133,19 +133,22 @@ class LayerEngine(wiring.Component):
             out_banks=self.out_banks, lanes=fold.lanes)
         return ev, seq, fetch, pe, ser
 
-    def token(self, neurons: int, ports: int, kernel: int = 0) -> data.Layout:
+    def token(self, neurons: int, ports: int, kernel: int = 0, words: int | None = None,
+              taps: int = 1) -> data.Layout:
         """The token layout of this engine (:func:`gxnor.hw.layouts.token_layout`):
         ``neurons`` the output numbering's span, ``ports`` events per token, ``kernel`` a
-        convolution's k."""
+        convolution's k, ``words`` its weight words (default: the layer's ROM image),
+        ``taps`` the P-lane weight words a token's word holds (a convolution's taps)."""
         spec, layer = self._spec, self._layer
         ly, fold = spec.layers[layer], spec.folds[layer]
         event = engine_event(spec, layer)
-        return token_layout(depth=ly.inputs, words=len(ly.words), neurons=neurons,
-                            thresholds=-(-ly.n_out // fold.rate), lanes=fold.lanes,
+        return token_layout(depth=ly.inputs, words=len(ly.words) if words is None else words,
+                            neurons=neurons, thresholds=-(-ly.n_out // fold.rate),
+                            lanes=fold.lanes,
                             index_bits=Shape.cast(event["index"].shape).width,
                             magnitude_bits=Shape.cast(event["magnitude"].shape).width,
-                            word_bits=2 * fold.lanes, ports=ports, buffers=spec.buffers,
-                            kernel=kernel)
+                            word_bits=2 * fold.lanes * taps, ports=ports,
+                            buffers=spec.buffers, kernel=kernel)
 
     @property
     def out_event(self) -> data.Layout:
@@ -202,16 +205,19 @@ class ConvEngine(LayerEngine):
         shape = ly.conv
         row_step, stride = shape.numbering(spec.layers[layer + 1])
         event = engine_event(spec, layer)
-        token = self.token(max(ly.n_out, stride * ly.n_out), 1, shape.kernel)
+        taps = fold.ports  # a convolution's ports are kernel taps per token
+        words = row_words(ly.words, shape, ly.n_in, fold.lanes, taps)
+        token = self.token(max(ly.n_out, stride * ly.n_out), 1, shape.kernel, len(words),
+                           taps)
         m.submodules.event_lists = ev = self.EventLists([ly.inputs] * spec.buffers, event,
                                                         token, 1, spec.banks(layer))
         m.submodules.sequencer = seq = self.ConvSequencer(ly, fold, token,
                                                           range(ly.inputs + 1), spec.buffers)
         m.submodules.weight_fetch = fetch = self.ConvWeightFetch(
-            shape, len(ly.words), 2 * fold.lanes, token, "rom", ly.words)
+            shape, taps, len(words), 2 * fold.lanes * taps, token, "rom", words)
         sums = sums_layout(fold.lanes, ly.acc_bits, token)
         m.submodules.pe_array = pe = self.ConvPEArray(fold.lanes, ly.acc_bits, token, shape,
-                                                      row_step, stride, sums, fold.rate)
+                                                      row_step, stride, sums, fold.rate, taps)
         m.submodules.serializer = ser = self.Serializer(
             spec.engine(layer), sums, self.out_event, hidden=(ly,), scores=False,
             rate=fold.rate, out_banks=self.out_banks, lanes=fold.lanes, stride=stride)

@@ -26,8 +26,9 @@ from amaranth.hdl import Shape
 from gxnor.base.errors import InputError
 
 from . import timing
+from .conv import tokens_per_event
 from .fetch import WeightFetch
-from .spec import Fold, PipelineSpec
+from .spec import Fold, PipelineSpec, event_ports
 
 #: bits of one ECP5 DP16KD / iCE40 pair of EBRs: 18 kbit
 BRAM_BITS = 18 * 1024
@@ -89,6 +90,9 @@ ENGINE_FIXED = 250.0
 #: a convolution lane's pooling maximum (comparator and register) and read-modify-write path,
 #: per accumulator bit (an estimate, not yet calibrated against yosys)
 CONV_PER_ACC_BIT = 3.0
+#: a convolution with T taps a token: each bank picks one of the T codes of a lane (2 bits
+#: through a T-way multiplexer, ~1 LUT4 per code and extra input; not calibrated)
+ROTATE_PER_CODE = 1.0
 #: a ROM of at most this many bits goes to LUTs, ~1 LUT4 per 8 bits per read port; larger
 #: ones to block RAM (``WeightFetch.BLOCK_ROM_BITS``)
 LUT_ROM_BITS = WeightFetch.BLOCK_ROM_BITS
@@ -145,25 +149,31 @@ def estimate(spec: PipelineSpec, layer: int, fold: Fold | None = None,
     18-kbit blocks (weights, event lists) and the weight bits."""
     fold = fold or spec.folds[layer]
     ly = spec.layers[layer]
-    banks = banks or max(fold.ports, spec.banks(layer))
+    banks = banks or max(event_ports(ly, fold), spec.banks(layer))
     bits = _term_bits(layer, spec)
     last = layer == len(spec.layers) - 1
     groups = math.ceil(ly.n_out / fold.lanes)
-    words = ly.n_in * groups
-    width = 2 * fold.lanes
-    luts = (ENGINE_FIXED + fold.lanes * lane_luts(fold.ports, bits, ly.acc_bits)
+    # a convolution: T = ports taps a token, T lanes of one port each per output channel,
+    # one weight word of T taps (one read port)
+    taps, ports = (fold.ports, 1) if ly.conv else (1, fold.ports)
+    words = (ly.conv.channels * tokens_per_event(ly.conv, taps) if ly.conv else ly.n_in) * groups
+    width = 2 * fold.lanes * taps
+    luts = (ENGINE_FIXED + taps * fold.lanes * lane_luts(ports, bits, ly.acc_bits)
             + SHADOW_PER_BIT * fold.lanes * ly.acc_bits
             + (0 if last else fold.rate * (UNIT_PER_ACC_BIT * ly.acc_bits + UNIT_FIXED))
             + LISTS_FIXED + LISTS_PER_BANK * banks)
-    wb = weight_brams(words, width, fold.ports)
+    wb = weight_brams(words, width, ports)
     if wb == 0:
-        luts += words * width * fold.ports / 8
+        luts += words * width * ports / 8
     event_bits = _event(layer, spec).size
     lb = list_brams(ly.inputs, event_bits, banks, spec.buffers)
     ab = 0
-    if ly.conv:  # the accumulator RAM and each lane's pooling maximum
-        ab = acc_brams(ly.conv.used_height * ly.conv.used_width, fold.lanes * ly.acc_bits)
-        luts += CONV_PER_ACC_BIT * fold.lanes * ly.acc_bits
+    if ly.conv:  # the accumulator RAM banks, each lane's pooling maximum, the taps' rotation
+        c = ly.conv
+        ab = taps * acc_brams(c.used_height * -(-c.used_width // taps),
+                              fold.lanes * ly.acc_bits)
+        luts += (CONV_PER_ACC_BIT * fold.lanes * ly.acc_bits
+                 + ROTATE_PER_CODE * (taps - 1) * taps * fold.lanes)
     return {"luts": int(round(luts)), "brams": wb + lb + ab, "weight_brams": wb,
             "list_brams": lb, "acc_brams": ab, "weight_bits": words * width}
 
@@ -251,10 +261,15 @@ class Option(NamedTuple):
     fold: Fold
 
 
-def _candidates(n_out: int, last: bool, max_lanes: int = 1024):
+def _candidates(n_out: int, last: bool, kernel: int | None = None, max_lanes: int = 1024):
+    """The folds tried for a layer; a convolution's ports (taps a token): the fewest taps
+    for each count of tokens per kernel row."""
     lanes = sorted({min(1 << j, n_out) for j in range(11) if 1 << j <= max_lanes} | {n_out})
+    ports = (1, 2, 4, 8, 16)
+    if kernel:
+        ports = sorted({-(-kernel // segs) for segs in range(1, kernel + 1)})
     for p in lanes:
-        for k in (1, 2, 4, 8, 16):
+        for k in ports:
             for r in ((1,) if last else (1, 2, 4, 8, 16)):
                 if p % r == 0:
                     yield Fold(p, k, r)
@@ -277,13 +292,11 @@ def plan(net, events_per_layer, budget: Budget, *, buffers: int = 3, slack: floa
     for i, ly in enumerate(base.layers):
         last = i == n_layers - 1
         opts = []
-        for f in _candidates(ly.n_out, last):
-            if ly.conv and f.ports != 1:  # a conv engine takes one event (tap) per cycle
-                continue
+        for f in _candidates(ly.n_out, last, ly.conv and ly.conv.kernel):
             c = float(np.mean(timing.engine_cycles(ev[i], ly.n_out, f, ly.conv)))
             # the lists' banks also follow the writer (the input, the previous serializer):
             # the plan's own table (:func:`describe`) counts them exactly
-            cost = estimate(base, i, f, banks=f.ports)
+            cost = estimate(base, i, f, banks=event_ports(ly, f))
             opts.append(Option(c, cost["luts"], cost["brams"], f))
         options.append(opts)
     inputs = [(float(np.mean(timing.input_beats(ev[0], m))), m) for m in (1, 2, 4, 8, 16)]
@@ -313,7 +326,8 @@ def plan(net, events_per_layer, budget: Budget, *, buffers: int = 3, slack: floa
         luts = brams = 0
         for i, p in enumerate(picks):
             writer = m if i == 0 else picks[i - 1].fold.rate
-            c = estimate(base, i, p.fold, banks=max(p.fold.ports, writer))
+            c = estimate(base, i, p.fold, banks=max(event_ports(base.layers[i], p.fold),
+                                                    writer))
             luts, brams = luts + c["luts"], brams + c["brams"]
         return luts, brams
 
@@ -361,6 +375,7 @@ def parse_folds(text: str) -> list[Fold]:
             nums = []
         if not 1 <= len(nums) <= 3:
             raise InputError(f"--folds: layer {i}: {part.strip()!r} is not LANES[xPORTS[xRATE]]")
-        folds.append(Fold(*nums).check(f"--folds: layer {i}"))
+        # ports are checked again against the layer (fc: a power of two; conv: 1 .. k)
+        folds.append(Fold(*nums).check(f"--folds: layer {i}", None))
     return folds
 

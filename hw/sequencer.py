@@ -233,16 +233,21 @@ class LayerSequencer(wiring.Component):
             "busy": Out(1),
         })
 
+    @property
+    def group_words(self) -> int:
+        """Weight words of one group: a fully connected layer's fan-in."""
+        return self._layer.n_in
+
     def next_group(self, m: Module, last_group, g, base, nbase) -> None:
         """With a group's END token: after the image's last group, free its input list and
-        wait for the next image; else on to the next group (its weights ``n_in`` words on,
+        wait for the next image; else on to the next group (its weights ``group_words`` on,
         its neurons ``lanes`` on)."""
         with m.If(last_group):
             m.d.comb += self.release.eq(1)
             m.d.sync += self.buffer.eq(next_buffer(self.buffer, self._buffers))
             m.next = "WAIT"
         with m.Else():
-            m.d.sync += [g.eq(g + 1), base.eq(base + self._layer.n_in),
+            m.d.sync += [g.eq(g + 1), base.eq(base + self.group_words),
                          nbase.eq(nbase + self._fold.lanes)]
 
     def take_image(self, m: Module, counts, zeros) -> None:

@@ -240,18 +240,34 @@ class Fold:
     ports: int = 1
     rate: int = 1
 
-    def check(self, where: str = "") -> Fold:
-        """Raise :class:`InputError` naming ``where`` (e.g. a layer) if it cannot be built."""
+    def check(self, where: str = "", kernel: int | None = 0) -> Fold:
+        """Raise :class:`InputError` naming ``where`` (e.g. a layer) if it cannot be built.
+        ``kernel``: 0 for a fully connected engine (ports: events per token, a power of
+        two), a convolution's k (ports: kernel taps per token, 1 .. k), None when the
+        layer is not known yet (ports: any of 1 .. 64)."""
         at = f"{where}: " if where else ""
         if not isinstance(self.lanes, int) or self.lanes < 1:
             raise InputError(f"{at}lanes must be >= 1, got {self.lanes}")
-        for name, v in (("ports", self.ports), ("rate", self.rate)):
+        checks = [("rate", self.rate)]
+        if kernel == 0:
+            checks.insert(0, ("ports", self.ports))
+        elif not isinstance(self.ports, int) or not 1 <= self.ports <= (kernel or 64):
+            what = (f"a {kernel}x{kernel} convolution's ports (kernel taps per token) must "
+                    f"be 1..{kernel}" if kernel else "ports must be 1..64")
+            raise InputError(f"{at}{what}, got {self.ports}")
+        for name, v in checks:
             if not isinstance(v, int) or v < 1 or v & (v - 1) or v > 64:
                 raise InputError(f"{at}{name} must be a power of two in 1..64, got {v}")
         if self.lanes % self.rate:
             raise InputError(f"{at}rate {self.rate} must divide lanes {self.lanes} (a group's "
                              "neurons go through the serializer in rows of rate)")
         return self
+
+
+def event_ports(layer: LayerSpec, fold: Fold) -> int:
+    """Events an engine reads per token: its ports (a convolution's ports are kernel taps a
+    token: one event)."""
+    return 1 if layer.conv else fold.ports
 
 
 def _layers(net, lanes: list[int], conv: bool = False):
@@ -334,18 +350,14 @@ class PipelineSpec:
         folds = tuple(f if isinstance(f, Fold) else Fold(*f) for f in folds)
         if len(folds) != len(net.layers):
             raise InputError(f"{net.dir}: {len(folds)} folds for {len(net.layers)} layers")
-        for i, f in enumerate(folds):
-            f.check(f"layer {i}")
+        for i, (f, ly) in enumerate(zip(folds, net.layers, strict=True)):
+            f.check(f"layer {i}", ly.spec["kernel"] if ly.type == "conv" else 0)
         if folds[-1].rate != 1:
             raise InputError(f"layer {len(folds) - 1}: the last layer scores one class per "
                              f"cycle (rate 1), got rate {folds[-1].rate}")
         Fold(1, input_ports).check("input")
         if not isinstance(buffers, int) or not 2 <= buffers <= 4:
             raise InputError(f"buffers must be 2, 3 or 4, got {buffers}")
-        for i, ly in enumerate(net.layers):
-            if ly.type == "conv" and folds[i].ports != 1:
-                raise InputError(f"layer {i}: a convolution engine takes one event per cycle "
-                                 f"(ports 1), got ports {folds[i].ports}")
         return cls(folds, *_layers(net, [f.lanes for f in folds], conv=True), input_ports,
                    buffers)
 
@@ -357,7 +369,11 @@ class PipelineSpec:
         """Banks of layer ``layer``'s input lists: its ports, and the events its writer
         appends per cycle (the input's ``input_ports``, or the previous serializer's rate)."""
         writer = self.input_ports if layer == 0 else self.folds[layer - 1].rate
-        return max(self.folds[layer].ports, writer)
+        return max(self.event_ports(layer), writer)
+
+    def event_ports(self, layer: int) -> int:
+        """Events layer ``layer``'s engine reads per token (:func:`event_ports`)."""
+        return event_ports(self.layers[layer], self.folds[layer])
 
     @property
     def num_classes(self) -> int:

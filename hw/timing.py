@@ -33,7 +33,7 @@ import math
 import numpy as np
 
 from .argmax import Classifier
-from .conv import ConvPEArray
+from .conv import ConvPEArray, tokens_per_event
 from .events import EventLists
 from .fetch import WeightFetch
 from .pe import PEArray
@@ -234,12 +234,12 @@ def engine_cycles(events, n_out: int, fold, conv=None) -> np.ndarray | int:
     """Cycles a pipeline engine spends issuing one image in steady state (the same image over
     and over): one to start it, then per group max(B + 1, the previous group's serializer
     cycles), the previous group of group 0 being the last group of the image before. A
-    convolution (``conv``: its :class:`~gxnor.hw.spec.ConvShape`): per group its E x k^2
-    tokens and the END, after the previous group's drain credit (:func:`conv_credits`; the
-    start of an image overlaps it)."""
+    convolution (``conv``: its :class:`~gxnor.hw.spec.ConvShape`): per group its E x k x
+    ceil(k / T) tokens (T = ``fold.ports`` taps a token) and the END, after the previous
+    group's drain credit (:func:`conv_credits`; the start of an image overlaps it)."""
     sizes = [serial_cycles(n, fold.rate) for n in group_sizes(n_out, fold.lanes)]
     if conv is not None:
-        b = np.asarray(events, dtype=np.int64) * conv.kernel ** 2
+        b = np.asarray(events, dtype=np.int64) * tokens_per_event(conv, fold.ports)
         credits = conv_credits(conv, n_out, fold)
         total = 0
         for g in range(len(sizes)):
@@ -331,7 +331,7 @@ def pipeline_timeline(spec, events_per_layer) -> dict:
             ly, fold = spec.layers[layer], spec.folds[layer]
             s = t + 1  # the group's first bundle
             if ly.conv:  # every token waits for the drain of the group before
-                b = int(ev[layer][i]) * ly.conv.kernel ** 2
+                b = int(ev[layer][i]) * tokens_per_event(ly.conv, fold.ports)
                 for wait in conv_credits(ly.conv, ly.n_out, fold):
                     if credit[layer] is not None:
                         s = max(s, credit[layer][0] + credit[layer][1])

@@ -158,8 +158,9 @@ def train(cfg: nets.NetConfig, out_dir: Path, seed: int = 0, data_dir=None,
         raise InputError(f"config {cfg.name}: the last layer has {net.num_classes} outputs, the "
                          f"dataset {cfg.dataset} has {ds.num_classes} classes")
     if any(b.kind == "conv" for b in net.blocks):
-        log("note: conv layers train, export and run in the golden model; the accelerator "
-            "(gxnor rtl/sim/build) runs fully connected layers only so far")
+        log("note: conv layers run in the layer pipeline (gxnor sim --schedule pipelined, "
+            "gxnor build for the ECP5 boards); the iCEBreaker's shared engine runs fully "
+            "connected layers only")
     log(f"training on {dev}" + (f" ({torch.cuda.get_device_name(dev)})"
                                 if dev.type == "cuda" else ""))
     with files.output_dir(out_dir, KIND) as tmp:

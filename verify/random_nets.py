@@ -98,7 +98,7 @@ def draw_cnn(seed: int, images: int = 6) -> Case:
     """A random CNN as a layer pipeline: 1 or 2 conv layers (kernel 1 to 5, 1 to 6 channels,
     max-pool 1 to 3 where the map allows, cropped rows and columns included) on a 1- or
     2-channel map of 5 to 12 rows and columns, then 0 or 1 hidden fc layer and the classes;
-    random lanes (off the channel grid too) and serializer rates."""
+    random lanes (off the channel grid too), kernel taps per token and serializer rates."""
     rng = np.random.default_rng([seed, 2])
     c, h, w = int(rng.integers(1, 3)), int(rng.integers(5, 13)), int(rng.integers(5, 13))
     convs, folds = [], []
@@ -113,7 +113,9 @@ def draw_cnn(seed: int, images: int = 6) -> Case:
             convs.append(("pool", pool))
             hh, ww = hh // pool, ww // pool
         p = int(rng.choice([x for x in LANES if x <= 2 * out] or [1]))
-        folds.append((p, 1, int(rng.choice([r for r in (1, 2, 4) if p % r == 0]))))
+        # ports: kernel taps per token, 1 .. k
+        folds.append((p, int(rng.integers(1, k + 1)),
+                      int(rng.choice([r for r in (1, 2, 4) if p % r == 0]))))
     sizes = ([int(rng.integers(1, 20))] if rng.random() < 0.5 else []) \
         + [int(rng.integers(2, 6))]
     for k, n_out in enumerate(sizes):

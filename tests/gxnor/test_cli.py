@@ -90,7 +90,7 @@ def test_sim_pipeline_option_errors_exit_2_and_leave_nothing(mnist_trained_expor
     out = tmp_path / "sim"
     base = ["sim", str(mnist_trained_export), "--images", "5", "--data-dir", str(mnist_path),
             "--out", str(out)]
-    for extra, msg in ((["--folds", "4x3,8,10"], "--folds: layer 0: ports must be a power"),
+    for extra, msg in ((["--folds", "4x3,8,10"], "layer 0: ports must be a power"),
                        (["--folds", "8,8"], "2 folds for 3 layers"),
                        (["--input-ports", "2"], "--input-ports needs the layer pipeline"),
                        (["--folds", "8,8,10", "--lanes", "8"], "--lanes is the shared engine"),

@@ -10,8 +10,9 @@ import pytest
 
 from gxnor.base.errors import InputError
 from gxnor.hw import timing
+from gxnor.hw.conv import row_words
 from gxnor.hw.simulate import image_edges, run_images, trace_pipeline
-from gxnor.hw.spec import AcceleratorSpec, ConvShape, PipelineSpec
+from gxnor.hw.spec import AcceleratorSpec, ConvShape, Fold, PipelineSpec
 from gxnor.model.random_net import random_images
 from gxnor.sim import golden
 
@@ -19,15 +20,17 @@ pytestmark = pytest.mark.sim
 
 # (layers, input shape, folds (lanes, ports, rate) per layer, export lanes)
 CASES = [
-    # kernel 3 + pool 2 on an even map, 3 channels on 2 lanes (off the grid), into fc
-    ([("conv", 3, 3), ("pool", 2), 5], (1, 8, 8), [(2, 1, 1), (5, 1, 1)]),
+    # kernel 3 + pool 2 on an even map, 3 channels on 2 lanes (off the grid), into fc; a
+    # whole kernel row a token (3 banks: the column modulo 3 from a table)
+    ([("conv", 3, 3), ("pool", 2), 5], (1, 8, 8), [(2, 3, 1), (5, 1, 1)]),
     # two input channels, conv -> conv (kernel 1) -> pool 2 on a 5x7 map (a cropped row) ->
-    # conv kernel 2 -> fc -> fc; rates above 1
+    # conv kernel 2 -> fc -> fc; rates above 1; kernel 5 at 2 taps a token (a row in 3
+    # tokens, the last one's second tap past the row)
     ([("conv", 5, 3), ("conv", 3, 1), ("pool", 2), ("conv", 2, 2), 7, 3], (2, 9, 7),
-     [(2, 1, 2), (3, 1, 1), (2, 1, 1), (4, 2, 2), (3, 1, 1)]),
-    # kernel 5, pool 3 on an 8x7 map (cropped rows and columns), 4 lanes at rate 4
-    ([("conv", 4, 5), ("pool", 3), 3], (1, 12, 11), [(4, 1, 4), (3, 1, 1)]),
-    # one channel, one lane, no pooling, a 1-neuron fc layer
+     [(2, 2, 2), (3, 1, 1), (2, 2, 1), (4, 2, 2), (3, 1, 1)]),
+    # kernel 5, pool 3 on an 8x7 map (cropped rows and columns), 4 lanes at rate 4, 5 taps
+    ([("conv", 4, 5), ("pool", 3), 3], (1, 12, 11), [(4, 5, 4), (3, 1, 1)]),
+    # one channel, one lane, no pooling, a 1-neuron fc layer; one tap a token
     ([("conv", 1, 3), 1, 2], (1, 5, 6), [(1, 1, 1), (1, 1, 1), (2, 1, 1)]),
 ]
 
@@ -77,25 +80,45 @@ def test_conv_timeline_counted_from_outside(random_export):
     assert max(seen["engines_busy"]) >= 3
 
 
-def test_conv_work_is_the_scatter_bound(random_export):
-    """A conv engine issues E x k^2 tokens per group: its steady-state cycles are that bound
-    plus the drain, whatever the map (the model the timeline checks against the RTL)."""
+@pytest.mark.parametrize("taps", [1, 2, 3, 5])
+def test_conv_work_is_the_scatter_bound(random_export, taps):
+    """A conv engine issues E x k x ceil(k / T) tokens per group (T taps a token; E x k^2 at
+    one): its steady-state cycles are that plus the drain, whatever the map (the model the
+    timeline checks against the RTL)."""
     net, spec, imgs = setup(random_export, 2)
     ref = net.run(imgs)
-    ly, fold = spec.layers[0], spec.folds[0]
+    ly, fold = spec.layers[0], Fold(spec.folds[0].lanes, taps, spec.folds[0].rate)
     e = ref.events[0]
     cycles = timing.engine_cycles(e, ly.n_out, fold, ly.conv)
     groups = -(-ly.n_out // fold.lanes)
     drain = sum(timing.conv_credits(ly.conv, ly.n_out, fold))
-    assert np.array_equal(cycles, e * ly.conv.kernel ** 2 * groups + drain)
+    assert np.array_equal(cycles, e * 5 * {1: 5, 2: 3, 3: 2, 5: 1}[taps] * groups + drain)
+
+
+def test_row_words_hold_a_token_s_taps():
+    """The repacked weights: word (c * k + ky) * S + s of a group holds taps s * T .. of row
+    ky, P codes each, zero past the row; groups one after the other."""
+    shape = ConvShape(2, 6, 6, 3)
+    n_in, lanes = 2 * 9, 2
+    words = list(range(1, 2 * n_in + 1))  # two groups, word value = its address + 1
+    got = row_words(words, shape, n_in, lanes, 2)
+    assert len(got) == 2 * 2 * 3 * 2
+    assert got[0] == 1 | 2 << 4 and got[1] == 3  # c 0, ky 0: taps 0, 1; tap 2 alone
+    assert got[2] == 4 | 5 << 4  # ky 1
+    assert got[6] == 10 | 11 << 4  # c 1, ky 0
+    assert got[12] == n_in + 1 | (n_in + 2) << 4  # the second group
+    assert row_words(words, shape, n_in, lanes, 1) == words
 
 
 def test_conv_errors_name_the_layer(random_export):
     layers, shape, folds = CASES[0]
     export = random_export(layers, 4, input_shape=shape, seed=0)
     net = golden.Network(export)
-    with pytest.raises(InputError, match=r"layer 0: a convolution engine takes one event"):
-        PipelineSpec.from_export(net.export, [(2, 2, 1), (5, 1, 1)])
+    with pytest.raises(InputError, match=r"^layer 0: a 3x3 convolution's ports \(kernel taps "
+                                         r"per token\) must be 1..3, got 4"):
+        PipelineSpec.from_export(net.export, [(2, 4, 1), (5, 1, 1)])
+    with pytest.raises(InputError, match=r"^layer 1: ports must be a power of two"):
+        PipelineSpec.from_export(net.export, [(2, 3, 1), (5, 3, 1)])
     with pytest.raises(InputError, match=r"layers\[0\] is 'conv'.*pipelined schedule"):
         AcceleratorSpec.from_export(net.export)
 
@@ -111,25 +134,30 @@ def test_conv_shape_numbering():
 
 
 def test_the_planner_folds_conv_layers(random_export):
-    """The planner folds a CNN: one port on conv engines, its cycles the conv model's, more
-    budget never slower, the accumulator RAM counted; the plan runs bit-exactly."""
+    """The planner folds a CNN: taps a token on conv engines, its cycles the conv model's,
+    more budget never slower (and more taps), the accumulator banks counted; the plan runs
+    bit-exactly."""
     from gxnor.hw import plan
 
     net, _, imgs = setup(random_export, 0)
     ev = net.run(imgs).events
     small = plan.plan(net.export, ev, plan.Budget(3000, 20))
     big = plan.plan(net.export, ev, plan.Budget(20000, 200))
+    assert big.spec.folds[0].ports == 3  # a whole kernel row a token: the fewest cycles
     for p in (small, big):
-        assert p.spec.folds[0].ports == 1 and p.spec.layers[0].conv is not None
+        assert p.spec.layers[0].conv is not None
         assert p.stages["L0"]["mean"] == pytest.approx(float(np.mean(timing.engine_cycles(
             ev[0], p.spec.layers[0].n_out, p.spec.folds[0], p.spec.layers[0].conv))))
         assert p.luts <= p.budget.luts and p.brams <= p.budget.brams
     assert big.interval <= small.interval
     shape = net.export.layers[0].spec
-    words = (shape["in_shape"][1] - 2) // 2 * 2 * ((shape["in_shape"][2] - 2) // 2 * 2)
-    est = plan.estimate(big.spec, 0)
-    assert est["acc_brams"] == plan.acc_brams(words, big.spec.folds[0].lanes
-                                              * big.spec.layers[0].acc_bits)
+    for p in (small, big):  # T banks of ceil(W' / T) columns
+        taps = p.spec.folds[0].ports
+        words = (shape["in_shape"][1] - 2) // 2 * 2 * -(-((shape["in_shape"][2] - 2) // 2 * 2)
+                                                         // taps)
+        est = plan.estimate(p.spec, 0)
+        assert est["acc_brams"] == taps * plan.acc_brams(words, p.spec.folds[0].lanes
+                                                         * p.spec.layers[0].acc_bits)
     ref = net.run(imgs)
     got = run_images(big.spec, imgs)
     assert [r["scores"] for r in got] == ref.scores.tolist()

@@ -71,7 +71,7 @@ def test_parse_folds():
     assert plan.parse_folds("256x4x8, 256x4x8,10x4") == [Fold(256, 4, 8), Fold(256, 4, 8),
                                                           Fold(10, 4, 1)]
     for bad, msg in (("256x4x8,abc", "layer 1: 'abc' is not LANES"),
-                     ("256x3", "layer 0: ports must be a power of two"),
+                     ("256x65", "layer 0: ports must be 1..64"),
                      ("10x1x4", "layer 0: rate 4 must divide lanes 10"),
                      ("1x1x1x1", "layer 0: '1x1x1x1'")):
         with pytest.raises(InputError, match=msg):

@@ -119,7 +119,7 @@ def test_build_cli_bad_folds_exit_2_and_touch_nothing(random_export, tmp_path, c
     from gxnor import cli
 
     export = random_export([12, 5], 4, input_shape=(1, 4, 4), seed=2)
-    for folds, msg in (("4x3,5", "--folds: layer 0: ports must be a power of two"),
+    for folds, msg in (("4x3,5", "layer 0: ports must be a power of two"),
                        ("4,5,5", "3 folds for 2 layers")):
         code = cli.main(["build", str(export), "--board", "ulx3s-85f", "--folds", folds,
                          "--out", str(tmp_path / "out")])

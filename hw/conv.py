@@ -5,13 +5,19 @@ layer's events or nothing out).
 
 Scheme: **scatter**. An input event (channel c, row y, column x, value v) touches the k x k
 outputs whose receptive field holds it, (y - ky, x - kx) for every tap (ky, kx); for a group
-of P output channels, one token per event and tap adds the gated XNOR of v and the tap's P
-weights (one weight word, address ``c * k^2 + ky * k + kx`` in the group's ROM image, the
-export's order) to the P accumulators of that output position, which live in a block RAM of
-one word per position (read, add, write back, one token a cycle). The work is E x k^2 x
-ceil(C_out / P) tokens for E nonzero inputs: exactly the bound nnz(input) x k^2 x C_out / P,
-and a zero activation costs no cycle. Taps that fall outside the map cost their cycle but
-write nothing (their lanes' gates stay closed), as do zero weights.
+of P output channels, a token carries one event and a *tile* of T taps (the fold's ports:
+part of a kernel row, T <= k, or T / k whole rows; :func:`tile`) and adds, for each tap, the
+gated XNOR of v and the tap's P weights to the P accumulators of that tap's output position.
+The accumulators live in T block RAMs, *banks* by output position (row modulo the tile's
+rows, column modulo its columns), one word of P accumulators per position: the T outputs of
+a token lie in T different banks, so each bank reads, adds and writes back one word a cycle
+(bank b takes the tap whose output falls in it: the tile's codes rotated by the event's
+position). One weight word holds a token's T x P codes (:func:`tile_words` repacks the
+export's ROM image). The work is E x ceil(k / rows) x ceil(k / columns) tokens a group for E
+nonzero inputs: with one tap a token E x k^2 x ceil(C_out / P), exactly the bound nnz(input)
+x k^2 x C_out / P; with T taps a token, T times fewer cycles (where T divides the kernel's
+rows or columns). A zero activation costs no cycle. Taps that fall outside the map or the
+kernel cost nothing extra but write nothing (their gates stay closed), as do zero weights.
 
 The alternative, gathering per output row from line buffers, visits every input of every
 output's window, zero or not: H' x W' x C_in x k^2 per group, and it needs k line buffers per
@@ -21,9 +27,12 @@ nonzero) takes 3,778 scatter tokens against 14,400 gathered products (3.8x fewer
 1% of its tokens fall off the map. The second (16 x 12 x 12 inputs, 76% nonzero, an 8 x 8
 output) takes 43,630 tokens against 25,600: on a small map an event near the edge has most
 of its taps outside, and only 19,262 of the tokens are taps on the map. Scatter stays the
-scheme (it is the only one whose work follows the nonzero inputs); clipping each event's taps
-to the map, which needs the event's row and column before its tokens are issued, is the next
-step and makes it cheaper than gathering on both layers.
+scheme (it is the only one whose work follows the nonzero inputs), and the tiles take the
+taps that fall off the map in parallel with those on it: with whole kernel rows a token the
+second layer takes 8,726 cycles a group and with the whole kernel 1,745, against 25,600
+gathered products. (Clipping each event's taps to the map, which needs the event's row and
+column before its tokens are issued, would save the off-map tokens of a partial tile; not
+built.)
 
 After a group's last token, the engine **drains** the accumulator RAM in pooled order: for
 each pooled position it reads the pool x pool accumulators of the window (one a cycle, each
@@ -35,7 +44,8 @@ them r a cycle and emits the nonzero ones as the next layer's events (index ``n 
 py * row_step + px``: :meth:`~gxnor.hw.spec.ConvShape.numbering`). Rows and columns that
 pooling crops are never accumulated.
 
-Timing (``gxnor.hw.timing``): the sequencer issues a group's E x k^2 tokens and an END token
+Timing (``gxnor.hw.timing``): the sequencer issues a group's E x :func:`tokens_per_event`
+tokens and an END token
 back to back; the END reaches the PE array ``TO_PE`` cycles later, the drain's first read
 comes ``ConvPEArray.DRAIN_START`` cycles after that, pooled position j is read from cycle
 j x per on (per = max(pool^2, a full group's serializer cycles)) and its sums leave
@@ -47,7 +57,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -59,35 +69,48 @@ from .serializer import serial_cycles
 from .spec import ConvShape
 
 
-def row_segments(kernel: int, taps: int) -> int:
-    """Tokens that cover one kernel row, ``taps`` taps each."""
-    return -(-kernel // taps)
+def tile(kernel: int, taps: int) -> tuple[int, int]:
+    """The kernel taps a token covers, (rows, columns): ``taps`` <= k: a segment of one row;
+    a multiple of k: ``taps / k`` whole rows (:meth:`~gxnor.hw.spec.Fold.check` allows
+    nothing else)."""
+    return (1, taps) if taps <= kernel else (taps // kernel, kernel)
+
+
+def segments(kernel: int, taps: int) -> tuple[int, int]:
+    """Tokens that cover the kernel, (down, across): ceil(k / rows), ceil(k / columns)."""
+    ty, tx = tile(kernel, taps)
+    return -(-kernel // ty), -(-kernel // tx)
 
 
 def tokens_per_event(shape: ConvShape, taps: int) -> int:
-    """Tokens a convolution engine issues per input event and group: a token per kernel row
-    and segment of ``taps`` taps (k x ceil(k / taps); one tap a token: k^2)."""
-    return shape.kernel * row_segments(shape.kernel, taps)
+    """Tokens a convolution engine issues per input event and group: one per tile of the
+    kernel (one tap a token: k^2; a whole row: k; the whole kernel: 1)."""
+    sy, sx = segments(shape.kernel, taps)
+    return sy * sx
 
 
-def row_words(words, shape: ConvShape, n_in: int, lanes: int, taps: int) -> list[int]:
+def tile_words(words, shape: ConvShape, n_in: int, lanes: int, taps: int) -> list[int]:
     """A convolution's weight words for ``taps`` taps per token: the export's ROM image
     (``words``: per group of ``lanes`` output channels, ``n_in`` = C x k^2 words of P
     two-bit codes, address ``c * k^2 + ky * k + kx``) repacked so that one word holds the
-    taps of a token, tap t at bits [2P(t+1)-1 : 2Pt], address ``(c * k + ky) * S + s`` in
-    its group (S = ceil(k / taps) segments of a row, taps ``s * taps + t``; taps past the
-    row's end are zero weights: their gates stay closed)."""
-    k, seg, bits = shape.kernel, row_segments(shape.kernel, taps), 2 * lanes
+    taps of a token. Token (sy, sx) of channel c is word ``c * Sy * Sx + sy * Sx + sx`` of
+    its group (:func:`segments`); its tap (ty, tx), kernel tap (sy * rows + ty, sx * columns
+    + tx), is at bits [2P(i+1)-1 : 2Pi], i = ty * columns + tx (:func:`tile`); taps past the
+    kernel are zero weights (their gates stay closed)."""
+    k, bits = shape.kernel, 2 * lanes
+    (ty, tx), (sy, sx) = tile(k, taps), segments(k, taps)
     out = []
     for g in range(len(words) // n_in):
         for c in range(shape.channels):
-            for ky in range(k):
-                row = g * n_in + (c * k + ky) * k
-                for s in range(seg):
+            for a in range(sy):
+                for b in range(sx):
                     word = 0
-                    for t in range(taps):
-                        if s * taps + t < k:
-                            word |= int(words[row + s * taps + t]) << (bits * t)
+                    for i in range(ty):
+                        for j in range(tx):
+                            ky, kx = a * ty + i, b * tx + j
+                            if ky < k and kx < k:
+                                w = words[g * n_in + (c * k + ky) * k + kx]
+                                word |= int(w) << (bits * (i * tx + j))
                     out.append(word)
     return out
 
@@ -108,8 +131,9 @@ def divmod_const(value, divisor: int):
 
 class ConvSequencer(LayerSequencer):
     """Issues the work of one convolution layer, image after image: for each group of P output
-    channels, one token per (event, tap), taps innermost (``koff`` = ky * k + kx), then an END
-    token; the next group's first token (of this image or the next) waits until the drain of
+    channels, one token per (event, tile of the kernel), tiles innermost (``ky``, ``kx``: the
+    tile's place down and across the kernel, ``koff`` = ky * Sx + kx; :func:`segments`), then
+    an END token; the next group's first token (of this image or the next) waits until the drain of
     the group before is through (``ConvPEArray.credit`` cycles after its END).
 
     The image protocol and the members are :class:`~gxnor.hw.sequencer.LayerSequencer`'s
@@ -129,7 +153,7 @@ class ConvSequencer(LayerSequencer):
         ly, lanes, rate = self._layer, self._fold.lanes, self._fold.rate
         shape = ly.conv
         k = shape.kernel
-        segs = row_segments(k, self._fold.ports)  # tokens per kernel row
+        down, across = segments(k, self._fold.ports)  # tokens down and across the kernel
         rshift = rate.bit_length() - 1
         m = Module()
         groups = math.ceil(ly.n_out / lanes)
@@ -141,8 +165,9 @@ class ConvSequencer(LayerSequencer):
         n_events = Signal.like(self.count[0])
         left = Signal.like(n_events)
         bundle = Signal.like(self.tokens.payload.pos)
-        ky, kx = Signal(range(max(k, 2))), Signal(range(max(segs, 2)))  # kx: the segment
-        koff = Signal(range(max(k * segs, 2)))
+        # the token's tile of the kernel: ky down, kx across (koff = ky * across + kx)
+        ky, kx = Signal(range(max(down, 2))), Signal(range(max(across, 2)))
+        koff = Signal(range(max(down * across, 2)))
         g = Signal(range(max(groups, 2)))
         base = Signal.like(self.tokens.payload.base)
         nbase = Signal.like(self.tokens.payload.nbase)
@@ -167,12 +192,12 @@ class ConvSequencer(LayerSequencer):
                 # (cool: the previous group's drain)
                 with m.If((cool == 0) & (left != 0)):
                     m.d.comb += self.tokens.valid.eq(1)
-                    with m.If(koff == k * segs - 1):  # the event's last token: the next
+                    with m.If(koff == down * across - 1):  # the event's last token: next
                         m.d.sync += [koff.eq(0), ky.eq(0), kx.eq(0), bundle.eq(bundle + 1),
                                      left.eq(left - 1)]
                     with m.Else():
                         m.d.sync += koff.eq(koff + 1)
-                        with m.If(kx == segs - 1):
+                        with m.If(kx == across - 1):
                             m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
                         with m.Else():
                             m.d.sync += kx.eq(kx + 1)
@@ -185,9 +210,9 @@ class ConvSequencer(LayerSequencer):
 
 
 class ConvWeightFetch(WeightFetch):
-    """The weight fetch of a convolution: the word of a token's taps (:func:`row_words`), at
-    the group's base plus ``c * k * S + koff`` (c: the event's channel, from its packed
-    index; ``koff`` = ky * S + s the token's row and segment)."""
+    """The weight fetch of a convolution: the word of a token's taps (:func:`tile_words`), at
+    the group's base plus ``c * Sy * Sx + koff`` (c: the event's channel, from its packed
+    index; ``koff`` = sy * Sx + sx the token's tile)."""
 
     def __init__(self, shape: ConvShape, taps: int, *args, **kwargs):
         self._shape, self._taps = shape, taps
@@ -203,12 +228,13 @@ class ConvPEArray(wiring.Component):
     """P lanes of one convolution group, ``taps`` kernel taps a token, their accumulators in
     block RAM, then the max-pooling drain (module docstring).
 
-    A token carries the taps ``s * T + t`` (t < T) of kernel row ``ky`` for one event at
-    (y, x): they add to the T outputs (y - ky, x - s * T - t), T neighbouring columns of one
-    row. The accumulators are T banks by output column modulo T (bank b holds the columns
-    ``ox = b (mod T)``, one word of P accumulators at ``oy * ceil(W' / T) + ox // T``), so
-    the T updates of a token go to T different banks in the same cycle; bank b takes tap
-    ``(x - b) mod T`` of the token (the codes rotated by the event's column).
+    A token carries one event at (y, x) and a tile of R x C kernel taps (:func:`tile`; T =
+    R C), rows ``sy * R + i``, columns ``sx * C + j``: they add to the outputs (y - sy R - i,
+    x - sx C - j), an R x C block of neighbouring positions. The accumulators are T banks,
+    bank (a, b) holding the outputs (oy, ox) with oy = a (mod R) and ox = b (mod C), one word
+    of P accumulators at ``(oy // R) * ceil(W' / C) + ox // C``, so the T updates of a token
+    go to T different banks in the same cycle; bank (a, b) takes tap ((y - a) mod R, (x - b)
+    mod C) of the tile (the codes rotated by the event's row, then column).
 
     Parameters
     ----------
@@ -220,7 +246,7 @@ class ConvPEArray(wiring.Component):
         (:meth:`~gxnor.hw.spec.ConvShape.numbering`).
     sums: the layout of the sums handed to the serializer (:func:`gxnor.hw.pe.sums_layout`).
     rate: the serializer's rate r.
-    taps: T, the kernel taps of a token (1 .. k).
+    taps: T, the kernel taps of a token (1 .. k, or whole rows: a multiple of k).
 
     Members
     -------
@@ -292,49 +318,66 @@ class ConvPEArray(wiring.Component):
         acc = signed(self._acc_width)
         word = data.ArrayLayout(acc, lanes)
         uh, uw, pool = s.used_height, s.used_width, s.pool
-        row_words = -(-uw // taps)  # a bank's words per output row
-        depth = max(uh * row_words, 2)
-        banks = []
-        for b in range(taps):
-            m.submodules[f"accumulators{b}"] = mem = memory.Memory(
+        (ty, tx), k = tile(s.kernel, taps), s.kernel
+        row_words = -(-uw // tx)  # a bank's words per row of its output rows
+        depth = max(-(-uh // ty) * row_words, 2)
+        banks = []  # bank by * tx + bx: the outputs (oy, ox) with oy = by (mod ty), ox = bx
+        for i in range(ty * tx):
+            m.submodules[f"accumulators{i}"] = mem = memory.Memory(
                 shape=word, depth=depth, init=[])
             wr = mem.write_port()
             banks.append((mem.read_port(transparent_for=(wr,)), wr))
 
         tok = self.tokens.payload
         ev = tok.event[0]
-        chunks = [data.View(data.ArrayLayout(TernaryCode, lanes),
-                            tok.word[0][2 * lanes * t:2 * lanes * (t + 1)])
-                  for t in range(taps)]
         go = self.tokens.valid & ~tok.end & (tok.n != 0)
         # stage 0 -> 1, per bank: the output position of the tap it takes, whether that tap
         # is on the map (and in the kernel), and each lane's gated term
         _, y, x = s.split(ev.index)
-        xq, xm = divmod_const(x, taps)
-        oy = y - tok.ky
-        row_ok = (y >= tok.ky) & (oy < uh)
+
+        def axis(v, seg, size, used, name):
+            """Per bank index b along one axis (``size`` taps of the tile): the tile tap it
+            takes, the quotient of its output coordinate (v - seg * size - tap) by ``size``,
+            and whether that output is on the map and the tap in the kernel."""
+            vq, vm = divmod_const(v, size)
+            out = []
+            for b in range(size):
+                borrow = vm < b
+                t = Signal(range(max(size, 2)), name=f"{name}_tap{b}")
+                q = Signal(range(max(-(-used // size), 2) + (1 << len(Value.cast(v)))),
+                           name=f"{name}_q{b}")
+                m.d.comb += [t.eq(Mux(borrow, vm + size - b, vm - b)),
+                             q.eq(vq - seg - borrow)]
+                ok = (vq >= seg + borrow) & (q * size + b < used) & (seg * size + t < k)
+                out.append((t, q, ok))
+            return out
+
+        rows, cols = axis(y, tok.ky, ty, uh, "y"), axis(x, tok.kx, tx, uw, "x")
+        # the tile's codes: row r of the tile, then column c of that row (a bank's codes:
+        # its row's, then its column's, by the event's position)
+        word_bits = 2 * lanes
+        tile_rows = [tok.word[0][word_bits * tx * r:word_bits * tx * (r + 1)]
+                     for r in range(ty)]
         lane_terms = data.ArrayLayout(signed(len(ev.magnitude) + 1), lanes)
         stage = []  # per bank: (addr1, update1, terms1)
-        for b in range(taps):
-            borrow = xm < b
-            t = Signal(range(max(taps, 2)), name=f"tap{b}")
-            m.d.comb += t.eq(Mux(borrow, xm + taps - b, xm - b))
-            # the output column's quotient: x // T - s - borrow (checked >= 0 before use)
-            oq = Signal(range(max(row_words, 2) + (1 << s.x_bits)), name=f"oq{b}")
-            m.d.comb += oq.eq(xq - tok.kx - borrow)
-            inside = (row_ok & (xq >= tok.kx + borrow) & (oq * taps + b < uw)
-                      & (tok.kx * taps + t < s.kernel))
-            a1 = Signal(range(depth), name=f"addr1_{b}")
-            v1 = Signal(name=f"update1_{b}")
-            terms1 = Signal(lane_terms, name=f"terms1_{b}")
-            m.d.sync += [a1.eq(oy * row_words + oq), v1.eq(go & inside)]
-            code_of = Array(chunks)[t] if taps > 1 else chunks[0]
-            for j in range(lanes):
-                code = code_of[j]
-                gate = PEArray.gate(go & inside, tok.end, code)
-                step = Mux(PEArray.agree(code.sign, ev.sign), ev.magnitude, -ev.magnitude)
-                m.d.sync += terms1[j].eq(Mux(gate, step, 0))
-            stage.append((a1, v1, terms1))
+        for by, (t_y, q_y, ok_y) in enumerate(rows):
+            row = Array(tile_rows)[t_y] if ty > 1 else tile_rows[0]
+            chunks = [row[word_bits * c:word_bits * (c + 1)] for c in range(tx)]
+            for bx, (t_x, q_x, ok_x) in enumerate(cols):
+                i = by * tx + bx
+                codes = data.View(data.ArrayLayout(TernaryCode, lanes),
+                                  Array(chunks)[t_x] if tx > 1 else chunks[0])
+                inside = go & ok_y & ok_x
+                a1 = Signal(range(depth), name=f"addr1_{i}")
+                v1 = Signal(name=f"update1_{i}")
+                terms1 = Signal(lane_terms, name=f"terms1_{i}")
+                m.d.sync += [a1.eq(q_y * row_words + q_x), v1.eq(inside)]
+                for j in range(lanes):
+                    code = codes[j]
+                    gate = PEArray.gate(inside, tok.end, code)
+                    step = Mux(PEArray.agree(code.sign, ev.sign), ev.magnitude, -ev.magnitude)
+                    m.d.sync += terms1[j].eq(Mux(gate, step, 0))
+                stage.append((a1, v1, terms1))
         e1 = Signal(name="end1")
         m.d.sync += e1.eq(self.tokens.valid & tok.end)
         # the group's fields, from its END token
@@ -349,19 +392,20 @@ class ConvPEArray(wiring.Component):
         m.d.sync += e2.eq(e1)
 
         # the drain: pooled position (py, px), window tap (dy, dx), cycle w of the position;
-        # the accumulator read: row (its first word in a bank) and column
+        # the accumulator read: output row and column, their bank and word
         per = self.per_position(s, lanes, self._rate)
         draining = Signal()
         py, px = Signal(range(max(s.pooled_height, 2))), Signal(range(max(s.pooled_width, 2)))
         dy, dx = Signal(range(max(pool, 2))), Signal(range(max(pool, 2)))
         w = Signal(range(max(per, 2)))
-        top = Signal(range(depth))  # the window's first row: py * pool * row_words
-        row = Signal(range(depth))  # the read's row: top + dy * row_words
+        top = Signal(range(max(uh, 2)))  # the window's first row: py * pool
+        row = Signal(range(max(uh, 2)))  # the read's row: top + dy
         left = Signal(range(max(uw, 2)))  # the window's first column: px * pool
         col = Signal(range(max(uw, 2)))  # the read's column: left + dx
         pos = Signal.like(self.sums.payload.nbase)  # py * row_step + px
         reading = draining & (w < pool * pool)
-        cq, cm = divmod_const(col, taps)
+        rq, rm = divmod_const(row, ty)
+        cq, cm = divmod_const(col, tx)
         with m.If(e2):
             m.d.sync += [draining.eq(1), py.eq(0), px.eq(0), dy.eq(0), dx.eq(0), w.eq(0),
                          top.eq(0), row.eq(0), left.eq(0), col.eq(0), pos.eq(0)]
@@ -369,16 +413,14 @@ class ConvPEArray(wiring.Component):
             m.d.sync += w.eq(w + 1)
             with m.If(reading):
                 with m.If(dx == pool - 1):
-                    m.d.sync += [dx.eq(0), dy.eq(dy + 1), row.eq(row + row_words),
-                                 col.eq(left)]
+                    m.d.sync += [dx.eq(0), dy.eq(dy + 1), row.eq(row + 1), col.eq(left)]
                 with m.Else():
                     m.d.sync += [dx.eq(dx + 1), col.eq(col + 1)]
             with m.If(w == per - 1):
                 m.d.sync += [w.eq(0), dx.eq(0), dy.eq(0)]
                 with m.If(px == s.pooled_width - 1):
                     m.d.sync += [px.eq(0), py.eq(py + 1), left.eq(0), col.eq(0),
-                                 top.eq(top + pool * row_words),
-                                 row.eq(top + pool * row_words),
+                                 top.eq(top + pool), row.eq(top + pool),
                                  pos.eq(pos + self._row_step - (s.pooled_width - 1))]
                     with m.If(py == s.pooled_height - 1):
                         m.d.sync += draining.eq(0)
@@ -389,13 +431,13 @@ class ConvPEArray(wiring.Component):
         r_valid, r_first, r_last = Signal(name="r_valid"), Signal(name="r_first"), Signal(
             name="r_last")
         r_addr = Signal(range(depth), name="r_addr")
-        r_bank = Signal(range(max(taps, 2)), name="r_bank")
+        r_bank = Signal(range(max(ty * tx, 2)), name="r_bank")
         r_end = Signal(name="r_end")
         r_pos = Signal.like(pos, name="r_pos")
-        drain_addr = row + cq
+        drain_addr = rq * row_words + cq
         m.d.sync += [r_valid.eq(reading), r_first.eq(reading & (w == 0)),
                      r_last.eq(reading & (w == pool * pool - 1)), r_addr.eq(drain_addr),
-                     r_bank.eq(cm),
+                     r_bank.eq(rm * tx + cm),
                      r_end.eq((py == s.pooled_height - 1) & (px == s.pooled_width - 1)),
                      r_pos.eq(pos)]
 
@@ -435,7 +477,7 @@ class ConvPEArray(wiring.Component):
         q_bank = Signal.like(r_bank, name="q_bank")
         m.d.sync += [q_valid.eq(r_valid), q_first.eq(r_first), q_last.eq(r_valid & r_last),
                      q_end.eq(r_end), q_pos.eq(r_pos), q_bank.eq(r_bank)]
-        answer = Array(answers)[q_bank] if taps > 1 else answers[0]
+        answer = Array(answers)[q_bank] if len(answers) > 1 else answers[0]
         best = Signal(word, name="best")
         with m.If(q_valid):
             for j in range(lanes):

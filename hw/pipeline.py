@@ -29,7 +29,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .argmax import Classifier
-from .conv import ConvPEArray, ConvSequencer, ConvWeightFetch, row_words
+from .conv import ConvPEArray, ConvSequencer, ConvWeightFetch, tile_words
 from .events import EventLists
 from .fetch import WeightFetch
 from .layouts import MAGNITUDE_BITS, beat_layout, bundle_layout, event_layout, token_layout
@@ -206,7 +206,7 @@ class ConvEngine(LayerEngine):
         row_step, stride = shape.numbering(spec.layers[layer + 1])
         event = engine_event(spec, layer)
         taps = fold.ports  # a convolution's ports are kernel taps per token
-        words = row_words(ly.words, shape, ly.n_in, fold.lanes, taps)
+        words = tile_words(ly.words, shape, ly.n_in, fold.lanes, taps)
         token = self.token(max(ly.n_out, stride * ly.n_out), 1, shape.kernel, len(words),
                            taps)
         m.submodules.event_lists = ev = self.EventLists([ly.inputs] * spec.buffers, event,

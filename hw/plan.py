@@ -26,7 +26,7 @@ from amaranth.hdl import Shape
 from gxnor.base.errors import InputError
 
 from . import timing
-from .conv import tokens_per_event
+from .conv import tile, tokens_per_event
 from .fetch import WeightFetch
 from .spec import Fold, PipelineSpec, event_ports
 
@@ -170,7 +170,8 @@ def estimate(spec: PipelineSpec, layer: int, fold: Fold | None = None,
     ab = 0
     if ly.conv:  # the accumulator RAM banks, each lane's pooling maximum, the taps' rotation
         c = ly.conv
-        ab = taps * acc_brams(c.used_height * -(-c.used_width // taps),
+        ty, tx = tile(c.kernel, taps)
+        ab = taps * acc_brams(-(-c.used_height // ty) * -(-c.used_width // tx),
                               fold.lanes * ly.acc_bits)
         luts += (CONV_PER_ACC_BIT * fold.lanes * ly.acc_bits
                  + ROTATE_PER_CODE * (taps - 1) * taps * fold.lanes)
@@ -262,12 +263,13 @@ class Option(NamedTuple):
 
 
 def _candidates(n_out: int, last: bool, kernel: int | None = None, max_lanes: int = 1024):
-    """The folds tried for a layer; a convolution's ports (taps a token): the fewest taps
-    for each count of tokens per kernel row."""
+    """The folds tried for a layer; a convolution's ports (taps a token): for each count of
+    tokens a kernel row (or rows a kernel) the fewest taps (or rows) that give it."""
     lanes = sorted({min(1 << j, n_out) for j in range(11) if 1 << j <= max_lanes} | {n_out})
     ports = (1, 2, 4, 8, 16)
     if kernel:
-        ports = sorted({-(-kernel // segs) for segs in range(1, kernel + 1)})
+        least = {-(-kernel // segs) for segs in range(1, kernel + 1)}
+        ports = sorted(least | {kernel * n for n in least})
     for p in lanes:
         for k in ports:
             for r in ((1,) if last else (1, 2, 4, 8, 16)):

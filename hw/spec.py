@@ -243,18 +243,24 @@ class Fold:
     def check(self, where: str = "", kernel: int | None = 0) -> Fold:
         """Raise :class:`InputError` naming ``where`` (e.g. a layer) if it cannot be built.
         ``kernel``: 0 for a fully connected engine (ports: events per token, a power of
-        two), a convolution's k (ports: kernel taps per token, 1 .. k), None when the
-        layer is not known yet (ports: any of 1 .. 64)."""
+        two), a convolution's k (ports: kernel taps per token, 1 .. k or whole rows), None
+        when the layer is not known yet (ports: any of 1 .. 64)."""
         at = f"{where}: " if where else ""
         if not isinstance(self.lanes, int) or self.lanes < 1:
             raise InputError(f"{at}lanes must be >= 1, got {self.lanes}")
         checks = [("rate", self.rate)]
         if kernel == 0:
             checks.insert(0, ("ports", self.ports))
-        elif not isinstance(self.ports, int) or not 1 <= self.ports <= (kernel or 64):
-            what = (f"a {kernel}x{kernel} convolution's ports (kernel taps per token) must "
-                    f"be 1..{kernel}" if kernel else "ports must be 1..64")
-            raise InputError(f"{at}{what}, got {self.ports}")
+        elif kernel is None:
+            if not isinstance(self.ports, int) or not 1 <= self.ports <= 64:
+                raise InputError(f"{at}ports must be 1..64, got {self.ports}")
+        elif not isinstance(self.ports, int) or not (
+                1 <= self.ports <= kernel
+                or (self.ports % kernel == 0 and self.ports <= kernel * kernel)):
+            raise InputError(
+                f"{at}a {kernel}x{kernel} convolution's ports (kernel taps per token: part of "
+                f"a row, or whole rows) must be 1..{kernel} or a multiple of {kernel} up to "
+                f"{kernel * kernel}, got {self.ports}")
         for name, v in checks:
             if not isinstance(v, int) or v < 1 or v & (v - 1) or v > 64:
                 raise InputError(f"{at}{name} must be a power of two in 1..64, got {v}")

@@ -113,8 +113,9 @@ def draw_cnn(seed: int, images: int = 6) -> Case:
             convs.append(("pool", pool))
             hh, ww = hh // pool, ww // pool
         p = int(rng.choice([x for x in LANES if x <= 2 * out] or [1]))
-        # ports: kernel taps per token, 1 .. k
-        folds.append((p, int(rng.integers(1, k + 1)),
+        # ports: kernel taps per token, part of a row (1 .. k) or whole rows (k .. k^2)
+        taps = [*range(1, k + 1), *(k * n for n in range(2, k + 1))]
+        folds.append((p, int(rng.choice(taps)),
                       int(rng.choice([r for r in (1, 2, 4) if p % r == 0]))))
     sizes = ([int(rng.integers(1, 20))] if rng.random() < 0.5 else []) \
         + [int(rng.integers(2, 6))]

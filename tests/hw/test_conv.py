@@ -10,7 +10,7 @@ import pytest
 
 from gxnor.base.errors import InputError
 from gxnor.hw import timing
-from gxnor.hw.conv import row_words
+from gxnor.hw.conv import tile_words
 from gxnor.hw.simulate import image_edges, run_images, trace_pipeline
 from gxnor.hw.spec import AcceleratorSpec, ConvShape, Fold, PipelineSpec
 from gxnor.model.random_net import random_images
@@ -24,12 +24,13 @@ CASES = [
     # whole kernel row a token (3 banks: the column modulo 3 from a table)
     ([("conv", 3, 3), ("pool", 2), 5], (1, 8, 8), [(2, 3, 1), (5, 1, 1)]),
     # two input channels, conv -> conv (kernel 1) -> pool 2 on a 5x7 map (a cropped row) ->
-    # conv kernel 2 -> fc -> fc; rates above 1; kernel 5 at 2 taps a token (a row in 3
-    # tokens, the last one's second tap past the row)
+    # conv kernel 2 -> fc -> fc; rates above 1; kernel 3 at 2 taps a token (a row in 2
+    # tokens, the second one's second tap past the row); kernel 2 whole (2 x 2 banks)
     ([("conv", 5, 3), ("conv", 3, 1), ("pool", 2), ("conv", 2, 2), 7, 3], (2, 9, 7),
-     [(2, 2, 2), (3, 1, 1), (2, 2, 1), (4, 2, 2), (3, 1, 1)]),
-    # kernel 5, pool 3 on an 8x7 map (cropped rows and columns), 4 lanes at rate 4, 5 taps
-    ([("conv", 4, 5), ("pool", 3), 3], (1, 12, 11), [(4, 5, 4), (3, 1, 1)]),
+     [(2, 2, 2), (3, 1, 1), (2, 4, 1), (4, 2, 2), (3, 1, 1)]),
+    # kernel 5, pool 3 on an 8x7 map (cropped rows and columns), 4 lanes at rate 4; two
+    # kernel rows a token (3 tokens down, the last one's second row past the kernel)
+    ([("conv", 4, 5), ("pool", 3), 3], (1, 12, 11), [(4, 10, 4), (3, 1, 1)]),
     # one channel, one lane, no pooling, a 1-neuron fc layer; one tap a token
     ([("conv", 1, 3), 1, 2], (1, 5, 6), [(1, 1, 1), (1, 1, 1), (2, 1, 1)]),
 ]
@@ -80,11 +81,11 @@ def test_conv_timeline_counted_from_outside(random_export):
     assert max(seen["engines_busy"]) >= 3
 
 
-@pytest.mark.parametrize("taps", [1, 2, 3, 5])
+@pytest.mark.parametrize("taps", [1, 2, 3, 5, 10, 15, 25])
 def test_conv_work_is_the_scatter_bound(random_export, taps):
-    """A conv engine issues E x k x ceil(k / T) tokens per group (T taps a token; E x k^2 at
-    one): its steady-state cycles are that plus the drain, whatever the map (the model the
-    timeline checks against the RTL)."""
+    """A conv engine issues E x (tokens a kernel) per group (T taps a token: part of a row
+    or whole rows; E x k^2 at one): its steady-state cycles are that plus the drain,
+    whatever the map (the model the timeline checks against the RTL)."""
     net, spec, imgs = setup(random_export, 2)
     ref = net.run(imgs)
     ly, fold = spec.layers[0], Fold(spec.folds[0].lanes, taps, spec.folds[0].rate)
@@ -92,31 +93,44 @@ def test_conv_work_is_the_scatter_bound(random_export, taps):
     cycles = timing.engine_cycles(e, ly.n_out, fold, ly.conv)
     groups = -(-ly.n_out // fold.lanes)
     drain = sum(timing.conv_credits(ly.conv, ly.n_out, fold))
-    assert np.array_equal(cycles, e * 5 * {1: 5, 2: 3, 3: 2, 5: 1}[taps] * groups + drain)
+    tokens = {1: 25, 2: 15, 3: 10, 5: 5, 10: 3, 15: 2, 25: 1}[taps]
+    assert np.array_equal(cycles, e * tokens * groups + drain)
 
 
-def test_row_words_hold_a_token_s_taps():
-    """The repacked weights: word (c * k + ky) * S + s of a group holds taps s * T .. of row
-    ky, P codes each, zero past the row; groups one after the other."""
+def test_tile_words_hold_a_token_s_taps():
+    """The repacked weights: word sy * Sx + sx of channel c in a group holds the token's tile
+    of kernel taps, P codes each, zero past the kernel; groups one after the other."""
     shape = ConvShape(2, 6, 6, 3)
-    n_in, lanes = 2 * 9, 2
+    n_in, lanes = 2 * 9, 4  # 8-bit words
     words = list(range(1, 2 * n_in + 1))  # two groups, word value = its address + 1
-    got = row_words(words, shape, n_in, lanes, 2)
+
+    def pack(*vals):
+        return sum(v << (8 * i) for i, v in enumerate(vals))
+
+    got = tile_words(words, shape, n_in, lanes, 2)  # a row in two tokens
     assert len(got) == 2 * 2 * 3 * 2
-    assert got[0] == 1 | 2 << 4 and got[1] == 3  # c 0, ky 0: taps 0, 1; tap 2 alone
-    assert got[2] == 4 | 5 << 4  # ky 1
-    assert got[6] == 10 | 11 << 4  # c 1, ky 0
-    assert got[12] == n_in + 1 | (n_in + 2) << 4  # the second group
-    assert row_words(words, shape, n_in, lanes, 1) == words
+    assert got[0] == pack(1, 2) and got[1] == pack(3)  # c 0, ky 0: taps 0, 1; tap 2 alone
+    assert got[2] == pack(4, 5)  # ky 1
+    assert got[6] == pack(10, 11)  # c 1, ky 0
+    assert got[12] == pack(n_in + 1, n_in + 2)  # the second group
+    got = tile_words(words, shape, n_in, lanes, 6)  # two rows a token: two tokens down
+    assert len(got) == 2 * 2 * 2
+    assert got[0] == pack(1, 2, 3, 4, 5, 6) and got[1] == pack(7, 8, 9)
+    assert got[2] == pack(10, 11, 12, 13, 14, 15)
+    assert tile_words(words, shape, n_in, lanes, 9)[:2] == [pack(*range(1, 10)),
+                                                             pack(*range(10, 19))]
+    assert tile_words(words, shape, n_in, lanes, 1) == words
 
 
 def test_conv_errors_name_the_layer(random_export):
     layers, shape, folds = CASES[0]
     export = random_export(layers, 4, input_shape=shape, seed=0)
     net = golden.Network(export)
-    with pytest.raises(InputError, match=r"^layer 0: a 3x3 convolution's ports \(kernel taps "
-                                         r"per token\) must be 1..3, got 4"):
-        PipelineSpec.from_export(net.export, [(2, 4, 1), (5, 1, 1)])
+    for ports in (4, 10, 12):
+        with pytest.raises(InputError, match=r"^layer 0: a 3x3 convolution's ports \(kernel "
+                                             r"taps per token.*must be 1..3 or a multiple of 3 "
+                                             rf"up to 9, got {ports}"):
+            PipelineSpec.from_export(net.export, [(2, ports, 1), (5, 1, 1)])
     with pytest.raises(InputError, match=r"^layer 1: ports must be a power of two"):
         PipelineSpec.from_export(net.export, [(2, 3, 1), (5, 3, 1)])
     with pytest.raises(InputError, match=r"layers\[0\] is 'conv'.*pipelined schedule"):
@@ -143,7 +157,7 @@ def test_the_planner_folds_conv_layers(random_export):
     ev = net.run(imgs).events
     small = plan.plan(net.export, ev, plan.Budget(3000, 20))
     big = plan.plan(net.export, ev, plan.Budget(20000, 200))
-    assert big.spec.folds[0].ports == 3  # a whole kernel row a token: the fewest cycles
+    assert big.spec.folds[0].ports == 9  # the whole kernel a token: the fewest cycles
     for p in (small, big):
         assert p.spec.layers[0].conv is not None
         assert p.stages["L0"]["mean"] == pytest.approx(float(np.mean(timing.engine_cycles(
@@ -151,10 +165,11 @@ def test_the_planner_folds_conv_layers(random_export):
         assert p.luts <= p.budget.luts and p.brams <= p.budget.brams
     assert big.interval <= small.interval
     shape = net.export.layers[0].spec
-    for p in (small, big):  # T banks of ceil(W' / T) columns
+    used = [(n - 2) // 2 * 2 for n in shape["in_shape"][1:]]  # the conv rows/cols pooled
+    for p in (small, big):  # a bank per tap of the tile, each 1 / taps of the map
         taps = p.spec.folds[0].ports
-        words = (shape["in_shape"][1] - 2) // 2 * 2 * -(-((shape["in_shape"][2] - 2) // 2 * 2)
-                                                         // taps)
+        ty, tx = (1, taps) if taps <= 3 else (taps // 3, 3)
+        words = -(-used[0] // ty) * -(-used[1] // tx)
         est = plan.estimate(p.spec, 0)
         assert est["acc_brams"] == taps * plan.acc_brams(words, p.spec.folds[0].lanes
                                                          * p.spec.layers[0].acc_bits)

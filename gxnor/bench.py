@@ -6,7 +6,9 @@ Benchmarks: ``train`` (accuracy, time, memory of DST/STE runs; long; or name sin
 golden agreement, golden throughput, events and cycles on MNIST), ``hw`` (cycles vs the event
 bound and the dense array, yosys resource counts for several lane counts), ``verify`` (RTL
 simulation speed on the whole MNIST test set, a thousand random networks), ``boards``
-(bitstreams per board: resources, Fmax, predicted images/s, wall time).
+(bitstreams per board: resources, Fmax, predicted images/s, wall time), ``cnn`` (the
+paper's CNN in the layer pipeline: zero-skipping and tiles per conv layer, the planner's
+ULX3S fold and its bitstream).
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ def bench_golden(out: Path, run_dir: Path, data_dir, lanes: int = 8) -> dict:
                        "overhead_vs_bound_pct": float(100 * (cyc.mean() / bound.mean() - 1)),
                        "dense_cycles": dense, "dense_over_event": float(dense / cyc.mean())}
     else:
-        cycle_stats = {"cycles": "conv layers: no cycle model (the accelerator runs fc only)"}
+        cycle_stats = {"cycles": "conv layers: the layer pipeline's cycles are the cnn "
+                                 "benchmark's"}
     result = {
         "run": str(run_dir), "lanes": lanes, "images": len(images),
         "torch_accuracy": float((torch_cls == labels).mean()),
@@ -303,6 +306,61 @@ def bench_verify(out: Path, run_dir: Path, data_dir, networks: int = 1000) -> di
     return result
 
 
+def bench_cnn(out: Path, run_dir: Path, data_dir, images: int = 10000,
+              build: bool = True) -> dict:
+    """The paper's CNN in the layer pipeline: per conv layer the events, the work with and
+    without skipping zero activations, the tokens at one tap and at the planner's tile; the
+    planner's fold for the ULX3S-85F with its per-stage cycles (the cycle model, verified
+    cycle-exact against the RTL) and its bitstream (``out/boards-cnn``)."""
+    from gxnor.export import format
+    from gxnor.export.exporter import export_run
+    from gxnor.hw import plan
+    from gxnor.hw.boards import BOARDS
+    from gxnor.hw.conv import tokens_per_event
+    from gxnor.sim import golden
+
+    if not (run_dir / "checkpoint.pt").exists():
+        raise InputError(f"{run_dir}: no trained CNN (gxnor bench cnn-dst-adam trains it)")
+    exp = export_run(run_dir, out / "export" / f"{run_dir.name}-cnn", lanes=8)
+    net = format.load(exp)
+    ev, source = golden.dataset_events(exp, images, data_dir)
+    board = BOARDS["ulx3s-85f"]
+    p = plan.plan(net, ev, plan.device_budget(board.device))
+    layers = []
+    for i, (ly, e) in enumerate(zip(p.spec.layers, ev, strict=True)):
+        fold = p.spec.folds[i]
+        row = {"layer": i, "type": "conv" if ly.conv else "fc",
+               "fold": f"{fold.lanes}x{fold.ports}x{fold.rate}",
+               "events mean": round(float(e.mean()), 1), "events max": int(e.max()),
+               "inputs (dense)": ly.inputs, "cycles mean": round(p.stages[f"L{i}"]["mean"], 1),
+               "cycles max": p.stages[f"L{i}"]["max"]}
+        if ly.conv:
+            groups = -(-ly.n_out // fold.lanes)
+            one = tokens_per_event(ly.conv, 1)
+            row.update({
+                "tokens/group, 1 tap": round(float(e.mean()) * one, 1),
+                "tokens/group, dense": ly.inputs * one,
+                "zero-skipping saves": round(ly.inputs / float(e.mean()), 2),
+                "tokens/group, tile": round(float(e.mean())
+                                            * tokens_per_event(ly.conv, fold.ports), 1),
+                "groups": groups})
+        layers.append(row)
+    clock = board.clock_hz
+    result = {"run": str(run_dir), "export": str(exp), "images": len(ev[0]), "events": source,
+              "plan": p.to_json(), "layers": layers,
+              "interval cycles": round(p.interval, 1),
+              "predicted images/s": round(clock / p.interval),
+              "clock MHz": clock / 1e6, "estimate LUT4": p.luts, "estimate BRAM": p.brams}
+    print(p.table(), flush=True)
+    print(_table(layers, list(layers[0]) + ["tokens/group, 1 tap", "tokens/group, dense",
+                                             "zero-skipping saves", "tokens/group, tile"]))
+    if build:
+        result["build"] = bench_boards(out, exp, data_dir, names=("ulx3s-85f",),
+                                       tag="boards-cnn")
+    files.replace_file(out / "cnn.json", json.dumps(result, indent=1))
+    return result
+
+
 def bench_explore(out: Path, data_dir) -> None:
     """docs/EXPLORE.md: the r sweep of the default MLP on the iCEBreaker."""
     cmd = [sys.executable, "-m", "gxnor.cli", "explore", "--r", "0.25,0.5,0.75,1,1.5,2,3",
@@ -314,8 +372,9 @@ def bench_explore(out: Path, data_dir) -> None:
 
 
 def main(args) -> int:
-    what = set(args.what or ["train", "golden", "hw", "verify", "boards", "qonnx", "explore"])
-    unknown = what - {"train", "golden", "hw", "verify", "boards", "qonnx", "explore",
+    what = set(args.what or ["train", "golden", "hw", "verify", "boards", "cnn", "qonnx",
+                             "explore"])
+    unknown = what - {"train", "golden", "hw", "verify", "boards", "cnn", "qonnx", "explore",
                       "table"} - set(TRAIN_RUNS)
     if unknown:
         raise InputError(f"unknown benchmark(s) {sorted(unknown)}")
@@ -342,6 +401,11 @@ def main(args) -> int:
 
         export = export_run(default_run, out / "export" / f"{default_run.name}-boards", lanes=8)
         bench_boards(out, export, args.data_dir)
+    if "cnn" in what:
+        cnn_run = out / "runs" / "cnn-dst-adam"
+        if not (cnn_run / "checkpoint.pt").exists():
+            cnn_run = Path("runs/cnn-paper")
+        bench_cnn(out, cnn_run, args.data_dir)
     if "qonnx" in what:
         bench_qonnx(out, args.data_dir)
     if "explore" in what:

@@ -167,7 +167,8 @@ def _schedule_options(p: argparse.ArgumentParser, schedule_help: str) -> None:
     p.add_argument("--schedule", choices=["shared", "pipelined"], help=schedule_help)
     p.add_argument("--folds", metavar="LxKxR,...",
                    help="fold the layer pipeline by hand: lanes x event ports x serializer "
-                   "rate per layer, e.g. 256x4x8,256x4x8,10x4")
+                   "rate per layer, e.g. 256x4x8,256x4x8,10x4 (a conv layer's ports: kernel "
+                   "taps a token, 1..k or whole rows up to k*k)")
     p.add_argument("--input-ports", type=_limited(limits.PORTS),
                    help="the pipeline's nonzero pixels per input beat (default: the plan's, "
                    "or 1 with --folds)")

@@ -234,7 +234,8 @@ class AcceleratorSpec:
 @dataclass(frozen=True)
 class Fold:
     """How one layer's engine is folded: P lanes (output neurons at once), k event ports
-    (events per cycle) and r (neurons thresholded per serializer cycle)."""
+    (events per cycle; a convolution: kernel taps per cycle, ``gxnor.hw.conv.tile``) and r
+    (neurons thresholded per serializer cycle)."""
 
     lanes: int
     ports: int = 1

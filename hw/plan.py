@@ -87,12 +87,18 @@ SHADOW_PER_BIT = 1.27
 UNIT_PER_ACC_BIT, UNIT_FIXED = 5.7, 50.0
 LISTS_FIXED, LISTS_PER_BANK = 300.0, 250.0
 ENGINE_FIXED = 250.0
-#: a convolution lane's pooling maximum (comparator and register) and read-modify-write path,
-#: per accumulator bit (an estimate, not yet calibrated against yosys)
+#: a convolution lane's pooling maximum (comparator and register), per accumulator bit
 CONV_PER_ACC_BIT = 3.0
-#: a convolution with T taps a token: each bank picks one of the T codes of a lane (2 bits
-#: through a T-way multiplexer, ~1 LUT4 per code and extra input; not calibrated)
-ROTATE_PER_CODE = 1.0
+#: a convolution's lane in one accumulator bank: its gated term, the read-add-write path
+#: (adder, forwarding and clear multiplexers) and its share of the tap rotation and the
+#: drain's bank multiplexer, per accumulator bit and fixed. Calibrated with yosys
+#: ``synth_ecp5`` on the paper CNN's second layer (32 -> 64 channels, k 5, 11-bit
+#: accumulators) at 16 lanes: 1, 5 and 25 taps a token gave 2,428, 7,424 and 29,058 LUT4 +
+#: 2 CCU2C: ~70 per lane and bank
+CONV_BANK_PER_ACC_BIT, CONV_BANK_FIXED = 5.5, 7.5
+#: LUT4s of one ECP5 distributed-RAM block (16 words x 4 bits) an accumulator bank of at
+#: most 64 words becomes
+DPR_LUTS = 2.0
 #: a ROM of at most this many bits goes to LUTs, ~1 LUT4 per 8 bits per read port; larger
 #: ones to block RAM (``WeightFetch.BLOCK_ROM_BITS``)
 LUT_ROM_BITS = WeightFetch.BLOCK_ROM_BITS
@@ -158,7 +164,9 @@ def estimate(spec: PipelineSpec, layer: int, fold: Fold | None = None,
     taps, ports = (fold.ports, 1) if ly.conv else (1, fold.ports)
     words = (ly.conv.channels * tokens_per_event(ly.conv, taps) if ly.conv else ly.n_in) * groups
     width = 2 * fold.lanes * taps
-    luts = (ENGINE_FIXED + taps * fold.lanes * lane_luts(ports, bits, ly.acc_bits)
+    lane = (LANE_FACTOR * (bits + 1) + CONV_BANK_PER_ACC_BIT * ly.acc_bits + CONV_BANK_FIXED
+            if ly.conv else lane_luts(ports, bits, ly.acc_bits))
+    luts = (ENGINE_FIXED + taps * fold.lanes * lane
             + SHADOW_PER_BIT * fold.lanes * ly.acc_bits
             + (0 if last else fold.rate * (UNIT_PER_ACC_BIT * ly.acc_bits + UNIT_FIXED))
             + LISTS_FIXED + LISTS_PER_BANK * banks)
@@ -168,13 +176,15 @@ def estimate(spec: PipelineSpec, layer: int, fold: Fold | None = None,
     event_bits = _event(layer, spec).size
     lb = list_brams(ly.inputs, event_bits, banks, spec.buffers)
     ab = 0
-    if ly.conv:  # the accumulator RAM banks, each lane's pooling maximum, the taps' rotation
+    if ly.conv:  # the accumulator RAM banks (block or LUT RAM), each lane's pooling maximum
         c = ly.conv
         ty, tx = tile(c.kernel, taps)
-        ab = taps * acc_brams(-(-c.used_height // ty) * -(-c.used_width // tx),
-                              fold.lanes * ly.acc_bits)
-        luts += (CONV_PER_ACC_BIT * fold.lanes * ly.acc_bits
-                 + ROTATE_PER_CODE * (taps - 1) * taps * fold.lanes)
+        bank_words = -(-c.used_height // ty) * -(-c.used_width // tx)
+        acc_width = fold.lanes * ly.acc_bits
+        ab = taps * acc_brams(bank_words, acc_width)
+        if ab == 0:
+            luts += taps * DPR_LUTS * -(-bank_words // 16) * -(-acc_width // 4)
+        luts += CONV_PER_ACC_BIT * fold.lanes * ly.acc_bits
     return {"luts": int(round(luts)), "brams": wb + lb + ab, "weight_brams": wb,
             "list_brams": lb, "acc_brams": ab, "weight_bits": words * width}
 

@@ -63,14 +63,20 @@ DEVICES = {
 #: minutes and met 75 MHz (docs/BENCHMARKS.md), so the default stays in that range; pass a
 #: larger budget for more speed
 DEFAULT_SHARE = 0.3
+#: the share of the block RAMs: they do not crowd the routing as logic does, and a CNN's
+#: weights need them (the paper CNN's 1024 x 512 layer alone is 1 Mbit, 58 of the 85F's 208
+#: blocks); the board's UART core and the on-chip harness's images take the rest
+DEFAULT_BRAM_SHARE = 0.8
 
 
-def device_budget(device: str, share: float = DEFAULT_SHARE) -> Budget:
+def device_budget(device: str, share: float = DEFAULT_SHARE,
+                  bram_share: float = DEFAULT_BRAM_SHARE) -> Budget:
     if device not in DEVICES:
         raise InputError(f"no resource table for device {device!r}; devices: "
                          f"{', '.join(DEVICES)}")
     luts, brams = DEVICES[device]
-    return Budget(int(luts * share), int(brams * share), f"{share:.0%} of {device}")
+    return Budget(int(luts * share), int(brams * bram_share),
+                  f"{share:.0%} of the LUT4s, {bram_share:.0%} of the block RAMs of {device}")
 
 
 # --- the cost model ------------------------------------------------------------------------
@@ -121,23 +127,35 @@ def lane_luts(ports: int, bits: int, acc_bits: int) -> float:
     return LANE_FACTOR * (terms + tree + acc_bits) + LANE_FIXED
 
 
+#: the aspect ratios of an 18-kbit block (ECP5 DP16KD): (words, bits); a true-dual-port use
+#: (two read ports) has all but the widest
+BLOCK_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+
+def blocks(words: int, width: int, dual: bool = False) -> int:
+    """18-kbit blocks of a ``words`` x ``width`` memory in the best of the block's aspect
+    ratios (``dual``: two ports, so not the 36-bit one)."""
+    shapes = BLOCK_SHAPES[:-1] if dual else BLOCK_SHAPES
+    return min(math.ceil(width / w) * math.ceil(words / d) for d, w in shapes)
+
+
 def weight_brams(words: int, width: int, ports: int) -> int:
     """18-kbit blocks of a ROM of ``words`` x ``width`` bits read by ``ports`` ports: each
-    true-dual-port block gives two read ports of 18 bits x 1024 words (one port: 36 x 512),
-    so every pair of ports is a copy. Small ROMs become logic (0 blocks)."""
+    true-dual-port block gives two read ports, so every pair of ports is a copy. Small ROMs
+    become logic (0 blocks)."""
     if words * width <= LUT_ROM_BITS:
         return 0
     if ports == 1:
-        return math.ceil(width / 36) * math.ceil(words / 512)
-    return math.ceil(ports / 2) * math.ceil(width / 18) * math.ceil(words / 1024)
+        return blocks(words, width)
+    return math.ceil(ports / 2) * blocks(words, width, dual=True)
 
 
 def acc_brams(words: int, width: int) -> int:
-    """18-kbit blocks of a convolution's accumulator RAM (one read and one write port:
-    36 bits x 512 words a block); at most 64 words x 36 bits per slice becomes LUT RAM."""
+    """18-kbit blocks of a convolution's accumulator RAM (one read and one write port); at
+    most 64 words becomes LUT RAM."""
     if words <= 64:
         return 0
-    return math.ceil(width / 36) * math.ceil(words / 512)
+    return blocks(words, width)
 
 
 def list_brams(depth: int, event_bits: int, banks: int, buffers: int) -> int:
@@ -146,7 +164,7 @@ def list_brams(depth: int, event_bits: int, banks: int, buffers: int) -> int:
     per_bank = math.ceil(depth / banks)
     if per_bank * event_bits <= 64 * 36:
         return 0
-    return buffers * banks * math.ceil(event_bits / 36) * math.ceil(per_bank / 512)
+    return buffers * banks * blocks(per_bank, event_bits)
 
 
 def estimate(spec: PipelineSpec, layer: int, fold: Fold | None = None,

@@ -182,5 +182,6 @@ def test_acc_brams():
     from gxnor.hw import plan
 
     assert plan.acc_brams(36, 64) == 0  # a small map: LUT RAM
-    assert plan.acc_brams(576, 16 * 14) == 7 * 2  # 24x24 positions of 16 lanes x 14 bits
+    assert plan.acc_brams(576, 16 * 14) == 13  # 24x24 positions of 16 lanes x 14 bits: 18-bit
+    # x 1024 blocks
     assert plan.acc_brams(512, 36) == 1

@@ -86,3 +86,5 @@ def test_weight_brams():
     assert plan.weight_brams(1000, 20, 1) == 2  # 36 x 512 blocks
     assert plan.weight_brams(256, 20, 4) == 2 * 2  # two copies of 2 blocks 18 bits wide
     assert plan.weight_brams(64, 20, 4) == 0  # small: logic
+    assert plan.weight_brams(51200, 2, 1) == 7  # a narrow ROM: 2 bits x 8192 blocks
+    assert plan.blocks(4608, 15) == 5 and plan.blocks(4608, 15, dual=True) == 5  # 9 x 2048

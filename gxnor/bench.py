@@ -352,8 +352,7 @@ def bench_cnn(out: Path, run_dir: Path, data_dir, images: int = 10000,
               "predicted images/s": round(clock / p.interval),
               "clock MHz": clock / 1e6, "estimate LUT4": p.luts, "estimate BRAM": p.brams}
     print(p.table(), flush=True)
-    print(_table(layers, list(layers[0]) + ["tokens/group, 1 tap", "tokens/group, dense",
-                                             "zero-skipping saves", "tokens/group, tile"]))
+    print(_table(layers, list(dict.fromkeys(k for row in layers for k in row))))
     if build:
         result["build"] = bench_boards(out, exp, data_dir, names=("ulx3s-85f",),
                                        tag="boards-cnn")

@@ -265,10 +265,11 @@ class ConvPEArray(wiring.Component):
     last read.
     """
 
-    #: cycles from a token's arrival to its accumulator read (the gated terms are registered)
-    TAKE_TO_READ = 1
+    #: cycles from a token's arrival to its accumulator read (its position decoded, then the
+    #: gated terms, registered)
+    TAKE_TO_READ = 2
     #: cycles from the END token's arrival to the drain's first read
-    DRAIN_START = 3
+    DRAIN_START = 4
     #: cycles from a position's last read to its sums: the answer, registered, in the maximum
     ANSWER_LAG = 2
 
@@ -331,33 +332,46 @@ class ConvPEArray(wiring.Component):
         tok = self.tokens.payload
         ev = tok.event[0]
         go = self.tokens.valid & ~tok.end & (tok.n != 0)
-        # stage 0 -> 1, per bank: the output position of the tap it takes, whether that tap
-        # is on the map (and in the kernel), and each lane's gated term
+        # stage 0 -> A, per bank: which tap of the tile it takes, the quotient of its
+        # output's row / column by the tile's, whether the output is on the map and the tap
+        # in the kernel (registered: the position's decode and the taps' fan-out into every
+        # lane were one path, 38.6 MHz on the ECP5)
         _, y, x = s.split(ev.index)
 
         def axis(v, seg, size, used, name):
-            """Per bank index b along one axis (``size`` taps of the tile): the tile tap it
-            takes, the quotient of its output coordinate (v - seg * size - tap) by ``size``,
-            and whether that output is on the map and the tap in the kernel."""
+            """Per bank index b along one axis (``size`` taps of the tile), registered: the
+            tile tap it takes, the quotient of its output coordinate (v - seg * size - tap)
+            by ``size``, and whether that output is on the map and the tap in the kernel."""
             vq, vm = divmod_const(v, size)
+            # taps t of tile ``seg`` are in the kernel while t < k - seg * size
+            room = Array(Const(max(k - g * size, 0), range(k + 1))
+                         for g in range(-(-k // size)))[seg]
             out = []
             for b in range(size):
                 borrow = vm < b
                 t = Signal(range(max(size, 2)), name=f"{name}_tap{b}")
                 q = Signal(range(max(-(-used // size), 2) + (1 << len(Value.cast(v)))),
                            name=f"{name}_q{b}")
-                m.d.comb += [t.eq(Mux(borrow, vm + size - b, vm - b)),
-                             q.eq(vq - seg - borrow)]
-                ok = (vq >= seg + borrow) & (q * size + b < used) & (seg * size + t < k)
+                ok = Signal(name=f"{name}_ok{b}")
+                tap = Mux(borrow, vm + size - b, vm - b)
+                # the output (q * size + b) on the map: q <= (used - 1 - b) // size
+                m.d.sync += [t.eq(tap), q.eq(vq - seg - borrow),
+                             ok.eq((vq >= seg + borrow) & (vq - seg - borrow
+                                                           <= (used - 1 - b) // size)
+                                   & (tap < room))]
                 out.append((t, q, ok))
             return out
 
         rows, cols = axis(y, tok.ky, ty, uh, "y"), axis(x, tok.kx, tx, uw, "x")
-        # the tile's codes: row r of the tile, then column c of that row (a bank's codes:
-        # its row's, then its column's, by the event's position)
+        go_a, end_a = Signal(name="go_a"), Signal(name="end_a")
+        word_a = Signal.like(tok.word[0], name="word_a")
+        sign_a, mag_a = Signal(name="sign_a"), Signal.like(ev.magnitude, name="magnitude_a")
+        m.d.sync += [go_a.eq(go), end_a.eq(self.tokens.valid & tok.end), word_a.eq(tok.word[0]),
+                     sign_a.eq(ev.sign), mag_a.eq(ev.magnitude)]
+        # stage A -> 1, per bank: its codes (the tile's row, then its column, by the event's
+        # position), each lane's gated term, the address of its output
         word_bits = 2 * lanes
-        tile_rows = [tok.word[0][word_bits * tx * r:word_bits * tx * (r + 1)]
-                     for r in range(ty)]
+        tile_rows = [word_a[word_bits * tx * r:word_bits * tx * (r + 1)] for r in range(ty)]
         lane_terms = data.ArrayLayout(signed(len(ev.magnitude) + 1), lanes)
         stage = []  # per bank: (addr1, update1, terms1)
         for by, (t_y, q_y, ok_y) in enumerate(rows):
@@ -367,27 +381,32 @@ class ConvPEArray(wiring.Component):
                 i = by * tx + bx
                 codes = data.View(data.ArrayLayout(TernaryCode, lanes),
                                   Array(chunks)[t_x] if tx > 1 else chunks[0])
-                inside = go & ok_y & ok_x
+                inside = go_a & ok_y & ok_x
                 a1 = Signal(range(depth), name=f"addr1_{i}")
                 v1 = Signal(name=f"update1_{i}")
                 terms1 = Signal(lane_terms, name=f"terms1_{i}")
                 m.d.sync += [a1.eq(q_y * row_words + q_x), v1.eq(inside)]
                 for j in range(lanes):
                     code = codes[j]
-                    gate = PEArray.gate(inside, tok.end, code)
-                    step = Mux(PEArray.agree(code.sign, ev.sign), ev.magnitude, -ev.magnitude)
+                    gate = PEArray.gate(inside, end_a, code)
+                    step = Mux(PEArray.agree(code.sign, sign_a), mag_a, -mag_a)
                     m.d.sync += terms1[j].eq(Mux(gate, step, 0))
                 stage.append((a1, v1, terms1))
         e1 = Signal(name="end1")
-        m.d.sync += e1.eq(self.tokens.valid & tok.end)
+        m.d.sync += e1.eq(end_a)
         # the group's fields, from its END token
         fields = ("taddr", "size", "image_end", "buffer")
         group = {name: Signal.like(getattr(self.sums.payload, name), name=f"group_{name}")
                  for name in fields}
         gbase = Signal.like(self.sums.payload.nbase, name="group_base")
-        with m.If(self.tokens.valid & tok.end):
-            m.d.sync += [group[name].eq(getattr(tok, name)) for name in fields]
-            m.d.sync += gbase.eq(tok.nbase * self._stride)
+        # (taken a cycle after the END arrives, with the rest of stage A: the next group's
+        # END may come as soon as the sums of this one have left)
+        fields_a = {name: Signal.like(getattr(tok, name), name=f"{name}_a")
+                    for name in (*fields, "nbase")}
+        m.d.sync += [fields_a[name].eq(getattr(tok, name)) for name in fields_a]
+        with m.If(end_a):
+            m.d.sync += [group[name].eq(fields_a[name]) for name in fields]
+            m.d.sync += gbase.eq(fields_a["nbase"] * self._stride)
         e2 = Signal(name="end2")
         m.d.sync += e2.eq(e1)
 
@@ -445,7 +464,7 @@ class ConvPEArray(wiring.Component):
         # (block RAM outputs only feed registers: the answer into the adder, or into the
         # pooling comparators, was the ECP5's critical path at 61.9 MHz); 3: add and write
         # back
-        answers, busy = [], [e1, e2, draining, r_valid]
+        answers, busy = [], [go_a, end_a, e1, e2, draining, r_valid]
         for b, ((rd, wr), (a1, v1, terms1)) in enumerate(zip(banks, stage, strict=True)):
             a2, v2 = Signal.like(a1, name=f"addr2_{b}"), Signal(name=f"update2_{b}")
             terms2 = Signal.like(terms1, name=f"terms2_{b}")

@@ -270,8 +270,9 @@ class ConvPEArray(wiring.Component):
     TAKE_TO_READ = 2
     #: cycles from the END token's arrival to the drain's first read
     DRAIN_START = 4
-    #: cycles from a position's last read to its sums: the answer, registered, in the maximum
-    ANSWER_LAG = 2
+    #: cycles from a position's last read to its sums: the answer registered, its bank's
+    #: chosen, in the maximum
+    ANSWER_LAG = 3
 
     @staticmethod
     def per_position(shape: ConvShape, lanes: int, rate: int) -> int:
@@ -496,18 +497,26 @@ class ConvPEArray(wiring.Component):
         q_bank = Signal.like(r_bank, name="q_bank")
         m.d.sync += [q_valid.eq(r_valid), q_first.eq(r_first), q_last.eq(r_valid & r_last),
                      q_end.eq(r_end), q_pos.eq(r_pos), q_bank.eq(r_bank)]
-        answer = Array(answers)[q_bank] if len(answers) > 1 else answers[0]
+        # the answer of the read's bank, registered (the banks' multiplexer in front of the
+        # pooling comparators was the paper CNN's critical path at 57.6 MHz with 25 banks)
+        chosen = Signal(word, name="chosen")
+        m.d.sync += chosen.eq(Array(answers)[q_bank] if len(answers) > 1 else answers[0])
+        p_valid, p_first, p_last = Signal(name="p_valid"), Signal(name="p_first"), Signal(
+            name="p_last")
+        p_end, p_pos = Signal(name="p_end"), Signal.like(pos, name="p_pos")
+        m.d.sync += [p_valid.eq(q_valid), p_first.eq(q_first), p_last.eq(q_last),
+                     p_end.eq(q_end), p_pos.eq(q_pos)]
         best = Signal(word, name="best")
-        with m.If(q_valid):
+        with m.If(p_valid):
             for j in range(lanes):
-                with m.If(q_first | (answer[j] > best[j])):
-                    m.d.sync += best[j].eq(answer[j])
+                with m.If(p_first | (chosen[j] > best[j])):
+                    m.d.sync += best[j].eq(chosen[j])
         # the sums of a position: the cycle after its last answer is in the maximum
         out = self.sums.payload
-        m.d.sync += [self.sums.valid.eq(q_last), out.nbase.eq(gbase + q_pos),
-                     out.image_end.eq(group["image_end"] & q_end), out.last.eq(0)]
+        m.d.sync += [self.sums.valid.eq(p_last), out.nbase.eq(gbase + p_pos),
+                     out.image_end.eq(group["image_end"] & p_end), out.last.eq(0)]
         m.d.sync += [getattr(out, name).eq(group[name])
                      for name in ("taddr", "size", "buffer")]
         m.d.comb += [out.acc.eq(best),
-                     self.busy.eq(Cat(*busy, q_valid, self.sums.valid).any())]
+                     self.busy.eq(Cat(*busy, q_valid, p_valid, self.sums.valid).any())]
         return m

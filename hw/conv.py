@@ -71,8 +71,8 @@ from .spec import ConvShape
 
 def tile(kernel: int, taps: int) -> tuple[int, int]:
     """The kernel taps a token covers, (rows, columns): ``taps`` <= k: a segment of one row;
-    a multiple of k: ``taps / k`` whole rows (:meth:`~gxnor.hw.spec.Fold.check` allows
-    nothing else)."""
+    a multiple of k: ``taps / k`` whole rows (:func:`~gxnor.hw.spec.conv_taps` lists the
+    allowed ones)."""
     return (1, taps) if taps <= kernel else (taps // kernel, kernel)
 
 
@@ -87,6 +87,16 @@ def tokens_per_event(shape: ConvShape, taps: int) -> int:
     kernel (one tap a token: k^2; a whole row: k; the whole kernel: 1)."""
     sy, sx = segments(shape.kernel, taps)
     return sy * sx
+
+
+def bank_rows(shape: ConvShape, taps: int) -> tuple[int, int]:
+    """The accumulator banks' geometry for ``taps`` taps a token (one bank per tap of the
+    tile): (words of a bank per row of its output rows, words of a bank). Output (oy, ox)
+    is word ``(oy // rows) * row_words + ox // columns`` of bank (oy mod rows, ox mod
+    columns)."""
+    ty, tx = tile(shape.kernel, taps)
+    row_words = -(-shape.used_width // tx)
+    return row_words, -(-shape.used_height // ty) * row_words
 
 
 def tile_words(words, shape: ConvShape, n_in: int, lanes: int, taps: int) -> list[int]:
@@ -321,8 +331,13 @@ class ConvPEArray(wiring.Component):
         word = data.ArrayLayout(acc, lanes)
         uh, uw, pool = s.used_height, s.used_width, s.pool
         (ty, tx), k = tile(s.kernel, taps), s.kernel
-        row_words = -(-uw // tx)  # a bank's words per row of its output rows
-        depth = max(-(-uh // ty) * row_words, 2)
+        row_words, depth = bank_rows(s, taps)
+        depth = max(depth, 2)
+
+        def address(row_quotient, col_quotient):
+            """A position's word in its bank (:func:`bank_rows`)."""
+            return row_quotient * row_words + col_quotient
+
         banks = []  # bank by * tx + bx: the outputs (oy, ox) with oy = by (mod ty), ox = bx
         for i in range(ty * tx):
             m.submodules[f"accumulators{i}"] = mem = memory.Memory(
@@ -345,8 +360,7 @@ class ConvPEArray(wiring.Component):
             by ``size``, and whether that output is on the map and the tap in the kernel."""
             vq, vm = divmod_const(v, size)
             # taps t of tile ``seg`` are in the kernel while t < k - seg * size
-            room = Array(Const(max(k - g * size, 0), range(k + 1))
-                         for g in range(-(-k // size)))[seg]
+            room = Array(Const(k - g * size, range(k + 1)) for g in range(-(-k // size)))[seg]
             out = []
             for b in range(size):
                 borrow = vm < b
@@ -355,10 +369,10 @@ class ConvPEArray(wiring.Component):
                            name=f"{name}_q{b}")
                 ok = Signal(name=f"{name}_ok{b}")
                 tap = Mux(borrow, vm + size - b, vm - b)
+                quotient = vq - seg - borrow
                 # the output (q * size + b) on the map: q <= (used - 1 - b) // size
-                m.d.sync += [t.eq(tap), q.eq(vq - seg - borrow),
-                             ok.eq((vq >= seg + borrow) & (vq - seg - borrow
-                                                           <= (used - 1 - b) // size)
+                m.d.sync += [t.eq(tap), q.eq(quotient),
+                             ok.eq((vq >= seg + borrow) & (quotient <= (used - 1 - b) // size)
                                    & (tap < room))]
                 out.append((t, q, ok))
             return out
@@ -386,7 +400,7 @@ class ConvPEArray(wiring.Component):
                 a1 = Signal(range(depth), name=f"addr1_{i}")
                 v1 = Signal(name=f"update1_{i}")
                 terms1 = Signal(lane_terms, name=f"terms1_{i}")
-                m.d.sync += [a1.eq(q_y * row_words + q_x), v1.eq(inside)]
+                m.d.sync += [a1.eq(address(q_y, q_x)), v1.eq(inside)]
                 for j in range(lanes):
                     code = codes[j]
                     gate = PEArray.gate(inside, end_a, code)
@@ -454,7 +468,7 @@ class ConvPEArray(wiring.Component):
         r_bank = Signal(range(max(ty * tx, 2)), name="r_bank")
         r_end = Signal(name="r_end")
         r_pos = Signal.like(pos, name="r_pos")
-        drain_addr = rq * row_words + cq
+        drain_addr = address(rq, cq)
         m.d.sync += [r_valid.eq(reading), r_first.eq(reading & (w == 0)),
                      r_last.eq(reading & (w == pool * pool - 1)), r_addr.eq(drain_addr),
                      r_bank.eq(rm * tx + cm),

@@ -26,9 +26,9 @@ from amaranth.hdl import Shape
 from gxnor.base.errors import InputError
 
 from . import timing
-from .conv import tile, tokens_per_event
+from .conv import bank_rows, segments, tokens_per_event
 from .fetch import WeightFetch
-from .spec import Fold, PipelineSpec, event_ports
+from .spec import Fold, PipelineSpec, conv_taps, event_ports
 
 #: bits of one ECP5 DP16KD / iCE40 pair of EBRs: 18 kbit
 BRAM_BITS = 18 * 1024
@@ -195,9 +195,7 @@ def estimate(spec: PipelineSpec, layer: int, fold: Fold | None = None,
     lb = list_brams(ly.inputs, event_bits, banks, spec.buffers)
     ab = 0
     if ly.conv:  # the accumulator RAM banks (block or LUT RAM), each lane's pooling maximum
-        c = ly.conv
-        ty, tx = tile(c.kernel, taps)
-        bank_words = -(-c.used_height // ty) * -(-c.used_width // tx)
+        _, bank_words = bank_rows(ly.conv, taps)
         acc_width = fold.lanes * ly.acc_bits
         ab = taps * acc_brams(bank_words, acc_width)
         if ab == 0:
@@ -296,8 +294,10 @@ def _candidates(n_out: int, last: bool, kernel: int | None = None, max_lanes: in
     lanes = sorted({min(1 << j, n_out) for j in range(11) if 1 << j <= max_lanes} | {n_out})
     ports = (1, 2, 4, 8, 16)
     if kernel:
-        least = {-(-kernel // segs) for segs in range(1, kernel + 1)}
-        ports = sorted(least | {kernel * n for n in least})
+        fewest = {}  # tokens a kernel -> the fewest taps that give it
+        for taps in conv_taps(kernel):
+            fewest.setdefault(math.prod(segments(kernel, taps)), taps)
+        ports = sorted(fewest.values())
     for p in lanes:
         for k in ports:
             for r in ((1,) if last else (1, 2, 4, 8, 16)):

@@ -231,6 +231,12 @@ class AcceleratorSpec:
         return rows
 
 
+def conv_taps(kernel: int) -> list[int]:
+    """The kernel taps a convolution's token may carry (its fold's ports): part of a row,
+    1 .. k, or whole rows, 2k .. k^2 (``gxnor.hw.conv.tile``)."""
+    return [*range(1, kernel + 1), *(kernel * n for n in range(2, kernel + 1))]
+
+
 @dataclass(frozen=True)
 class Fold:
     """How one layer's engine is folded: P lanes (output neurons at once), k event ports
@@ -255,9 +261,7 @@ class Fold:
         elif kernel is None:
             if not isinstance(self.ports, int) or not 1 <= self.ports <= 64:
                 raise InputError(f"{at}ports must be 1..64, got {self.ports}")
-        elif not isinstance(self.ports, int) or not (
-                1 <= self.ports <= kernel
-                or (self.ports % kernel == 0 and self.ports <= kernel * kernel)):
+        elif self.ports not in conv_taps(kernel):
             raise InputError(
                 f"{at}a {kernel}x{kernel} convolution's ports (kernel taps per token: part of "
                 f"a row, or whole rows) must be 1..{kernel} or a multiple of {kernel} up to "
@@ -376,11 +380,7 @@ class PipelineSpec:
         """Banks of layer ``layer``'s input lists: its ports, and the events its writer
         appends per cycle (the input's ``input_ports``, or the previous serializer's rate)."""
         writer = self.input_ports if layer == 0 else self.folds[layer - 1].rate
-        return max(self.event_ports(layer), writer)
-
-    def event_ports(self, layer: int) -> int:
-        """Events layer ``layer``'s engine reads per token (:func:`event_ports`)."""
-        return event_ports(self.layers[layer], self.folds[layer])
+        return max(event_ports(self.layers[layer], self.folds[layer]), writer)
 
     @property
     def num_classes(self) -> int:

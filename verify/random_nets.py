@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gxnor.export import format
-from gxnor.hw.spec import AcceleratorSpec, PipelineSpec
+from gxnor.hw.spec import AcceleratorSpec, PipelineSpec, conv_taps
 
 from . import harness
 
@@ -114,8 +114,7 @@ def draw_cnn(seed: int, images: int = 6) -> Case:
             hh, ww = hh // pool, ww // pool
         p = int(rng.choice([x for x in LANES if x <= 2 * out] or [1]))
         # ports: kernel taps per token, part of a row (1 .. k) or whole rows (k .. k^2)
-        taps = [*range(1, k + 1), *(k * n for n in range(2, k + 1))]
-        folds.append((p, int(rng.choice(taps)),
+        folds.append((p, int(rng.choice(conv_taps(k))),
                       int(rng.choice([r for r in (1, 2, 4) if p % r == 0]))))
     sizes = ([int(rng.integers(1, 20))] if rng.random() < 0.5 else []) \
         + [int(rng.integers(2, 6))]

@@ -12,6 +12,7 @@ from gxnor.export import format
 
 from . import toolchain
 from .accelerator import Accelerator
+from .pipeline import PipelinedAccelerator
 from .spec import AcceleratorSpec
 
 
@@ -20,10 +21,17 @@ def load_spec(export_dir: Path, lanes: int | None = None) -> AcceleratorSpec:
     return AcceleratorSpec.from_export(format.load(export_dir), lanes)
 
 
-def verilog_text(spec: AcceleratorSpec, name: str = "gxnor_accel", loadable=False,
+def verilog_text(spec, name: str = "gxnor_accel", loadable=False,
                  external_weights=False) -> str:
+    """The accelerator of ``spec``: the shared engine (an :class:`AcceleratorSpec`) or the
+    layer pipeline (a :class:`~gxnor.hw.spec.PipelineSpec`; its weights are ROMs)."""
     toolchain.setup()  # Amaranth's Verilog back-end runs Yosys
-    top = Accelerator(spec, loadable=loadable, external_weights=external_weights)
+    if spec.schedule == "pipelined":
+        if loadable or external_weights:
+            raise ValueError("the layer pipeline's weights are ROMs")
+        top = PipelinedAccelerator(spec)
+    else:
+        top = Accelerator(spec, loadable=loadable, external_weights=external_weights)
     return verilog.convert(top, name=name, emit_src=False)
 
 

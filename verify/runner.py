@@ -84,8 +84,10 @@ def default_simulator() -> str:
 
 def run(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | None = None,
         idle: float = 0.0, stall: float = 0.0, seed: int = 0, waves: bool = False,
-        verilog: Path | None = None) -> dict:
+        verilog: Path | None = None, pipeline=None) -> dict:
     """Simulate ``images`` through the Verilog of ``export_dir``; returns the bench's report.
+    ``pipeline``: a :class:`~gxnor.hw.spec.PipelineSpec` of the export (the DUT is that layer
+    pipeline; default: the export's shared engine).
 
     Raises SimulationFailed when a cocotb test failed or did not run.
     """
@@ -93,16 +95,24 @@ def run(export_dir: Path, images: np.ndarray, build_dir: Path, *, sim: str | Non
 
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    if verilog is None:
+    env = {"GXNOR_EXPORT": str(Path(export_dir).resolve())}
+    if pipeline is not None:
+        described = build_dir / "pipeline.json"
+        described.write_text(json.dumps({
+            "folds": [[f.lanes, f.ports, f.rate] for f in pipeline.folds],
+            "input_ports": pipeline.input_ports, "buffers": pipeline.buffers}))
+        env["GXNOR_PIPELINE"] = str(described)
+        if verilog is None:
+            verilog = build_dir / f"{TOP}.v"
+            verilog.write_text(rtl.verilog_text(pipeline, TOP))
+    elif verilog is None:
         verilog = rtl.write_rtl(Path(export_dir), build_dir / "rtl", name=TOP)[0]
     img_path = build_dir / "images.npy"
     np.save(img_path, np.asarray(images, np.uint8))
+    env.update({"GXNOR_IMAGES": str(img_path), "GXNOR_IDLE": str(idle),
+                "GXNOR_STALL": str(stall), "GXNOR_SEED": str(seed)})
     return cocotb_run(verilog, TOP, "gxnor.verify.bench_accel", build_dir, sim=sim, seed=seed,
-                   waves=waves, env={
-                       "GXNOR_EXPORT": str(Path(export_dir).resolve()),
-                       "GXNOR_IMAGES": str(img_path),
-                       "GXNOR_IDLE": str(idle), "GXNOR_STALL": str(stall),
-                       "GXNOR_SEED": str(seed)})
+                      waves=waves, env=env)
 
 
 def cocotb_run(verilog: Path, top: str, test_module: str, build_dir: Path, *, sim: str | None,

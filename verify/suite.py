@@ -75,16 +75,20 @@ def main(args) -> int:
     dest = Path(args.out) / name
     files.check(dest, KIND, [args.export_dir])
     images = export = None
-    pipelined = getattr(args, "folds", None) or getattr(args, "schedule", None) == "pipelined"
-    if pipelined and args.export_dir is not None and args.bench == "cocotb":
-        raise InputError("the layer pipeline runs on the fast harness (--bench fast); the "
-                         "cocotb bench drives the shared engine")
     if args.export_dir is None and (getattr(args, "folds", None) or args.lanes):
         raise InputError("--folds and --lanes apply to an export (gxnor sim EXPORT ...)")
     if args.export_dir is not None:
         # a bad export fails here, before anything is written
         export = format.load(args.export_dir)
         images = format.dataset_images(export, args.images, args.data_dir)
+    spec = None
+    if images is not None and args.bench == "cocotb":
+        if args.lanes:
+            raise InputError("the cocotb bench runs the export's lanes; --lanes needs "
+                             "--bench fast")
+        spec = accelerator_spec(export, None, getattr(args, "folds", None),
+                                getattr(args, "input_ports", None),
+                                getattr(args, "schedule", None), images)
     failed = None
     with files.output_dir(dest, KIND, [args.export_dir]) as tmp:
         try:
@@ -101,7 +105,8 @@ def main(args) -> int:
                                getattr(args, "folds", None), getattr(args, "input_ports", None),
                                getattr(args, "schedule", None))
             else:
-                r = runner.run(args.export_dir, images, tmp, sim=sim, waves=args.waves)
+                r = runner.run(args.export_dir, images, tmp, sim=sim, waves=args.waves,
+                               pipeline=spec if spec.schedule == "pipelined" else None)
                 print(_line(str(args.export_dir), r))
                 (tmp / f"summary-{sim}.json").write_text(json.dumps(r, indent=1))
         except runner.SimulationFailed as exc:

@@ -94,7 +94,7 @@ def test_sim_pipeline_option_errors_exit_2_and_leave_nothing(mnist_trained_expor
                        (["--folds", "8,8"], "2 folds for 3 layers"),
                        (["--input-ports", "2"], "--input-ports needs the layer pipeline"),
                        (["--folds", "8,8,10", "--lanes", "8"], "--lanes is the shared engine"),
-                       (["--folds", "8,8,10", "--bench", "cocotb"], "runs on the fast harness")):
+                       (["--lanes", "8", "--bench", "cocotb"], "the cocotb bench runs the export")):
         assert cli.main(base + extra) == 2, extra
         assert msg in capsys.readouterr().err
         assert not out.exists()

@@ -139,6 +139,29 @@ def divmod_const(value, divisor: int):
     return quo[value], rem[value]
 
 
+def axis_decode(kernel: int, size: int, used: int, v_bits: int, segs: int) -> list[list]:
+    """The per-bank decode of an event's coordinate along one axis, as a table: entry
+    ``v | seg << v_bits`` (v the event's row or column, seg the token's tile down or across
+    the kernel) holds, for each bank index b (0 .. size - 1, ``size`` taps of the tile on
+    this axis), (tap, q, ok): the tap of the tile that bank takes, ((v - b) mod size), the
+    quotient of its output coordinate ``v - seg * size - tap`` by ``size`` (that output is
+    ``q * size + b``), and whether the output is on the map (0 .. used - 1) and the tap in the
+    kernel (``seg * size + tap < kernel``); q = 0 where not ok."""
+    table = []
+    for seg in range(segs):
+        for v in range(1 << v_bits):
+            vq, vm = divmod(v, size)
+            row = []
+            for b in range(size):
+                borrow = vm < b
+                tap = vm - b + (size if borrow else 0)
+                q = vq - seg - borrow
+                ok = 0 <= q <= (used - 1 - b) // size and seg * size + tap < kernel
+                row.append((tap, q if ok else 0, int(ok)))
+            table.append(row)
+    return table
+
+
 class ConvSequencer(LayerSequencer):
     """Issues the work of one convolution layer, image after image: for each group of P output
     channels, one token per (event, tile of the kernel), tiles innermost (``ky``, ``kx``: the
@@ -357,23 +380,25 @@ class ConvPEArray(wiring.Component):
         def axis(v, seg, size, used, name):
             """Per bank index b along one axis (``size`` taps of the tile), registered: the
             tile tap it takes, the quotient of its output coordinate (v - seg * size - tap)
-            by ``size``, and whether that output is on the map and the tap in the kernel."""
-            vq, vm = divmod_const(v, size)
-            # taps t of tile ``seg`` are in the kernel while t < k - seg * size
-            room = Array(Const(k - g * size, range(k + 1)) for g in range(-(-k // size)))[seg]
+            by ``size``, and whether that output is on the map and the tap in the kernel; a
+            table over (v, seg) (:func:`axis_decode`: a few inputs, so one or two LUT levels
+            where the arithmetic was the paper CNN's critical path at 72.5 MHz)."""
+            v, seg = Value.cast(v), Value.cast(seg)
+            table = axis_decode(k, size, used, len(v), 1 << len(seg))
+            q_shape = range(max(-(-used // size), 2))
+            t_shape = range(max(size, 2))
+            entry = data.StructLayout({"tap": t_shape, "q": q_shape, "ok": 1})
+            rom = Array(Const(sum(entry.const({"tap": t, "q": q, "ok": ok}).as_bits()
+                                  << (entry.size * b) for b, (t, q, ok) in enumerate(row)),
+                              entry.size * size) for row in table)
+            looked = rom[Cat(v, seg)] if len(seg) else rom[v]
             out = []
             for b in range(size):
-                borrow = vm < b
-                t = Signal(range(max(size, 2)), name=f"{name}_tap{b}")
-                q = Signal(range(max(-(-used // size), 2) + (1 << len(Value.cast(v)))),
-                           name=f"{name}_q{b}")
+                got = data.View(entry, looked[entry.size * b:entry.size * (b + 1)])
+                t = Signal(t_shape, name=f"{name}_tap{b}")
+                q = Signal(q_shape, name=f"{name}_q{b}")
                 ok = Signal(name=f"{name}_ok{b}")
-                tap = Mux(borrow, vm + size - b, vm - b)
-                quotient = vq - seg - borrow
-                # the output (q * size + b) on the map: q <= (used - 1 - b) // size
-                m.d.sync += [t.eq(tap), q.eq(quotient),
-                             ok.eq((vq >= seg + borrow) & (quotient <= (used - 1 - b) // size)
-                                   & (tap < room))]
+                m.d.sync += [t.eq(got.tap), q.eq(got.q), ok.eq(got.ok)]
                 out.append((t, q, ok))
             return out
 

@@ -10,7 +10,7 @@ import pytest
 
 from gxnor.base.errors import InputError
 from gxnor.hw import timing
-from gxnor.hw.conv import tile_words
+from gxnor.hw.conv import axis_decode, tile_words
 from gxnor.hw.simulate import image_edges, run_images, trace_pipeline
 from gxnor.hw.spec import AcceleratorSpec, ConvShape, Fold, PipelineSpec
 from gxnor.model.random_net import random_images
@@ -185,3 +185,23 @@ def test_acc_brams():
     assert plan.acc_brams(576, 16 * 14) == 13  # 24x24 positions of 16 lanes x 14 bits: 18-bit
     # x 1024 blocks
     assert plan.acc_brams(512, 36) == 1
+
+
+@pytest.mark.parametrize("kernel, size, used", [(5, 5, 8), (5, 2, 24), (3, 1, 6), (3, 3, 5),
+                                                (2, 2, 3)])
+def test_axis_decode_is_the_scatter_by_bank(kernel, size, used):
+    """Each bank b takes, of the tile's taps, the one whose output (v - seg * size - tap)
+    is in b's residue class; ok exactly when that output is on the map and the tap in the
+    kernel (brute force over every coordinate and segment)."""
+    v_bits, segs = 5, 4
+    table = axis_decode(kernel, size, used, v_bits, segs)
+    for seg in range(segs):
+        for v in range(1 << v_bits):
+            row = table[v | seg << v_bits]
+            for b in range(size):
+                (tap,) = [t for t in range(size) if (v - seg * size - t) % size == b]
+                out = v - seg * size - tap
+                ok = 0 <= out < used and seg * size + tap < kernel
+                assert row[b][0] == tap and row[b][2] == int(ok), (v, seg, b)
+                if ok:
+                    assert row[b][1] * size + b == out

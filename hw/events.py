@@ -1,6 +1,6 @@
 """Event lists: the compacted inputs of a layer, replayed ``ports`` events per cycle."""
 
-from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -98,17 +98,12 @@ class EventLists(wiring.Component):
             low = count[:bshift] if bshift else 0
             banks = []
             for j in range(nb):
-                m.submodules[f"list{b}_bank{j}"] = mem = memory.Memory(
-                    shape=self._event, depth=max(-(-depth // nb), 1), init=[])
-                wr, rd = mem.write_port(), mem.read_port()
-                banks.append(rd)
                 # position count + s lands in bank (count + s) mod nb: slot s = (j - count) mod nb
                 slot = (j - low)[:bshift] if bshift else 0
-                m.d.comb += [
-                    wr.addr.eq((count >> bshift) + (j < low if bshift else 0)),
-                    wr.data.eq(bundle.events[slot] if bshift else bundle.events[0]),
-                    wr.en.eq(writing & (bundle.n > slot)),
-                ]
+                banks.append(self.bank(m, f"list{b}_bank{j}", max(-(-depth // nb), 1),
+                                       (count >> bshift) + (j < low if bshift else 0),
+                                       bundle.events[slot] if bshift else bundle.events[0],
+                                       writing & (bundle.n > slot)))
             reads.append(banks)
             with m.If(writing):
                 m.d.sync += self.count[b].eq(count + bundle.n)
@@ -122,17 +117,85 @@ class EventLists(wiring.Component):
         pos = self.tokens.payload.pos
         p1 = Signal.like(self.tokens.payload)
         p1_valid = Signal()
-        for rd in (rd for banks in reads for rd in banks):
-            m.d.comb += rd.addr.eq(pos >> rshift)
+        for read in (read for banks in reads for read in banks):
+            m.d.comb += read.addr.eq(pos >> rshift)
         m.d.sync += [p1.eq(self.tokens.payload), p1_valid.eq(self.tokens.valid)]
-        m.d.sync += [self.out.payload.eq(p1), self.out.valid.eq(p1_valid)]
-        row = p1.pos[:rshift] if rshift else 0
+        token, valid, busy = p1, p1_valid, [p1_valid]
+        for _ in range(self.latency - 2):  # the pieces' answers registered (a stage each)
+            later, later_valid = Signal.like(token), Signal()
+            m.d.sync += [later.eq(token), later_valid.eq(valid)]
+            token, valid = later, later_valid
+            busy.append(valid)
+        m.d.sync += [self.out.payload.eq(token), self.out.valid.eq(valid)]
+        row = token.pos[:rshift] if rshift else 0
         for t in range(k):
-            with m.Switch(p1.src):
+            with m.Switch(token.src):
                 for b in range(len(self._depths)):
                     with m.Case(b):
                         m.d.sync += self.out.payload.event[t].eq(
                             Array(reads[b][r * k + t].data for r in range(ratio))[row]
                             if ratio > 1 else reads[b][t].data)
-        m.d.comb += self.busy.eq(p1_valid | self.out.valid)
+        m.d.comb += self.busy.eq(Cat(*busy, self.out.valid).any())
         return m
+
+    def bank(self, m: Module, name: str, depth: int, waddr, wdata, wen):
+        """One bank of a list: a memory of ``depth`` events written at ``waddr`` (``wdata``
+        when ``wen``); returns its read (``addr`` to drive, ``data`` a cycle later)."""
+        m.submodules[name] = mem = memory.Memory(shape=self._event, depth=depth, init=[])
+        wr = mem.write_port()
+        m.d.comb += [wr.addr.eq(waddr), wr.data.eq(wdata), wr.en.eq(wen)]
+        return mem.read_port()
+
+
+class _Read:
+    """A read of a bank made of pieces: ``addr`` in, ``data`` (registered answers, chosen by
+    the address's piece) out."""
+
+    def __init__(self, addr, data):
+        self.addr, self.data = addr, data
+
+
+class PieceEventLists(EventLists):
+    """:class:`EventLists` whose banks deeper than one block RAM are pieces of one block RAM
+    each (:attr:`PIECE_BITS`: 1,024 words of up to 18 bits, 512 of up to 36: the ECP5's
+    DP16KD), each piece's answer registered before the choice between pieces and lists. A
+    memory deeper than one block is several blocks and a multiplexer on their outputs, and
+    a block RAM's output is late (5.8 ns clock to output on the ECP5 -6, no output register
+    in Yosys's mapping): the paper CNN's second layer's lists, three buffers of 4,608 events
+    in 15 blocks, were its critical path (68.1 MHz at 75 asked). The layer pipeline's engines
+    use these.
+
+    Timing: latency 3 (the block RAM read, the answers registered, the choice registered);
+    one token per cycle."""
+
+    latency = 3
+    #: bits of one block RAM (18 kbit, in the 1,024 x 18 and 512 x 36 aspect ratios)
+    PIECE_BITS = 18 * 1024
+
+    def bank(self, m, name, depth, waddr, wdata, wen):
+        width = self._event.size
+        piece = self.PIECE_BITS // (18 if width <= 18 else 36)
+        if depth <= piece:
+            read = super().bank(m, name, depth, waddr, wdata, wen)
+            answer = Signal.like(read.data, name=f"{name}_answer")
+            m.d.sync += answer.eq(read.data)
+            return _Read(read.addr, answer)
+        addr = Signal(range(depth), name=f"{name}_addr")
+        which = Signal(range(-(-depth // piece)), name=f"{name}_piece")
+        shift = piece.bit_length() - 1
+        m.d.sync += which.eq(addr >> shift)
+        answers = []
+        for i in range(-(-depth // piece)):
+            size = min(piece, depth - i * piece)
+            read = super().bank(m, f"{name}_piece{i}", size, waddr[:shift],
+                                wdata, wen & (waddr >> shift == i))
+            answer = Signal.like(read.data, name=f"{name}_piece{i}_answer")
+            m.d.comb += read.addr.eq(addr[:shift])
+            m.d.sync += answer.eq(read.data)
+            answers.append(answer)
+        chosen = Signal.like(answers[0], name=f"{name}_answer")
+        later = Signal.like(which, name=f"{name}_piece_later")
+        m.d.sync += later.eq(which)
+        m.d.comb += chosen.eq(Array(answers)[later])
+        return _Read(addr, chosen)
+

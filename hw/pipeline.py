@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 
 from .argmax import Classifier
 from .conv import ConvPEArray, ConvSequencer, ConvWeightFetch, tile_words
-from .events import EventLists
+from .events import PieceEventLists
 from .fetch import WeightFetch
 from .layouts import MAGNITUDE_BITS, beat_layout, bundle_layout, event_layout, token_layout
 from .pe import PEArray, sums_layout
@@ -73,12 +73,12 @@ class LayerEngine(wiring.Component):
     out_buffer: Out(range(B)); image_done: Out(1) — the serializer's (:class:`Serializer`).
     busy: Out(1) — work in flight.
 
-    Timing: an image's END token leaves the sequencer, reaches the serializer ``PIPELINE``
-    cycles later and its last outputs leave ``serial + Serializer.latency`` after that
-    (``gxnor.hw.timing``).
+    Timing: an image's END token leaves the sequencer, reaches the serializer
+    ``PIPELINED_PIPELINE`` cycles later and its last outputs leave ``serial +
+    Serializer.latency`` after that (``gxnor.hw.timing``).
     """
 
-    EventLists, LayerSequencer, WeightFetch = EventLists, LayerSequencer, WeightFetch
+    EventLists, LayerSequencer, WeightFetch = PieceEventLists, LayerSequencer, WeightFetch
     PEArray, Serializer = PEArray, Serializer
 
     def __init__(self, spec: PipelineSpec, layer: int):
@@ -316,7 +316,7 @@ class PipelinedAccelerator(wiring.Component):
             if nxt < n_layers:
                 wiring.connect(m, e.out, engines[nxt].inp)
                 # the clear of the next stage's list is registered: its first write comes
-                # PIPELINE + serializer cycles after the start, and the start's decision
+                # PIPELINED_PIPELINE + serializer cycles after the start, and the start's decision
                 # (buffer flags -> sequencer) feeding that list's write address was the
                 # critical path on the ECP5 (76 MHz)
                 m.d.comb += engines[nxt].inp_buffer.eq(e.out_buffer)

@@ -34,7 +34,7 @@ import numpy as np
 
 from .argmax import Classifier
 from .conv import ConvPEArray, tokens_per_event
-from .events import EventLists
+from .events import EventLists, PieceEventLists
 from .fetch import WeightFetch
 from .pe import PEArray
 from .sequencer import Sequencer
@@ -47,6 +47,10 @@ TO_PE = EventLists.latency + WeightFetch.latency
 #: from issuing an END token to its group's sums leaving the PE array (the PE array registers
 #: the lanes' terms first)
 PIPELINE = TO_PE + PEArray.latency - 1
+#: the same for the layer pipeline's engines, whose event lists register each block RAM's
+#: answer before choosing between them (:class:`~gxnor.hw.events.PieceEventLists`)
+PIPELINED_TO_PE = PieceEventLists.latency + WeightFetch.latency
+PIPELINED_PIPELINE = PIPELINED_TO_PE + PEArray.latency - 1
 SERIALIZER_LATENCY = Serializer.latency
 DRAIN = Sequencer.DRAIN_CYCLES
 #: the shared engine takes an image (its sequencer's start) the cycle after the image's last
@@ -299,7 +303,7 @@ def pipeline_timeline(spec, events_per_layer) -> dict:
     cycle after its previous image's last END token in which the image's input buffer is full
     and its output buffer free (both seen one cycle after they change); each group's END token
     waits for the serializer's credit, across images; the last outputs leave the serializer
-    ``PIPELINE + serial + SERIALIZER_LATENCY`` cycles after the last END token; the output
+    ``PIPELINED_PIPELINE + serial + SERIALIZER_LATENCY`` cycles after the last END token; the output
     sends the scores and the result (:func:`output_cycles`).
     """
     ev = [np.asarray(e, dtype=np.int64).reshape(-1) for e in events_per_layer]
@@ -338,7 +342,8 @@ def pipeline_timeline(spec, events_per_layer) -> dict:
                     end = s + b
                     credit[layer] = (end, wait)
                     s = end + 1
-                sums = TO_PE + ConvPEArray.sums_after_end(ly.conv, fold.lanes, fold.rate)
+                sums = PIPELINED_TO_PE + ConvPEArray.sums_after_end(ly.conv, fold.lanes,
+                                                                    fold.rate)
                 release[layer, i] = end
                 commit[layer, i] = end + sums + sizes[layer][-1] + SERIALIZER_LATENCY
                 ready = commit[layer, i] + 1
@@ -351,7 +356,7 @@ def pipeline_timeline(spec, events_per_layer) -> dict:
                 credit[layer] = (end, size)
                 s = end + 1
             release[layer, i] = end
-            commit[layer, i] = end + PIPELINE + sizes[layer][-1] + SERIALIZER_LATENCY
+            commit[layer, i] = end + PIPELINED_PIPELINE + sizes[layer][-1] + SERIALIZER_LATENCY
             ready = commit[layer, i] + 1
         wait = max(result[i - 1] + 1 if i else 0, ready)
         result[i] = wait + Classifier.cycles_per_score * n_cls + 1

@@ -53,6 +53,8 @@ class ControlAnswers(wiring.Component):
         ]
         longest = max(len(bits) // 8 for _, bits in answers)
         index = Signal(range(max(longest, 2)))
+        last = Signal.like(index)  # the answer's last byte (registered: the answer's kind
+        # into the byte count into the parser's state was the iCE40's critical path)
         length = Array(Const(len(bits) // 8, 16) for _, bits in answers)[req.kind]
         m.d.comb += [
             self.frames.cmd.eq(Array(Const(int(c), 8) for c, _ in answers)[req.kind]),
@@ -65,13 +67,13 @@ class ControlAnswers(wiring.Component):
                 with m.If(self.requests.valid & ~self.runs_pending & self.frames.idle):
                     m.d.comb += [self.frames.start.eq(1),
                                  self.error.eq(req.kind == ANSWER_ERROR)]
-                    m.d.sync += index.eq(0)
+                    m.d.sync += [index.eq(0), last.eq(length - 1)]
                     m.next = "SEND"
             with m.State("SEND"):
                 m.d.comb += self.frames.data.valid.eq(1)
                 with m.If(self.frames.data.ready):
                     m.d.sync += index.eq(index + 1)
-                    with m.If(index == length - 1):
+                    with m.If(index == last):
                         m.d.comb += self.requests.ready.eq(1)
                         m.next = "WAIT"
         return m

@@ -25,7 +25,7 @@ Data path::
 """
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import fifo, wiring
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from gxnor.base.errors import InputError
@@ -43,6 +43,33 @@ from .uart import UARTRx, UARTTx
 from .weights import WeightStore
 
 WEIGHT_MEMORIES = ("rom", "ram")
+
+
+class SkidBuffer(wiring.Component):
+    """A stream register with a registered ``ready`` upstream: two entries, so a transfer
+    every cycle passes through, and nothing downstream reaches upstream in the same cycle.
+
+    Members: ``i``: In(stream(width)); ``o``: Out(stream(width)). Latency 1."""
+
+    latency = 1
+
+    def __init__(self, width: int):
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        spare_valid, spare = Signal(), Signal.like(self.i.payload)
+        m.d.comb += self.i.ready.eq(~spare_valid)
+        taken = ~self.o.valid | self.o.ready  # the output register is free this cycle
+        with m.If(taken):
+            with m.If(spare_valid):
+                m.d.sync += [self.o.payload.eq(spare), self.o.valid.eq(1),
+                             spare_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & self.i.ready):
+            m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(1)]
+        return m
 
 
 def weights_ram(weights) -> bool:
@@ -185,13 +212,16 @@ class BoardCore(wiring.Component):
         m.d.comb += [control.info.eq(info), control.stats.eq(stats), control.bench.eq(bench),
                      self.loaded.eq(full)]
 
-        # receive: UART -> FIFO (a full FIFO drops the byte and counts it), then a register
-        # between the FIFO's block RAM and the parser (timing)
+        # receive: UART -> FIFO (a full FIFO drops the byte and counts it), then a skid
+        # buffer between the FIFO's block RAM and the parser: the FIFO's read enable is a
+        # register, so the parser's frame state does not run on into the FIFO's level
+        # counter (the iCE40's critical path, 31.2 MHz)
+        m.submodules.rx_skid = skid = SkidBuffer(8)
         m.d.comb += [urx.rx.eq(self.rx), rxf.w_data.eq(urx.data.payload),
-                     rxf.w_en.eq(urx.data.valid), urx.data.ready.eq(1)]
-        with m.If(~parser.rx.valid | parser.rx.ready):
-            m.d.comb += rxf.r_en.eq(1)
-            m.d.sync += [parser.rx.payload.eq(rxf.r_data), parser.rx.valid.eq(rxf.r_rdy)]
+                     rxf.w_en.eq(urx.data.valid), urx.data.ready.eq(1),
+                     skid.i.valid.eq(rxf.r_rdy), skid.i.payload.eq(rxf.r_data),
+                     rxf.r_en.eq(skid.i.ready)]
+        wiring.connect(m, skid.o, parser.rx)
 
         # requests: pixels to the accelerator (through a register: the parser's frame state
         # decides a pixel's valid, and that must not run on into the accelerator's input
@@ -263,7 +293,14 @@ class BoardCore(wiring.Component):
             wiring.connect(m, acc.result, runs.result)
         wiring.connect(m, control.frames, fmux.a)
         wiring.connect(m, runs.frames, fmux.b)
-        wiring.connect(m, fmux.out, ftx.frames)
+        # the payload bytes through a skid buffer: the answerers' state (the accelerator's
+        # result valid, the RUN answer's byte choice) does not run on into the frame writer's
+        # byte count (the iCE40's critical path at 33.4 MHz)
+        m.submodules.tx_skid = tx_skid = SkidBuffer(8)
+        m.d.comb += [ftx.frames.start.eq(fmux.out.start), ftx.frames.cmd.eq(fmux.out.cmd),
+                     ftx.frames.length.eq(fmux.out.length), fmux.out.idle.eq(ftx.frames.idle)]
+        wiring.connect(m, fmux.out.data, tx_skid.i)
+        wiring.connect(m, tx_skid.o, ftx.frames.data)
         wiring.connect(m, ftx.out, utx.data)
         m.d.comb += self.tx.eq(utx.tx)
 

@@ -93,9 +93,9 @@ class RequestParser(wiring.Component):
         zrun = Signal(8)  # RUNZ: zero pixels still to send before the pair's pixel
         zerr = Signal(3)  # RUNZ: the verdict if the checksum is right (LENGTH, TIMEOUT)
         full = pos == self._n_pixels
-        run_ok, runz_ok, empty, load_ok, ctrl_ok, bench_ok, known = (
+        run_ok, runz_ok, empty, load_ok, ctrl_ok, bench_ok, known, header_ok = (
             Signal(name=n) for n in ("run_ok", "runz_ok", "empty", "load_ok", "ctrl_ok",
-                                     "bench_ok", "known"))
+                                     "bench_ok", "known", "header_ok"))
         is_bench = (cmd == P.Cmd.BENCH) if self._bench else Const(0, 1)
         new_word = Cat(word[8:], byte) if wb > 1 else byte
         m.d.comb += [self.answers.payload.cmd.eq(cmd), self.answers.payload.words.eq(nwords),
@@ -141,31 +141,33 @@ class RequestParser(wiring.Component):
                              | (cmd == P.Cmd.STATS) | (cmd == P.Cmd.RUNZ) | is_bench),
                 ]
                 m.next = "HCRC"
-            with m.State("HCRC"):  # the header's checksum decides what follows
+            with m.State("HCRC"):  # the header's checksum, compared (registered: timing)
                 with m.If(have):
                     m.d.sync += [crc.eq(0), count.eq(length), bidx.eq(0), pos.eq(0),
-                                 zerr.eq(0)]
-                    with m.If(byte != crc):
-                        m.d.sync += code.eq(P.Err.HEADER_CRC)
-                        m.next = "ERROR"
-                    with m.Elif(run_ok):
-                        m.next = "FEED"
-                    with m.Elif(runz_ok):
-                        m.next = "ZSKIP"
-                        with m.If(empty):
-                            m.next = "ZFILL"
-                    with m.Elif(load_ok):
-                        m.next = "LOAD_WAIT"
-                    with m.Elif(ctrl_ok):
-                        m.next = "CHECK"
-                    with m.Elif(bench_ok):
-                        m.next = "BENCH_ARGS"
-                    with m.Else():
-                        m.d.sync += code.eq(Mux(known, P.Err.LENGTH, P.Err.COMMAND))
-                        m.next = "SKIP"
+                                 zerr.eq(0), header_ok.eq(byte == crc)]
+                    m.next = "ROUTE"
                 with m.Elif(timed_out):
                     m.d.sync += code.eq(P.Err.TIMEOUT)
                     m.next = "ERROR"
+            with m.State("ROUTE"):  # the header's checksum and command decide what follows
+                with m.If(~header_ok):
+                    m.d.sync += code.eq(P.Err.HEADER_CRC)
+                    m.next = "ERROR"
+                with m.Elif(run_ok):
+                    m.next = "FEED"
+                with m.Elif(runz_ok):
+                    m.next = "ZSKIP"
+                    with m.If(empty):
+                        m.next = "ZFILL"
+                with m.Elif(load_ok):
+                    m.next = "LOAD_WAIT"
+                with m.Elif(ctrl_ok):
+                    m.next = "CHECK"
+                with m.Elif(bench_ok):
+                    m.next = "BENCH_ARGS"
+                with m.Else():
+                    m.d.sync += code.eq(Mux(known, P.Err.LENGTH, P.Err.COMMAND))
+                    m.next = "SKIP"
             with m.State("SKIP"):  # a rejected frame's payload and checksum
                 with m.If(have):
                     m.d.sync += count.eq(count - 1)

@@ -1,15 +1,22 @@
 # amaranth: UnusedElaboratable=no
 """Event lists: appended compacted (up to `ports` per cycle), replayed `ports` per cycle,
-`latency` cycles behind the token, for 1, 2 and 4 banks."""
+`latency` cycles behind the token, for 1, 2 and 4 banks; the layer pipeline's lists whose
+banks are pieces of one block RAM each (here pieces of a few words, so that lists of 16 are
+several pieces)."""
 
 import pytest
 
-from gxnor.hw.events import EventLists
+from gxnor.hw.events import EventLists, PieceEventLists
 
 
+class TinyPieces(PieceEventLists):
+    PIECE_BITS = 18 * 3  # pieces of 3 words (a last piece of fewer)
+
+
+@pytest.mark.parametrize("lists", [EventLists, PieceEventLists, TinyPieces])
 @pytest.mark.parametrize("ports", [1, 2, 4])
-def test_lists_append_clear_and_replay(simulate, small_event, small_token, ports):
-    dut = EventLists([16, 8, 16, 8], small_event, small_token(ports=ports), ports)
+def test_lists_append_clear_and_replay(simulate, small_event, small_token, ports, lists):
+    dut = lists([16, 8, 16, 8], small_event, small_token(ports=ports), ports)
     pixels = [(3, 200, 0), (7, 1, 0), (9, 255, 0), (10, 4, 0), (12, 9, 0)]
     outputs = [(1, 1, 1), (2, 1, 0), (5, 1, 1)]
     sizes = [1, ports, 0, ports, ports, 1, ports]  # bundles of these sizes, any alignment
@@ -38,7 +45,7 @@ def test_lists_append_clear_and_replay(simulate, small_event, small_token, ports
         # replay list 0 then list 1, an END token between; each comes out 2 cycles later
         b0, b1 = -(-len(pixels) // ports), -(-len(outputs) // ports)
         reads = [(0, p, 0) for p in range(b0)] + [(0, 0, 1)] + [(2, p, 0) for p in range(b1)]
-        for cycle in range(len(reads) + EventLists.latency):
+        for cycle in range(len(reads) + lists.latency):
             if cycle < len(reads):
                 src, pos, end = reads[cycle]
                 ctx.set(dut.tokens.payload, {"src": src, "pos": pos, "end": end,
@@ -58,7 +65,7 @@ def test_lists_append_clear_and_replay(simulate, small_event, small_token, ports
 
     simulate(dut, bench)
     b0, b1 = -(-len(pixels) // ports), -(-len(outputs) // ports)
-    assert [g[0] for g in got] == [EventLists.latency] * len(got)
+    assert [g[0] for g in got] == [lists.latency] * len(got)
     assert [g[1] for g in got] == [0] * b0 + [1] + [0] * b1
     bundles = [g[2] for g in got if not g[1]]
     listed0 = [e for b in bundles[:b0] for e in b][:len(pixels)]

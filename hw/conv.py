@@ -301,8 +301,8 @@ class ConvPEArray(wiring.Component):
     #: cycles from a token's arrival to its accumulator read (its position decoded, then the
     #: gated terms, registered)
     TAKE_TO_READ = 2
-    #: cycles from the END token's arrival to the drain's first read
-    DRAIN_START = 4
+    #: cycles from the END token's arrival to the drain's first read (its address registered)
+    DRAIN_START = 5
     #: cycles from a position's last read to its sums: the answer registered, its bank's
     #: chosen, in the maximum
     ANSWER_LAG = 3
@@ -486,25 +486,35 @@ class ConvPEArray(wiring.Component):
                 with m.Else():
                     m.d.sync += [px.eq(px + 1), left.eq(left + pool), col.eq(left + pool),
                                  row.eq(top), pos.eq(pos + 1)]
+        # the read's address, bank and place in the window, registered (the row's quotient
+        # times the words of a row, into every bank's address, was the paper CNN's critical
+        # path at 64.2 MHz); the read is a cycle after the counters
+        d_valid, d_first, d_last = Signal(name="d_valid"), Signal(name="d_first"), Signal(
+            name="d_last")
+        d_addr = Signal(range(depth), name="d_addr")
+        d_bank = Signal(range(max(ty * tx, 2)), name="d_bank")
+        d_end = Signal(name="d_end")
+        d_pos = Signal.like(pos, name="d_pos")
+        m.d.sync += [d_valid.eq(reading), d_first.eq(reading & (w == 0)),
+                     d_last.eq(reading & (w == pool * pool - 1)), d_addr.eq(address(rq, cq)),
+                     d_bank.eq(rm * tx + cm),
+                     d_end.eq((py == s.pooled_height - 1) & (px == s.pooled_width - 1)),
+                     d_pos.eq(pos)]
         # a read's answer next cycle: the position cleared; registered, into the maximum
         r_valid, r_first, r_last = Signal(name="r_valid"), Signal(name="r_first"), Signal(
             name="r_last")
-        r_addr = Signal(range(depth), name="r_addr")
-        r_bank = Signal(range(max(ty * tx, 2)), name="r_bank")
+        r_addr = Signal.like(d_addr, name="r_addr")
+        r_bank = Signal.like(d_bank, name="r_bank")
         r_end = Signal(name="r_end")
         r_pos = Signal.like(pos, name="r_pos")
-        drain_addr = address(rq, cq)
-        m.d.sync += [r_valid.eq(reading), r_first.eq(reading & (w == 0)),
-                     r_last.eq(reading & (w == pool * pool - 1)), r_addr.eq(drain_addr),
-                     r_bank.eq(rm * tx + cm),
-                     r_end.eq((py == s.pooled_height - 1) & (px == s.pooled_width - 1)),
-                     r_pos.eq(pos)]
+        m.d.sync += [r_valid.eq(d_valid), r_first.eq(d_first), r_last.eq(d_last),
+                     r_addr.eq(d_addr), r_bank.eq(d_bank), r_end.eq(d_end), r_pos.eq(d_pos)]
 
         # per bank, stage 1 -> 2: the read of the position; 2 -> 3: its answer registered
         # (block RAM outputs only feed registers: the answer into the adder, or into the
         # pooling comparators, was the ECP5's critical path at 61.9 MHz); 3: add and write
         # back
-        answers, busy = [], [go_a, end_a, e1, e2, draining, r_valid]
+        answers, busy = [], [go_a, end_a, e1, e2, draining, d_valid, r_valid]
         for b, ((rd, wr), (a1, v1, terms1)) in enumerate(zip(banks, stage, strict=True)):
             a2, v2 = Signal.like(a1, name=f"addr2_{b}"), Signal(name=f"update2_{b}")
             terms2 = Signal.like(terms1, name=f"terms2_{b}")
@@ -523,7 +533,7 @@ class ConvPEArray(wiring.Component):
             for j in range(lanes):
                 m.d.comb += total[j].eq(base[j] + terms3[j])
             clear = r_valid & (r_bank == b)
-            m.d.comb += [rd.addr.eq(Mux(reading, drain_addr, a1)),
+            m.d.comb += [rd.addr.eq(Mux(d_valid, d_addr, a1)),
                          wr.addr.eq(Mux(clear, r_addr, a3)),
                          wr.data.eq(Mux(clear, 0, total)),
                          wr.en.eq(clear | v3)]

@@ -395,17 +395,18 @@ class ConvPEArray(wiring.Component):
             out = []
             for b in range(size):
                 got = data.View(entry, looked[entry.size * b:entry.size * (b + 1)])
-                t = Signal(t_shape, name=f"{name}_tap{b}")
-                q = Signal(q_shape, name=f"{name}_q{b}")
-                ok = Signal(name=f"{name}_ok{b}")
+                t = Signal(t_shape, name=f"{name}_tap{b}", reset_less=True)
+                q = Signal(q_shape, name=f"{name}_q{b}", reset_less=True)
+                ok = Signal(name=f"{name}_ok{b}", reset_less=True)
                 m.d.sync += [t.eq(got.tap), q.eq(got.q), ok.eq(got.ok)]
                 out.append((t, q, ok))
             return out
 
         rows, cols = axis(y, tok.ky, ty, uh, "y"), axis(x, tok.kx, tx, uw, "x")
         go_a, end_a = Signal(name="go_a"), Signal(name="end_a")
-        word_a = Signal.like(tok.word[0], name="word_a")
-        sign_a, mag_a = Signal(name="sign_a"), Signal.like(ev.magnitude, name="magnitude_a")
+        word_a = Signal.like(tok.word[0], name="word_a", reset_less=True)
+        sign_a = Signal(name="sign_a", reset_less=True)
+        mag_a = Signal.like(ev.magnitude, name="magnitude_a", reset_less=True)
         m.d.sync += [go_a.eq(go), end_a.eq(self.tokens.valid & tok.end), word_a.eq(tok.word[0]),
                      sign_a.eq(ev.sign), mag_a.eq(ev.magnitude)]
         # stage A -> 1, per bank: its codes (the tile's row, then its column, by the event's
@@ -422,9 +423,9 @@ class ConvPEArray(wiring.Component):
                 codes = data.View(data.ArrayLayout(TernaryCode, lanes),
                                   Array(chunks)[t_x] if tx > 1 else chunks[0])
                 inside = go_a & ok_y & ok_x
-                a1 = Signal(range(depth), name=f"addr1_{i}")
+                a1 = Signal(range(depth), name=f"addr1_{i}", reset_less=True)
                 v1 = Signal(name=f"update1_{i}")
-                terms1 = Signal(lane_terms, name=f"terms1_{i}")
+                terms1 = Signal(lane_terms, name=f"terms1_{i}", reset_less=True)
                 m.d.sync += [a1.eq(address(q_y, q_x)), v1.eq(inside)]
                 for j in range(lanes):
                     code = codes[j]
@@ -441,7 +442,7 @@ class ConvPEArray(wiring.Component):
         gbase = Signal.like(self.sums.payload.nbase, name="group_base")
         # (taken a cycle after the END arrives, with the rest of stage A: the next group's
         # END may come as soon as the sums of this one have left)
-        fields_a = {name: Signal.like(getattr(tok, name), name=f"{name}_a")
+        fields_a = {name: Signal.like(getattr(tok, name), name=f"{name}_a", reset_less=True)
                     for name in (*fields, "nbase")}
         m.d.sync += [fields_a[name].eq(getattr(tok, name)) for name in fields_a]
         with m.If(end_a):
@@ -521,12 +522,12 @@ class ConvPEArray(wiring.Component):
             m.d.sync += [a2.eq(a1), v2.eq(v1), terms2.eq(terms1)]
             a3, v3 = Signal.like(a1, name=f"addr3_{b}"), Signal(name=f"update3_{b}")
             terms3 = Signal.like(terms1, name=f"terms3_{b}")
-            d3 = Signal(word, name=f"read3_{b}")
+            d3 = Signal(word, name=f"read3_{b}", reset_less=True)
             m.d.sync += [a3.eq(a2), v3.eq(v2), terms3.eq(terms2), d3.eq(rd.data)]
             # the token one ahead wrote its position after this one's read: forward its sums
             a4, v4 = Signal.like(a1, name=f"addr4_{b}"), Signal(name=f"update4_{b}")
             total = Signal(word, name=f"updated{b}")
-            last_total = Signal(word, name=f"written{b}")
+            last_total = Signal(word, name=f"written{b}", reset_less=True)
             m.d.sync += [a4.eq(a3), v4.eq(v3), last_total.eq(total)]
             base = data.View(word, Mux(v4 & (a4 == a3), last_total.as_value(),
                                        d3.as_value()))

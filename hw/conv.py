@@ -489,33 +489,24 @@ class ConvPEArray(wiring.Component):
                                  row.eq(top), pos.eq(pos + 1)]
         # the read's address, bank and place in the window, registered (the row's quotient
         # times the words of a row, into every bank's address, was the paper CNN's critical
-        # path at 64.2 MHz); the read is a cycle after the counters
-        d_valid, d_first, d_last = Signal(name="d_valid"), Signal(name="d_first"), Signal(
-            name="d_last")
-        d_addr = Signal(range(depth), name="d_addr")
-        d_bank = Signal(range(max(ty * tx, 2)), name="d_bank")
-        d_end = Signal(name="d_end")
-        d_pos = Signal.like(pos, name="d_pos")
-        m.d.sync += [d_valid.eq(reading), d_first.eq(reading & (w == 0)),
-                     d_last.eq(reading & (w == pool * pool - 1)), d_addr.eq(address(rq, cq)),
-                     d_bank.eq(rm * tx + cm),
-                     d_end.eq((py == s.pooled_height - 1) & (px == s.pooled_width - 1)),
-                     d_pos.eq(pos)]
-        # a read's answer next cycle: the position cleared; registered, into the maximum
-        r_valid, r_first, r_last = Signal(name="r_valid"), Signal(name="r_first"), Signal(
-            name="r_last")
-        r_addr = Signal.like(d_addr, name="r_addr")
-        r_bank = Signal.like(d_bank, name="r_bank")
-        r_end = Signal(name="r_end")
-        r_pos = Signal.like(pos, name="r_pos")
-        m.d.sync += [r_valid.eq(d_valid), r_first.eq(d_first), r_last.eq(d_last),
-                     r_addr.eq(d_addr), r_bank.eq(d_bank), r_end.eq(d_end), r_pos.eq(d_pos)]
+        # path at 64.2 MHz): d, the read a cycle after the counters; r, its answer (the
+        # position cleared); q, the answer registered; p, the read's bank chosen, into the
+        # maximum
+        read = data.StructLayout({"valid": 1, "first": 1, "last": 1, "addr": range(depth),
+                                  "bank": range(max(ty * tx, 2)), "end": 1,
+                                  "pos": pos.shape()})
+        d, r, q, p = (Signal(read, name=f"{n}_read") for n in "drqp")
+        m.d.sync += [d.valid.eq(reading), d.first.eq(reading & (w == 0)),
+                     d.last.eq(reading & (w == pool * pool - 1)), d.addr.eq(address(rq, cq)),
+                     d.bank.eq(rm * tx + cm),
+                     d.end.eq((py == s.pooled_height - 1) & (px == s.pooled_width - 1)),
+                     d.pos.eq(pos), r.eq(d), q.eq(r), p.eq(q)]
 
         # per bank, stage 1 -> 2: the read of the position; 2 -> 3: its answer registered
         # (block RAM outputs only feed registers: the answer into the adder, or into the
         # pooling comparators, was the ECP5's critical path at 61.9 MHz); 3: add and write
         # back
-        answers, busy = [], [go_a, end_a, e1, e2, draining, d_valid, r_valid]
+        answers, busy = [], [go_a, end_a, e1, e2, draining, d.valid, r.valid]
         for b, ((rd, wr), (a1, v1, terms1)) in enumerate(zip(banks, stage, strict=True)):
             a2, v2 = Signal.like(a1, name=f"addr2_{b}"), Signal(name=f"update2_{b}")
             terms2 = Signal.like(terms1, name=f"terms2_{b}")
@@ -533,40 +524,29 @@ class ConvPEArray(wiring.Component):
                                        d3.as_value()))
             for j in range(lanes):
                 m.d.comb += total[j].eq(base[j] + terms3[j])
-            clear = r_valid & (r_bank == b)
-            m.d.comb += [rd.addr.eq(Mux(d_valid, d_addr, a1)),
-                         wr.addr.eq(Mux(clear, r_addr, a3)),
+            clear = r.valid & (r.bank == b)
+            m.d.comb += [rd.addr.eq(Mux(d.valid, d.addr, a1)),
+                         wr.addr.eq(Mux(clear, r.addr, a3)),
                          wr.data.eq(Mux(clear, 0, total)),
                          wr.en.eq(clear | v3)]
             answers.append(d3)
             busy += [v1, v2, v3]
 
-        q_valid, q_first, q_last = Signal(name="q_valid"), Signal(name="q_first"), Signal(
-            name="q_last")
-        q_end, q_pos = Signal(name="q_end"), Signal.like(pos, name="q_pos")
-        q_bank = Signal.like(r_bank, name="q_bank")
-        m.d.sync += [q_valid.eq(r_valid), q_first.eq(r_first), q_last.eq(r_valid & r_last),
-                     q_end.eq(r_end), q_pos.eq(r_pos), q_bank.eq(r_bank)]
         # the answer of the read's bank, registered (the banks' multiplexer in front of the
         # pooling comparators was the paper CNN's critical path at 57.6 MHz with 25 banks)
         chosen = Signal(word, name="chosen")
-        m.d.sync += chosen.eq(Array(answers)[q_bank] if len(answers) > 1 else answers[0])
-        p_valid, p_first, p_last = Signal(name="p_valid"), Signal(name="p_first"), Signal(
-            name="p_last")
-        p_end, p_pos = Signal(name="p_end"), Signal.like(pos, name="p_pos")
-        m.d.sync += [p_valid.eq(q_valid), p_first.eq(q_first), p_last.eq(q_last),
-                     p_end.eq(q_end), p_pos.eq(q_pos)]
+        m.d.sync += chosen.eq(Array(answers)[q.bank] if len(answers) > 1 else answers[0])
         best = Signal(word, name="best")
-        with m.If(p_valid):
+        with m.If(p.valid):
             for j in range(lanes):
-                with m.If(p_first | (chosen[j] > best[j])):
+                with m.If(p.first | (chosen[j] > best[j])):
                     m.d.sync += best[j].eq(chosen[j])
         # the sums of a position: the cycle after its last answer is in the maximum
         out = self.sums.payload
-        m.d.sync += [self.sums.valid.eq(p_last), out.nbase.eq(gbase + p_pos),
-                     out.image_end.eq(group["image_end"] & p_end), out.last.eq(0)]
+        m.d.sync += [self.sums.valid.eq(p.last), out.nbase.eq(gbase + p.pos),
+                     out.image_end.eq(group["image_end"] & p.end), out.last.eq(0)]
         m.d.sync += [getattr(out, name).eq(group[name])
                      for name in ("taddr", "size", "buffer")]
         m.d.comb += [out.acc.eq(best),
-                     self.busy.eq(Cat(*busy, q_valid, p_valid, self.sums.valid).any())]
+                     self.busy.eq(Cat(*busy, q.valid, p.valid, self.sums.valid).any())]
         return m

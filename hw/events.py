@@ -4,6 +4,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .fetch import BLOCK_SHAPES
 from .layouts import bundle_layout
 
 
@@ -169,12 +170,14 @@ class PieceEventLists(EventLists):
     one token per cycle."""
 
     latency = 3
-    #: bits of one block RAM (18 kbit, in the 1,024 x 18 and 512 x 36 aspect ratios)
-    PIECE_BITS = 18 * 1024
+    #: bits of one block RAM (:data:`~gxnor.hw.fetch.BLOCK_SHAPES`: a piece is one block deep
+    #: in its two widest shapes)
+    PIECE_BITS = BLOCK_SHAPES[-1][0] * BLOCK_SHAPES[-1][1]
 
     def bank(self, m, name, depth, waddr, wdata, wen):
         width = self._event.size
-        piece = self.PIECE_BITS // (18 if width <= 18 else 36)
+        narrow, wide = (w for _, w in BLOCK_SHAPES[-2:])
+        piece = self.PIECE_BITS // (narrow if width <= narrow else wide)
         if depth <= piece:
             read = super().bank(m, name, depth, waddr, wdata, wen)
             answer = Signal.like(read.data, name=f"{name}_answer")

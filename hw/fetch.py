@@ -12,6 +12,11 @@ def load_layout(words: int, word_bits: int) -> data.StructLayout:
     return data.StructLayout({"addr": range(max(words, 2)), "data": word_bits})
 
 
+#: the aspect ratios of an 18-kbit block RAM (ECP5 DP16KD): (words, bits); a true-dual-port
+#: use (two read ports) has all but the widest
+BLOCK_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+
 class WeightFetch(wiring.Component):
     """Reads the weight word of each event of a token: P two-bit codes, one per lane, at
     address ``token.base + event.index`` (the group's base in the layer's ROM image plus the

@@ -27,11 +27,8 @@ from gxnor.base.errors import InputError
 
 from . import timing
 from .conv import bank_rows, segments, tokens_per_event
-from .fetch import WeightFetch
+from .fetch import BLOCK_SHAPES, WeightFetch
 from .spec import Fold, PipelineSpec, conv_taps, event_ports
-
-#: bits of one ECP5 DP16KD / iCE40 pair of EBRs: 18 kbit
-BRAM_BITS = 18 * 1024
 
 
 @dataclass(frozen=True)
@@ -125,11 +122,6 @@ def lane_luts(ports: int, bits: int, acc_bits: int) -> float:
     terms = ports * (bits + 1)
     tree = (ports - 1) * (bits + 1 + max(ports.bit_length() - 1, 1))
     return LANE_FACTOR * (terms + tree + acc_bits) + LANE_FIXED
-
-
-#: the aspect ratios of an 18-kbit block (ECP5 DP16KD): (words, bits); a true-dual-port use
-#: (two read ports) has all but the widest
-BLOCK_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 
 
 def blocks(words: int, width: int, dual: bool = False) -> int:

@@ -36,9 +36,11 @@ from cocotb.utils import get_sim_time
 
 from gxnor.hw import timing
 from gxnor.hw.layouts import beat_layout
-from gxnor.hw.pipeline import engine_event, image_beats
+from gxnor.hw.pipeline import engine_event
 from gxnor.hw.spec import AcceleratorSpec, PipelineSpec, result_layout
 from gxnor.sim import golden
+
+from .harness import input_port, input_transfers
 
 PERIOD_NS = 10
 
@@ -49,10 +51,9 @@ def high(signal) -> bool:
 
 
 class AcceleratorBench:
-    """The shared engine's bench: pixels in, one a transfer."""
-
-    #: the DUT's input stream
-    port = "pixels"
+    """The shared engine's bench: pixels in, one a transfer. The input stream and what the
+    driver offers on it are the fast harness's (:func:`.harness.input_port`,
+    :func:`.harness.input_transfers`)."""
 
     def __init__(self, dut, net: golden.Network, spec, idle: float, stall: float, seed: int):
         self.dut, self.net, self.spec = dut, net, spec
@@ -63,11 +64,11 @@ class AcceleratorBench:
         self.n_classes = net.layers[-1].n_out
         self.outputs = [ly.n_out for ly in net.layers]
         self.result = result_layout(spec)
+        port, _ = input_port(spec)
         self.valid, self.ready, self.payload = (
-            getattr(dut, f"{self.port}__{name}") for name in ("valid", "ready", "payload"))
+            getattr(dut, f"{port}__{name}") for name in ("valid", "ready", "payload"))
         self.expected: deque = deque()
         self.seen: list[dict] = []  # per image: its events per layer, first and last transfer
-        self.transfers = 0  # of the image being received
         self.seen_pixels: list[int] = []
         self.scores: list[int] = []
         self.checked = 0
@@ -95,7 +96,10 @@ class AcceleratorBench:
 
     def transfers_of(self, images: np.ndarray) -> list[list[int]]:
         """Per image, the payloads the driver offers."""
-        return [[int(px) for px in img] for img in images.reshape(len(images), -1)]
+        words, counts = input_transfers(self.spec, images)
+        values = [sum(int(w) << (32 * j) for j, w in enumerate(row)) for row in words]
+        ends = np.cumsum(counts)
+        return [values[e - c:e] for c, e in zip(counts, ends, strict=True)]
 
     # -- driver ---------------------------------------------------------------------------
     async def send(self, images: np.ndarray):
@@ -114,16 +118,15 @@ class AcceleratorBench:
 
     # -- monitors -------------------------------------------------------------------------
     async def input_monitor(self):
+        first = None  # the edge of the image's first transfer
         while True:
             await RisingEdge(self.dut.clk)
             if high(self.valid) and high(self.ready):
-                if self.transfers == 0:
-                    first = self.edge()
-                self.transfers += 1
+                first = self.edge() if first is None else first
                 image = self.accept(int(self.payload.value))
                 if image is not None:
                     self._expect(image, first, self.edge())
-                    self.transfers = 0
+                    first = None
             elif not high(self.ready):
                 await RisingEdge(self.ready)  # the DUT is computing: nothing to see
 
@@ -210,19 +213,11 @@ class PipelineBench(AcceleratorBench):
     beat; the input monitor decodes the beats back into the image it hands the golden
     model."""
 
-    port = "events"
-
     def __init__(self, dut, net, spec: PipelineSpec, idle, stall, seed):
         super().__init__(dut, net, spec, idle, stall, seed)
         self.beat = beat_layout(engine_event(spec, 0), spec.input_ports)
         self.pixel_of = {int(ix): p for p, ix in enumerate(spec.input_index())}
         self.image = np.zeros(self.n_pixels, np.uint8)
-
-    def transfers_of(self, images):
-        words, counts = image_beats(self.spec, images)
-        beats = [sum(int(w) << (32 * j) for j, w in enumerate(row)) for row in words]
-        ends = np.cumsum(counts)
-        return [beats[e - c:e] for c, e in zip(counts, ends, strict=True)]
 
     def accept(self, payload):
         beat = self.beat.from_bits(payload)

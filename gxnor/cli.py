@@ -172,6 +172,9 @@ def _schedule_options(p: argparse.ArgumentParser, schedule_help: str) -> None:
     p.add_argument("--input-ports", type=_limited(limits.PORTS),
                    help="the pipeline's nonzero pixels per input beat (default: the plan's, "
                    "or 1 with --folds)")
+    p.add_argument("--slices", type=_limited(limits.PORTS),
+                   help="the shared engine's last layer in this many slices of the lanes, as "
+                   "many events a cycle (default: the board's, iCEBreaker 2; else 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:

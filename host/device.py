@@ -127,11 +127,13 @@ class Device:
 
 
 def board_words(export_dir: Path, info: P.Info) -> list[int]:
-    """The export's weights packed for the board's lane count, in weight-memory order."""
+    """The export's weights packed for the board's shared engine (its lanes, its last layer's
+    slices), in weight-memory order."""
     from gxnor.export import format
+    from gxnor.hw.spec import AcceleratorSpec
 
     net = format.load(export_dir)
-    return [w for ly in net.layers for w in ly.words_for(info.lanes, net.n_bits)]
+    return AcceleratorSpec.from_export(net, info.lanes, slices=info.slices).words
 
 
 def selftest(dev: Device, images: np.ndarray, export_dir: Path | None) -> dict:

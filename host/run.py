@@ -111,7 +111,8 @@ def main(args) -> int:
                                              "x".join(map(str, export.input_shape)))
         spec = suite.accelerator_spec(export, args.lanes, getattr(args, "folds", None),
                                       getattr(args, "input_ports", None),
-                                      getattr(args, "schedule", None), images)
+                                      getattr(args, "schedule", None), images,
+                                      getattr(args, "slices", None))
         weights = args.weights
         if isinstance(spec, PipelineSpec) and weights != "rom":
             raise InputError("the layer pipeline keeps its weights in ROM: --weights ram is "

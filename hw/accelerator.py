@@ -55,8 +55,9 @@ class Accelerator(wiring.Component):
     spec: :class:`AcceleratorSpec` (``AcceleratorSpec.from_export(format.load(dir))``).
     loadable: no initial weights; add the ``weights_in`` stream that writes them
         (address = layer base + group * n_in + input, the order of the export's ROM images).
-    external_weights: no weight memory inside; ``weight_addr`` out, ``weight_data`` in, read
-        synchronously (data the cycle after the address), e.g. from SPRAM in a board top.
+    external_weights: no weight memory inside; ``weight_addr`` out (an address per slice of
+        the word: ``spec.slices``), ``weight_data`` in, read synchronously (data the cycle
+        after the address), e.g. from SPRAM in a board top.
 
     Members (besides the streams): ``busy`` (an image is being computed) and ``stages`` (which
     blocks hold work this cycle: for waveforms, on-chip debugging and the timing tests).
@@ -93,7 +94,8 @@ class Accelerator(wiring.Component):
             ports["weights_in"] = In(stream.Signature(load_layout(spec.weight_words,
                                                                   spec.word_bits)))
         if external_weights:
-            ports["weight_addr"] = Out(range(max(spec.weight_words, 2)))
+            ports["weight_addr"] = Out(data.ArrayLayout(range(max(spec.weight_words, 2)),
+                                                         spec.slices))
             ports["weight_data"] = In(spec.word_bits)
         super().__init__(ports)
 
@@ -111,16 +113,22 @@ class Accelerator(wiring.Component):
                              neurons=max(ly.n_out for ly in spec.layers),
                              thresholds=sum(ly.n_out for ly in spec.layers[:-1]),
                              lanes=spec.lanes, index_bits=index_bits, word_bits=spec.word_bits,
-                             ports=k)
+                             ports=k, slots=spec.slices)
 
         hidden = max((ly.n_in for ly in spec.layers[1:]), default=1)
         depths = [spec.n_pixels if i in INPUT_LISTS else hidden for i in range(LISTS)]
         m.submodules.pixel_events = pix = self.PixelEvents(spec.n_pixels, event, spec.banks)
-        m.submodules.event_lists = ev = self.EventLists(depths, event, token, k, spec.banks)
+        # banks: the hidden lists take up to r events a cycle, the input lists one; the lists
+        # the sliced last layer reads are kept in S copies
+        list_banks = [k if i in INPUT_LISTS else spec.banks for i in range(LISTS)]
+        wide = self.Sequencer.reads(len(spec.layers) - 1)
+        m.submodules.event_lists = ev = self.EventLists(depths, event, token, k, spec.banks,
+                                                        spec.slices, wide, list_banks)
         m.submodules.sequencer = seq = self.Sequencer(spec, token, range(max(depths) + 1))
         m.submodules.weight_fetch = fetch = self.WeightFetch(
-            spec.weight_words, spec.word_bits, token, self._memory, spec.words, k)
-        m.submodules.pe_array = pe = self.PEArray(spec.lanes, spec.acc_bits, token, k)
+            spec.weight_words, spec.word_bits, token, self._memory, spec.words, k, spec.slices)
+        m.submodules.pe_array = pe = self.PEArray(spec.lanes, spec.acc_bits, token, k,
+                                                  spec.slices)
         m.submodules.serializer = ser = self.Serializer(spec, pe.sums.payload.shape(), event)
         m.submodules.classifier = cls = self.Classifier(spec.num_classes,
                                                         score_out_layout(spec))

@@ -24,12 +24,13 @@ class Classifier(wiring.Component):
     sent: Out(1) — pulse: the last score was taken.
     cls: Out(range(classes)) — the argmax.
 
-    Timing: the scores go out one per two cycles with ``ready`` held high (a score-buffer read,
-    then the score): 2 x classes cycles from ``send`` to ``sent``.
+    Timing: the scores go out one a cycle with ``ready`` held high (the buffer reads class 0
+    while idle, and the next class as a score is taken): ``classes`` cycles from the cycle
+    after ``send`` to ``sent``.
     """
 
-    #: a score-buffer read, then the score (``ready`` held high)
-    cycles_per_score = 2
+    #: cycles per score out (``ready`` held high)
+    cycles_per_score = 1
 
     def __init__(self, classes: int, score: data.Layout):
         if classes < 1:
@@ -59,23 +60,22 @@ class Classifier(wiring.Component):
             with m.If((inp.payload.cls == 0) | (inp.payload.score > best)):
                 m.d.sync += [best.eq(inp.payload.score), self.cls.eq(inp.payload.cls)]
 
-        # out: read the buffer, offer the score, next class
+        # out: the buffer reads class 0 while idle (the last layer's scores are all in before
+        # ``send``), then the next class in the cycle a score is taken
         index = Signal(range(max(n, 2)))
-        m.d.comb += [rd.addr.eq(index), self.scores.payload.eq(rd.data)]
+        m.d.comb += self.scores.payload.eq(rd.data)
         with m.FSM(name="classifier"):
             with m.State("IDLE"):
+                m.d.comb += [rd.addr.eq(0), rd.en.eq(1)]
                 with m.If(self.send):
                     m.d.sync += index.eq(0)
-                    m.next = "FETCH"
-            with m.State("FETCH"):  # the score buffer's read latency
-                m.next = "SCORES"
+                    m.next = "SCORES"
             with m.State("SCORES"):
-                m.d.comb += self.scores.valid.eq(1)
+                m.d.comb += [self.scores.valid.eq(1), rd.addr.eq(index + 1),
+                             rd.en.eq(self.scores.ready)]
                 with m.If(self.scores.ready):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == n - 1):
                         m.d.comb += self.sent.eq(1)
                         m.next = "IDLE"
-                    with m.Else():
-                        m.next = "FETCH"
         return m

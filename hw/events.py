@@ -29,7 +29,17 @@ class EventLists(wiring.Component):
     token: the token layout (:func:`gxnor.hw.layouts.token_layout`) for ``ports``.
     ports: k, the events a token reads, a power of two.
     banks: the events a write may append, a power of two, a multiple of ``ports`` (default:
-        ``ports``).
+        ``ports``, or ``slices``).
+    slices: S, the events of the sliced last layer's tokens (``token.last``; one port): the
+        lists it reads (``wide``) are kept in S copies, and copy t reads the token's event t
+        (position S * pos + t) while copy 0 serves the other tokens (the shared engine's sliced
+        last layer: :attr:`gxnor.hw.spec.AcceleratorSpec.slices`). Copies, not banks: they
+        are written alike, and no read needs a choice between banks.
+    wide: the lists the sliced layer reads.
+    list_banks: the banks of each list, if fewer than ``banks`` for some (powers of two from
+        ``ports``): a list only the narrow writers and readers use (the shared engine's
+        input lists when the serializer writes several events a cycle or the last layer is
+        sliced) spares the others' bank logic.
 
     Members
     -------
@@ -54,8 +64,12 @@ class EventLists(wiring.Component):
     latency = 2
 
     def __init__(self, depths: list[int], event: data.Layout, token: data.Layout,
-                 ports: int = 1, banks: int | None = None):
+                 ports: int = 1, banks: int | None = None, slices: int = 1,
+                 wide: tuple[int, ...] = (), list_banks: list[int] | None = None):
         banks = ports if banks is None else banks
+        if slices > 1 and (slices & (slices - 1) or ports != 1 or not wide):
+            raise ValueError(f"slices ({slices}) must be a power of two, with one port and the "
+                             "lists the sliced layer reads (wide)")
         if not depths or min(depths) < 1:
             raise ValueError(f"depths must be >= 1, got {depths!r}")
         for name, v in (("ports", ports), ("banks", banks)):
@@ -64,6 +78,12 @@ class EventLists(wiring.Component):
         if banks < ports:
             raise ValueError(f"banks ({banks}) must be a multiple of ports ({ports})")
         self._depths, self._event, self._ports, self._banks = list(depths), event, ports, banks
+        self._slices, self._wide = slices, tuple(wide) if slices > 1 else ()
+        self._list_banks = [banks] * len(depths) if list_banks is None else list(list_banks)
+        if len(self._list_banks) != len(depths) or any(
+                b < ports or banks % b or b & (b - 1) for b in self._list_banks):
+            raise ValueError(f"list_banks {list_banks!r}: one per list, powers of two from "
+                             f"ports ({ports}) to banks ({banks})")
         bundle = bundle_layout(event, banks)
         n = len(depths)
         super().__init__({
@@ -84,42 +104,55 @@ class EventLists(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        k, nb = self._ports, self._banks
-        bshift = nb.bit_length() - 1
+        k = self._ports
         reads = []  # [list][bank]
         for b, depth in enumerate(self._depths):
+            nb = self._list_banks[b]
+            bshift = nb.bit_length() - 1
             from_pixels = self.pixels.valid & (self.pixel_list == b)
             from_layer = self.feedback.valid & (self.dst == b)
-            bundle = data.View(bundle_layout(self._event, nb),
+            bundle = data.View(bundle_layout(self._event, self._banks),
                                Mux(from_pixels, self.pixels.payload.as_value(),
                                    self.feedback.payload.as_value()))
             writing = from_pixels | from_layer
             # a list cleared and appended to in the same cycle starts at position 0
             count = Mux(self.clear[b], 0, self.count[b])
             low = count[:bshift] if bshift else 0
-            banks = []
-            for j in range(nb):
-                # position count + s lands in bank (count + s) mod nb: slot s = (j - count) mod nb
-                slot = (j - low)[:bshift] if bshift else 0
-                banks.append(self.bank(m, f"list{b}_bank{j}", max(-(-depth // nb), 1),
-                                       (count >> bshift) + (j < low if bshift else 0),
-                                       bundle.events[slot] if bshift else bundle.events[0],
-                                       writing & (bundle.n > slot)))
-            reads.append(banks)
+            copies = []  # [copy][bank]
+            for c in range(self._slices if b in self._wide else 1):
+                banks = []
+                for j in range(nb):
+                    # position count + s lands in bank (count + s) mod nb: slot s =
+                    # (j - count) mod nb
+                    slot = (j - low)[:bshift] if bshift else 0
+                    banks.append(self.bank(
+                        m, f"list{b}_bank{j}" + (f"_copy{c}" if c else ""),
+                        max(-(-depth // nb), 1), (count >> bshift) + (j < low if bshift else 0),
+                        bundle.events[slot] if bshift else bundle.events[0],
+                        writing & (bundle.n > slot)))
+                copies.append(banks)
+            reads.append(copies)
             with m.If(writing):
                 m.d.sync += self.count[b].eq(count + bundle.n)
             with m.Elif(self.clear[b]):
                 m.d.sync += self.count[b].eq(0)
 
         # read: bundle p is positions p*k .. p*k+k-1: banks (p mod R)*k + t (R = banks / k),
-        # all at address p div R; the answers are registered with the token
-        ratio = nb // k
-        rshift = ratio.bit_length() - 1
+        # all at address p div R; the answers are registered with the token. A sliced
+        # last layer's token (``last``, one port) reads position S*p + t from copy t
+        S = self._slices
         pos = self.tokens.payload.pos
         p1 = Signal.like(self.tokens.payload)
         p1_valid = Signal()
-        for read in (read for banks in reads for read in banks):
-            m.d.comb += read.addr.eq(pos >> rshift)
+        for b, copies in enumerate(reads):
+            rshift = (self._list_banks[b] // k).bit_length() - 1
+            for c, banks in enumerate(copies):
+                addr = pos >> rshift
+                if b in self._wide:  # one port: a position per bank row
+                    addr = Mux(self.tokens.payload.last, (pos * S + c) >> rshift,
+                               addr if c == 0 else 0)
+                for read in banks:
+                    m.d.comb += read.addr.eq(addr)
         m.d.sync += [p1.eq(self.tokens.payload), p1_valid.eq(self.tokens.valid)]
         token, valid, busy = p1, p1_valid, [p1_valid]
         for _ in range(self.latency - 2):  # the pieces' answers registered (a stage each)
@@ -128,14 +161,25 @@ class EventLists(wiring.Component):
             token, valid = later, later_valid
             busy.append(valid)
         m.d.sync += [self.out.payload.eq(token), self.out.valid.eq(valid)]
-        row = token.pos[:rshift] if rshift else 0
-        for t in range(k):
+
+        def event(b, c, t, position):  # slot t of a bundle of k events, from copy c of list b
+            ratio = self._list_banks[b] // k
+            rshift = ratio.bit_length() - 1
+            row = position[:rshift] if ratio > 1 else 0
+            return (Array(reads[b][c][r * k + t].data for r in range(ratio))[row]
+                    if ratio > 1 else reads[b][c][t].data)
+
+        for t in range(max(k, S)):
             with m.Switch(token.src):
                 for b in range(len(self._depths)):
                     with m.Case(b):
-                        m.d.sync += self.out.payload.event[t].eq(
-                            Array(reads[b][r * k + t].data for r in range(ratio))[row]
-                            if ratio > 1 else reads[b][t].data)
+                        narrow = event(b, 0, t, token.pos) if t < k else 0
+                        if b in self._wide:
+                            wide = event(b, t, 0, token.pos * S + t)
+                            m.d.sync += self.out.payload.event[t].eq(
+                                Mux(token.last, wide, narrow))
+                        else:
+                            m.d.sync += self.out.payload.event[t].eq(narrow)
         m.d.comb += self.busy.eq(Cat(*busy, self.out.valid).any())
         return m
 

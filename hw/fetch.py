@@ -1,6 +1,6 @@
 """The weight fetch: each token's weight word, from the weight memory."""
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,6 +15,19 @@ def load_layout(words: int, word_bits: int) -> data.StructLayout:
 #: the aspect ratios of an 18-kbit block RAM (ECP5 DP16KD): (words, bits); a true-dual-port
 #: use (two read ports) has all but the widest
 BLOCK_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+
+def sliced_read(words, addrs, word_bits: int) -> int:
+    """What an external weight memory answers for ``addrs`` (one address per slice, as
+    ``WeightFetch.weight_addr`` gives them): slice t of the word at ``addrs[t]`` (0 beyond
+    the memory's words)."""
+    width = word_bits // len(addrs)
+    mask = (1 << width) - 1
+    out = 0
+    for t, a in enumerate(addrs):
+        word = words[a] if a < len(words) else 0
+        out |= (word >> (t * width) & mask) << (t * width)
+    return out
 
 
 class WeightFetch(wiring.Component):
@@ -35,6 +48,10 @@ class WeightFetch(wiring.Component):
         ``weight_data`` in, read synchronously, e.g. from SPRAM in a board top).
     init: the words of a ``"rom"``.
     ports: k (``"external"``: 1).
+    slices: S column slices of the memory (``word_bits / S`` bits each) with their own
+        addresses: slice t reads event t's word for the sliced last layer's tokens (``last``),
+        event 0's for the others (:attr:`gxnor.hw.spec.AcceleratorSpec.slices`); ``ports``
+        then 1. ``weight_addr`` has an address per slice.
 
     Members
     -------
@@ -50,13 +67,16 @@ class WeightFetch(wiring.Component):
     BLOCK_ROM_BITS = 2048
 
     def __init__(self, words: int, word_bits: int, token: data.Layout, memory: str = "rom",
-                 init=(), ports: int = 1):
+                 init=(), ports: int = 1, slices: int = 1):
         if memory not in WEIGHT_MEMORIES:
             raise ValueError(f"memory must be one of {WEIGHT_MEMORIES}, got {memory!r}")
         if memory == "external" and ports != 1:
             raise ValueError(f"an external weight memory has one port, not {ports}")
         self._words, self._word_bits, self._memory = words, word_bits, memory
-        self._ports = ports
+        if slices > 1 and (ports != 1 or word_bits % slices):
+            raise ValueError(f"{slices} slices need one port and words that divide into them, "
+                             f"not {ports} ports of {word_bits} bits")
+        self._ports, self._slices = ports, slices
         self._init = list(init)
         ports = {
             "tokens": In(stream.Signature(token, always_ready=True)),
@@ -66,7 +86,7 @@ class WeightFetch(wiring.Component):
         if memory == "loadable":
             ports["weights_in"] = In(stream.Signature(load_layout(words, word_bits)))
         if memory == "external":
-            ports["weight_addr"] = Out(range(max(words, 2)))
+            ports["weight_addr"] = Out(data.ArrayLayout(range(max(words, 2)), slices))
             ports["weight_data"] = In(word_bits)
         super().__init__(ports)
 
@@ -77,36 +97,45 @@ class WeightFetch(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        n_s = self._slices
+        width = self._word_bits // n_s
         if self._memory == "external":
-            ports = [(self.weight_addr, self.weight_data)]
+            reads = [[(self.weight_addr[t], self.weight_data.word_select(t, width))
+                      for t in range(n_s)]]
         else:
             # a ROM of more than BLOCK_ROM_BITS goes to block RAM even where yosys would make
             # it logic (a 256 x 20-bit ROM with 4 read ports: 2,559 LUT4 on the ECP5)
             big = self._words * self._word_bits > self.BLOCK_ROM_BITS
-            m.submodules.weights = mem = memory.Memory(
-                shape=unsigned(self._word_bits), depth=max(self._words, 1),
-                init=self._init if self._memory == "rom" else [],
-                attrs={"ram_style": "block"} if big else None)
-            ports = [(rd.addr, rd.data) for rd in (mem.read_port()
-                                                    for _ in range(self._ports))]
+            mems = []
+            for t in range(n_s):
+                init = [w >> (t * width) & ((1 << width) - 1) for w in self._init] \
+                    if self._memory == "rom" else []
+                m.submodules[f"weights{t}" if n_s > 1 else "weights"] = mem = memory.Memory(
+                    shape=unsigned(width), depth=max(self._words, 1), init=init,
+                    attrs={"ram_style": "block"} if big else None)
+                mems.append(mem)
+            # reads[port][slice]: (address, data)
+            reads = [[(rd.addr, rd.data) for rd in (mem.read_port() for mem in mems)]
+                     for _ in range(self._ports)]
         if self._memory == "loadable":
-            wr = mem.write_port()
-            m.d.comb += [
-                self.weights_in.ready.eq(1),
-                wr.addr.eq(self.weights_in.payload.addr),
-                wr.data.eq(self.weights_in.payload.data),
-                wr.en.eq(self.weights_in.valid),
-            ]
+            m.d.comb += self.weights_in.ready.eq(1)
+            for t, mem in enumerate(mems):
+                wr = mem.write_port()
+                m.d.comb += [wr.addr.eq(self.weights_in.payload.addr),
+                             wr.data.eq(self.weights_in.payload.data.word_select(t, width)),
+                             wr.en.eq(self.weights_in.valid)]
 
         # the addresses from the token (registered by the event lists), the words one cycle
-        # later
+        # later; a slice t > 0 reads event t's word for the sliced last layer
         tok = self.tokens.payload
         p3 = Signal.like(tok)
         p3_valid = Signal()
         m.d.sync += [p3.eq(tok), p3_valid.eq(self.tokens.valid)]
         m.d.sync += [self.out.payload.eq(p3), self.out.valid.eq(p3_valid)]
-        for t, (addr, word) in enumerate(ports):
-            m.d.comb += addr.eq(self.address(tok, t))
-            m.d.sync += self.out.payload.word[t].eq(word)
+        for t, slices in enumerate(reads):
+            for s, (addr, _) in enumerate(slices):
+                own = self.address(tok, t)
+                m.d.comb += addr.eq(Mux(tok.last, self.address(tok, s), own) if s else own)
+            m.d.sync += self.out.payload.word[t].eq(Cat(word for _, word in slices))
         m.d.comb += self.busy.eq(p3_valid | self.out.valid)
         return m

@@ -32,7 +32,7 @@ def event_layout(index_bits: int, magnitude_bits: int = MAGNITUDE_BITS) -> data.
 def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes: int,
                  index_bits: int, word_bits: int, ports: int = 1,
                  magnitude_bits: int = MAGNITUDE_BITS, buffers: int = 2,
-                 kernel: int = 0) -> data.StructLayout:
+                 kernel: int = 0, slots: int | None = None) -> data.StructLayout:
     """The engine's work item: up to ``ports`` events of one group. The sequencer issues one
     per bundle of events of a group (then an END token per group); the event lists fill in
     ``event``, the weight fetch fills in ``word`` (one per event); the PE array consumes it.
@@ -41,8 +41,11 @@ def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes
     widest layer; ``thresholds``: threshold-memory rows; ``lanes``: P; ``index_bits``,
     ``magnitude_bits``: the events' (:func:`event_layout`); ``buffers``: the layer pipeline's
     event lists per boundary; ``kernel``: a convolution's k (its tokens carry the kernel tap
-    ``ky``, ``kx`` and ``koff`` = ky * k + kx the event meets; 0: none).
+    ``ky``, ``kx`` and ``koff`` = ky * k + kx the event meets; 0: none); ``slots``: the
+    events a token can carry when more than ``ports`` (the shared engine's sliced last layer:
+    :attr:`gxnor.hw.spec.AcceleratorSpec.slices`).
     """
+    slots = ports if slots is None else max(slots, ports)
     taps = {} if not kernel else {"koff": range(max(kernel * kernel, 2)),
                                   "ky": range(max(kernel, 2)), "kx": range(max(kernel, 2))}
     return data.StructLayout({
@@ -50,7 +53,7 @@ def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes
         "end": 1,  # END: the group's sums go to the serializer (no event)
         "src": range(max(LISTS, buffers)),  # the event list the layer reads
         "pos": range(max(-(-depth // ports), 2)),  # the bundle's position in that list
-        "n": range(ports + 1),  # events in the bundle (the last one of a list may be short)
+        "n": range(slots + 1),  # events in the bundle (the last one of a list may be short)
         "base": range(max(words, 2)),  # weight address of the group: layer base + g * n_in
         "nbase": range(max(neurons, 2) + lanes),  # the group's first neuron in its layer
         "taddr": range(max(thresholds, 2) + lanes),  # its row in the threshold memory
@@ -60,7 +63,7 @@ def token_layout(*, depth: int, words: int, neurons: int, thresholds: int, lanes
         # once this group is through the serializer)
         "buffer": range(max(buffers, 2)),  # the layer pipeline: the image's buffer (the
         # input list it reads, the next layer's input list it feeds)
-        "event": data.ArrayLayout(event_layout(index_bits, magnitude_bits), ports),
+        "event": data.ArrayLayout(event_layout(index_bits, magnitude_bits), slots),
         "word": data.ArrayLayout(unsigned(word_bits), ports),
     })
 

@@ -58,6 +58,9 @@ class PEArray(wiring.Component):
     acc_width: accumulator width in bits (signed), from the export's worst-case fan-in.
     token: the token layout (each ``word`` holds P codes).
     ports: k, the events per token.
+    slices: S: for the sliced last layer's tokens (``last``), the lanes of slice t (P/S
+        lanes each) take event t (:attr:`gxnor.hw.spec.AcceleratorSpec.slices`); every
+        other token's event 0 reaches every lane.
 
     Members
     -------
@@ -74,12 +77,17 @@ class PEArray(wiring.Component):
 
     latency = 2
 
-    def __init__(self, lanes: int, acc_width: int, token: data.Layout, ports: int = 1):
+    def __init__(self, lanes: int, acc_width: int, token: data.Layout, ports: int = 1,
+                 slices: int = 1):
         if not isinstance(lanes, int) or lanes < 1:
             raise ValueError(f"lanes must be a positive integer, got {lanes!r}")
         if not isinstance(acc_width, int) or acc_width < 2:
             raise ValueError(f"acc_width must be an integer >= 2, got {acc_width!r}")
+        if slices > 1 and (ports != 1 or lanes % slices):
+            raise ValueError(f"{slices} slices need one port and lanes that divide into "
+                             f"them, not {ports} ports and {lanes} lanes")
         self._lanes, self._acc_width, self._ports = lanes, acc_width, ports
+        self._slices = slices
         super().__init__({
             "tokens": In(stream.Signature(token, always_ready=True)),
             "sums": Out(stream.Signature(sums_layout(lanes, acc_width, token),
@@ -120,15 +128,26 @@ class PEArray(wiring.Component):
         for name in fields:
             m.d.sync += getattr(self.sums.payload, name).eq(getattr(tok, name))
         m.d.comb += [self.sums.valid.eq(end), self.busy.eq(valid)]
+        # per slice of lanes: its event and whether the token carries it (slice 0 and an
+        # unsliced array: event 0 of every token)
+        width = self._lanes // self._slices
+        sliced = [(tok.event[0], tok.n > 0)]
+        for s in range(1, self._slices):
+            ev, here = Signal.like(tok.event[0], name=f"slice{s}_event"), Signal(
+                name=f"slice{s}_here")
+            m.d.comb += [ev.eq(Mux(tok.last, tok.event[s], tok.event[0])),
+                         here.eq(Mux(tok.last, tok.n > s, tok.n > 0))]
+            sliced.append((ev, here))
         for j in range(self._lanes):
             acc = Signal(signed(self._acc_width), name=f"acc{j}")
             opened = Signal(name=f"opened{j}")  # some gate of the lane opened
             gates, terms = [], []
             for t in range(self._ports):
-                code, event = words[t][j], tok.event[t]
+                code, (event, here) = words[t][j], sliced[j // width] if t == 0 else (
+                    tok.event[t], tok.n > t)
                 # the control gate: an event (slot t of the token) meets a nonzero weight
                 gate = Signal(name=f"gate{j}_{t}" if self._ports > 1 else f"gate{j}")
-                m.d.comb += gate.eq(self.gate(self.tokens.valid & (tok.n > t), tok.end, code))
+                m.d.comb += gate.eq(self.gate(self.tokens.valid & here, tok.end, code))
                 # XNOR of the sign bits: +magnitude when the signs agree
                 positive = self.agree(code.sign, event.sign)
                 step = Mux(positive, event.magnitude, -event.magnitude)

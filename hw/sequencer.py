@@ -6,7 +6,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import HIDDEN_LISTS, LISTS
+from .layouts import HIDDEN_LISTS, INPUT_LISTS, LISTS
 from .spec import CYCLE_BITS, EVENT_COUNT_BITS, AcceleratorSpec
 
 
@@ -74,6 +74,12 @@ class Sequencer(wiring.Component):
             "events": Out(data.ArrayLayout(EVENT_COUNT_BITS, len(spec.layers))),
         })
 
+    @staticmethod
+    def reads(layer: int) -> tuple[int, ...]:
+        """The event lists layer ``layer`` may read (``src``): layer 0 either input list,
+        then ``HIDDEN_LISTS`` alternately (layer l writes the one layer l+1 reads)."""
+        return INPUT_LISTS if layer == 0 else (HIDDEN_LISTS[(layer - 1) % 2],)
+
     def elaborate(self, platform):
         spec = self._spec
         lanes, n_layers = spec.lanes, len(spec.layers)
@@ -84,7 +90,7 @@ class Sequencer(wiring.Component):
             width = max(1, max(int(v) for v in values).bit_length())
             return Array(Const(int(v), width) for v in values)
 
-        ports, rate = spec.ports, spec.rate
+        rate = spec.rate
         rshift = rate.bit_length() - 1
         wbase, wa = [], 0
         for ly in spec.layers:
@@ -102,9 +108,12 @@ class Sequencer(wiring.Component):
         is_last = layer == n_layers - 1
         image_list = Signal.like(self.input_list)
         hidden = [Const(x, len(self.src)) for x in HIDDEN_LISTS]
+        # (the lists as ``reads`` gives them)
         m.d.comb += [self.src.eq(Mux(layer == 0, image_list, Mux(layer[0], hidden[0],
                                                                    hidden[1]))),
                      self.dst.eq(Mux(layer[0], hidden[1], hidden[0]))]
+        # events per token: the engine's ports, the sliced last layer's slices
+        ports = Mux(is_last, spec.slices, spec.ports) if spec.slices > 1 else spec.ports
         n_events = Signal.like(self.count[0])
         left = Signal.like(n_events)  # events of the group still to issue
         bundle = Signal.like(self.tokens.payload.pos)  # the next bundle of ports events

@@ -183,7 +183,14 @@ class Serializer(wiring.Component):
             units.append(thr)
         m.submodules.score = score = self.ScoreUnit(acc_bits, spec.coef_bits,
                                                     spec.offset_bits, spec.score_bits)
-        m.d.comb += [score.acc.eq(q_acc[0]), score.params.eq(q_par)]
+        # a sliced last layer (spec.slices = S): a class's sum is its S lanes' sums, one in
+        # each slice of P/S lanes (the whole sum fits the accumulator: so does each part)
+        n_s = spec.slices if self._scores else 1
+        q_score_acc = q_acc[0]
+        if n_s > 1:
+            q_score_acc = Signal(signed(acc_bits), name="q_score_acc")
+            m.d.sync += q_score_acc.eq(sum(shadow[s * (lanes // n_s)] for s in range(n_s)))
+        m.d.comb += [score.acc.eq(q_score_acc), score.params.eq(q_par)]
 
         # register: which neurons fire and their signs, the score (the comparisons and the
         # compaction below in one cycle were the ECP5's critical path at rate 8: 44 MHz)

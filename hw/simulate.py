@@ -6,6 +6,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from .accelerator import Accelerator
+from .fetch import sliced_read
 from .pipeline import PipelinedAccelerator, image_beats
 from .spec import AcceleratorSpec
 
@@ -106,7 +107,8 @@ def run_images(spec: AcceleratorSpec, images: np.ndarray, *, idle_every: int = 0
 
         async def memory(ctx):  # a synchronous ROM outside the accelerator
             async for _, _, addr in ctx.tick().sample(dut.weight_addr):
-                ctx.set(dut.weight_data, words[addr] if addr < len(words) else 0)
+                ctx.set(dut.weight_data, sliced_read(words, [addr[t] for t in range(
+                    spec.slices)], spec.word_bits))
 
         sim.add_process(memory)
     sim.add_testbench(feed, background=True)

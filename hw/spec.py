@@ -3,6 +3,7 @@ and the layouts of the words that cross its boundary (the result word, the weigh
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,19 +157,35 @@ class AcceleratorSpec:
     ports: int = 1
     #: r: neurons the serializer thresholds per cycle; a power of two
     rate: int = 1
+    #: S: events the last layer takes per cycle when its neurons fill at most 1/S of the
+    #: lanes (a power of two; ``ports`` then 1). The weight memory is S column slices of P/S
+    #: lanes, each with its own address: for the other layers they all read one word, for the
+    #: last layer slice t reads event t's word, whose first n_out codes are the layer's
+    #: weights (each slice holds the layer's words), and the lanes of slice t add event t;
+    #: a class's score adds its S lanes' sums. The iCEBreaker's 10 classes in 32 lanes: two
+    #: events a cycle, 60% of the SPRAM's 64 bits used instead of 31%.
+    slices: int = 1
 
     #: one engine time-multiplexed over the layers (:class:`PipelineSpec`: one per layer)
     schedule = "shared"
 
     @classmethod
     def from_export(cls, net, lanes: int | None = None, *, ports: int = 1,
-                    rate: int = 1) -> AcceleratorSpec:
+                    rate: int = 1, slices: int = 1) -> AcceleratorSpec:
         """From a checked export (:func:`gxnor.export.format.load`), for ``lanes`` lanes
         (default: the export's; other lane counts repack the same weights), ``ports`` events
-        and ``rate`` neurons per cycle."""
+        and ``rate`` neurons per cycle, the last layer in ``slices`` slices."""
         lanes = net.lanes if lanes is None else lanes
         Fold(lanes, ports, rate).check()
-        return cls(lanes, *_layers(net, [lanes] * len(net.layers)), ports, rate)
+        layers, *widths = _layers(net, [lanes] * len(net.layers))
+        if slices != 1:
+            last = layers[-1]
+            check_slices(lanes, ports, slices, last.n_out)
+            width = lanes // slices
+            narrow = net.layers[-1].words_for(width, net.n_bits)
+            words = tuple(sum(w << (2 * width * t) for t in range(slices)) for w in narrow)
+            layers = (*layers[:-1], dataclasses.replace(last, words=words))
+        return cls(lanes, layers, *widths, ports, rate, slices)
 
     def engine(self, layer: int) -> AcceleratorSpec:
         """The spec of ``layer`` alone on this spec's engine."""
@@ -176,8 +193,11 @@ class AcceleratorSpec:
 
     @property
     def folds(self) -> tuple[Fold, ...]:
-        """Per layer: the engine's lanes, ports and rate (the same for every layer)."""
-        return tuple(Fold(self.lanes, self.ports, 1 if i == len(self.layers) - 1 else self.rate)
+        """Per layer: the engine's lanes, ports (the last layer's: ``slices`` when it is
+        sliced) and rate (1 for the last layer)."""
+        last = len(self.layers) - 1
+        return tuple(Fold(self.lanes, self.slices if i == last and self.slices > 1
+                          else self.ports, 1 if i == last else self.rate)
                      for i in range(len(self.layers)))
 
     @property
@@ -229,6 +249,19 @@ class AcceleratorSpec:
             rows.append(at)
             at += -(-ly.n_out // self.rate)
         return rows
+
+
+def check_slices(lanes: int, ports: int, slices: int, n_out: int) -> None:
+    """Raise :class:`InputError` unless the shared engine's last layer can be cut into
+    ``slices`` (:attr:`AcceleratorSpec.slices`)."""
+    if not isinstance(slices, int) or slices < 1 or slices & (slices - 1):
+        raise InputError(f"slices must be a power of two, got {slices!r}")
+    if slices > 1 and ports != 1:
+        raise InputError(f"a sliced last layer takes its {slices} events a cycle on an engine "
+                         f"of one port, not {ports}")
+    if lanes % slices or n_out > lanes // slices:
+        raise InputError(f"the last layer's {n_out} neurons do not fit in {slices} slices of "
+                         f"{lanes} lanes (at most {lanes // max(n_out, 1)} slices)")
 
 
 def conv_taps(kernel: int) -> list[int]:

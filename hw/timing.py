@@ -85,35 +85,44 @@ def event_bound(events, n_out: int, lanes: int):
     return np.asarray(events, dtype=np.int64) * math.ceil(n_out / lanes)
 
 
+def layer_folds(n_layers: int, ports: int = 1, rate: int = 1, slices: int = 1):
+    """(ports, rate) of each layer of the shared engine: the last layer scores one neuron a
+    cycle and, sliced (``gxnor.hw.spec.AcceleratorSpec.slices``), takes ``slices`` events a
+    cycle."""
+    last = n_layers - 1
+    return [(slices if i == last and slices > 1 else ports, 1 if i == last else rate)
+            for i in range(n_layers)]
+
+
 def image_cycles(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,
-                 rate: int = 1):
+                 rate: int = 1, slices: int = 1):
     """Cycles per image; ``events_per_layer[l]`` is E of layer l (int or per-image array)."""
-    last = len(layer_outputs) - 1
-    return sum(layer_cycles(e, n, lanes, ports, 1 if i == last else rate)
-               for i, (e, n) in enumerate(zip(events_per_layer, layer_outputs, strict=True)))
+    folds = layer_folds(len(layer_outputs), ports, rate, slices)
+    return sum(layer_cycles(e, n, lanes, k, r) for e, n, (k, r)
+               in zip(events_per_layer, layer_outputs, folds, strict=True))
 
 
 def dense_cycles(layer_inputs: list[int], layer_outputs: list[int], lanes: int,
-                 ports: int = 1, rate: int = 1) -> int:
+                 ports: int = 1, rate: int = 1, slices: int = 1) -> int:
     """The same array without zero-skipping: every input is an event."""
-    return int(image_cycles(layer_inputs, layer_outputs, lanes, ports, rate))
+    return int(image_cycles(layer_inputs, layer_outputs, lanes, ports, rate, slices))
 
 
 def result_latency(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,
-                   rate: int = 1):
+                   rate: int = 1, slices: int = 1):
     """Cycles from the cycle after an image's last pixel is accepted to the cycle its result is
     valid on an idle engine, counted outside the accelerator (results taken as soon as
     offered): the cycle the engine takes the image, the compute cycles, then the scores
     (``Classifier.cycles_per_score`` each) and the result's cycle."""
-    return (TAKE + image_cycles(events_per_layer, layer_outputs, lanes, ports, rate)
+    return (TAKE + image_cycles(events_per_layer, layer_outputs, lanes, ports, rate, slices)
             + Classifier.cycles_per_score * layer_outputs[-1] + 1)
 
 
 def folding(spec) -> dict:
     """The cycle model's arguments of an accelerator spec (``gxnor.hw.spec``): outputs per
-    layer, lanes, ports, rate."""
+    layer, lanes, ports, rate, slices."""
     return {"layer_outputs": [ly.n_out for ly in spec.layers], "lanes": spec.lanes,
-            "ports": spec.ports, "rate": spec.rate}
+            "ports": spec.ports, "rate": spec.rate, "slices": spec.slices}
 
 
 def shared_timeline(compute, n_pixels: int, n_classes: int) -> dict:
@@ -163,7 +172,7 @@ BLOCKS = ("issue", "event_lists", "weight_fetch", "pe_array", "serializer")
 
 
 def schedule(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,
-             rate: int = 1) -> dict:
+             rate: int = 1, slices: int = 1) -> dict:
     """Which block holds work in which cycle, for one image: {block: {cycle: label}}, cycle 0
     being the first counted cycle (``TAKE + 1`` after the last pixel on an idle engine). The
     same numbers as :func:`image_cycles`, cycle by cycle: the accelerator's ``stages`` port
@@ -176,10 +185,10 @@ def schedule(events_per_layer, layer_outputs: list[int], lanes: int, ports: int 
     """
     rows: dict = {b: {} for b in BLOCKS}
     t = 0
-    last = len(layer_outputs) - 1
-    for layer, (e, n_out) in enumerate(zip(events_per_layer, layer_outputs, strict=True)):
-        e = int(bundles(int(e), ports))
-        layer_rate = 1 if layer == last else rate
+    folds = layer_folds(len(layer_outputs), ports, rate, slices)
+    for layer, (e, n_out, (layer_ports, layer_rate)) in enumerate(
+            zip(events_per_layer, layer_outputs, folds, strict=True)):
+        e = int(bundles(int(e), layer_ports))
         sizes = [serial_cycles(n, layer_rate) for n in group_sizes(n_out, lanes)]
         t += SETUP
         prev = 0

@@ -83,9 +83,9 @@ def main(args) -> int:
         images = format.dataset_images(export, args.images, args.data_dir)
     spec = None
     if images is not None and args.bench == "cocotb":
-        if args.lanes:
-            raise InputError("the cocotb bench runs the export's lanes; --lanes needs "
-                             "--bench fast")
+        if args.lanes or getattr(args, "slices", None):
+            raise InputError("the cocotb bench runs the export's lanes; --lanes and "
+                             "--slices need --bench fast")
         spec = accelerator_spec(export, None, getattr(args, "folds", None),
                                 getattr(args, "input_ports", None),
                                 getattr(args, "schedule", None), images)
@@ -103,7 +103,7 @@ def main(args) -> int:
             elif args.bench == "fast":
                 failed = _fast(args.export_dir, export, images, args.lanes, args.jobs, tmp,
                                getattr(args, "folds", None), getattr(args, "input_ports", None),
-                               getattr(args, "schedule", None))
+                               getattr(args, "schedule", None), getattr(args, "slices", None))
             else:
                 r = runner.run(args.export_dir, images, tmp, sim=sim, waves=args.waves,
                                pipeline=spec if spec.schedule == "pipelined" else None)
@@ -121,9 +121,9 @@ def main(args) -> int:
     return 0
 
 
-def accelerator_spec(export, lanes, folds, input_ports, schedule, images):
+def accelerator_spec(export, lanes, folds, input_ports, schedule, images, slices=None):
     """The accelerator ``gxnor sim`` and ``gxnor run --sim`` build: the shared engine
-    (``--lanes``), or the layer
+    (``--lanes``, ``--slices``), or the layer
     pipeline folded by ``--folds`` (``--schedule pipelined`` alone: folded by the planner for
     the ECP5-85F's default budget, as ``gxnor build --board ulx3s-85f`` does)."""
     from gxnor.hw import plan
@@ -131,8 +131,9 @@ def accelerator_spec(export, lanes, folds, input_ports, schedule, images):
     from gxnor.sim import golden
 
     if folds or schedule == "pipelined":
-        if lanes:
-            raise InputError("--lanes is the shared engine's; --folds folds the pipeline")
+        if lanes or slices:
+            raise InputError("--lanes and --slices are the shared engine's; --folds folds "
+                             "the pipeline")
         if folds:
             return PipelineSpec.from_export(export, plan.parse_folds(folds), input_ports or 1)
         events = golden.Network(export.dir).run(images).events
@@ -144,17 +145,17 @@ def accelerator_spec(export, lanes, folds, input_ports, schedule, images):
     if input_ports:
         raise InputError("--input-ports needs the layer pipeline (--folds or --schedule "
                          "pipelined)")
-    return AcceleratorSpec.from_export(export, lanes)
+    return AcceleratorSpec.from_export(export, lanes, slices=slices or 1)
 
 
 def _fast(export_dir: Path, export, images, lanes, jobs: int, out: Path, folds=None,
-          input_ports=None, schedule=None):
+          input_ports=None, schedule=None, slices=None):
     """The export's images on the fast path; the failure message, or None."""
     from gxnor.sim import golden
 
     from . import harness
 
-    spec = accelerator_spec(export, lanes, folds, input_ports, schedule, images)
+    spec = accelerator_spec(export, lanes, folds, input_ports, schedule, images, slices)
     h = harness.Harness([spec], out / "harness").build()
     res = h.run([images], jobs=jobs)[0]
     msgs = harness.compare(golden.Network(export_dir), spec, images, res)

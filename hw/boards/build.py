@@ -84,7 +84,8 @@ KIND = files.Kind("build", "gxnor build",
 
 
 def choose_spec(export_dir: Path, b: Board, events, *, lanes: int | None = None,
-                schedule=None, folds=None, input_ports: int | None = None):
+                schedule=None, folds=None, input_ports: int | None = None,
+                slices: int | None = None):
     """The accelerator a build makes: ``--lanes`` (the shared engine with that many lanes),
     ``--folds`` (the layer pipeline folded so), else the board's schedule: the shared engine
     with the board's lanes, or the pipeline folded by the planner for the board's budget from
@@ -96,7 +97,15 @@ def choose_spec(export_dir: Path, b: Board, events, *, lanes: int | None = None,
         if folds:
             raise InputError("--folds folds the layer pipeline; the shared schedule takes "
                              "--lanes")
-        return AcceleratorSpec.from_export(net, lanes or b.lanes), None
+        lanes = lanes or b.lanes
+        if slices is None:  # the board's, where the last layer fits them
+            slices = b.slices
+            while slices > 1 and net.layers[-1].n_out > lanes // slices:
+                slices //= 2
+        return AcceleratorSpec.from_export(net, lanes, slices=slices), None
+    if slices:
+        raise InputError("--slices cuts the shared engine's last layer; the layer pipeline "
+                         "folds it with --folds")
     if lanes:
         raise InputError("--lanes sets the shared engine's lanes; fold the pipeline with "
                          "--folds LANESxPORTSxRATE,... (one per layer)")
@@ -127,7 +136,8 @@ def spec_from_report(report: dict, export_dir: Path):
             return PipelineSpec.from_export(net, [tuple(f) for f in report["folds"]],
                                             report["input_ports"], report.get("buffers", 3))
         lanes, ports, rate = report["folds"][0]
-        return AcceleratorSpec.from_export(net, lanes, ports=ports, rate=rate)
+        return AcceleratorSpec.from_export(net, lanes, ports=ports, rate=rate,
+                                           slices=report.get("slices", 1))
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"the build report has no usable schedule / folds ({exc!r})") from exc
 
@@ -145,7 +155,8 @@ def bench_store(export_dir: Path, images: int, data_dir=None):
 def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = None,
           clock_hz: float | None = None, baud: int | None = None, data_dir=None,
           log=print, schedule: str | None = None, folds=None,
-          input_ports: int | None = None, bench_images: int = 0) -> dict:
+          input_ports: int | None = None, bench_images: int = 0,
+          slices: int | None = None) -> dict:
     """Synthesise, place and route ``export_dir`` for ``board_name`` into ``out/<board>``
     (written atomically, see :mod:`gxnor.base.files`); returns the report (also written as
     report.json / report.md). The accelerator: :func:`choose_spec` (the planner's table is
@@ -161,7 +172,7 @@ def build(export_dir: Path, board_name: str, out: Path, *, lanes: int | None = N
     images = golden.test_images(export_dir, 1000, data_dir)
     events, source = golden.events_of(export_dir, images)
     spec, fold_plan = choose_spec(export_dir, b, events, lanes=lanes, schedule=schedule,
-                                  folds=folds, input_ports=input_ports)
+                                  folds=folds, input_ports=input_ports, slices=slices)
     if fold_plan is not None:
         log(f"{b.name}: layer pipeline plan\n{fold_plan.table()}")
     clock = int(clock_hz or b.clock_hz)
@@ -236,6 +247,7 @@ def _report(b: Board, platform, top, spec, export_dir: Path, tmp: Path, bitfile:
         "lanes": [f.lanes for f in spec.folds] if pipelined else spec.lanes,
         "folds": [[f.lanes, f.ports, f.rate] for f in spec.folds],
         "input_ports": spec.input_ports if pipelined else 1,
+        "slices": 1 if pipelined else spec.slices,
         "buffers": spec.buffers if pipelined else None,
         "bench_images": 0 if top.bench is None else len(top.bench[1]),
         "bench_store_bits": 0 if top.bench is None else stored_bits(spec, top.bench[0]),
@@ -338,6 +350,7 @@ def build_main(args) -> int:
                    clock_hz=args.clock * 1e6 if args.clock else None, baud=args.baud,
                    data_dir=getattr(args, "data_dir", None),
                    schedule=getattr(args, "schedule", None), folds=folds,
+                   slices=getattr(args, "slices", None),
                    input_ports=getattr(args, "input_ports", None),
                    bench_images=getattr(args, "bench_images", 0) or 0)
     print(report_markdown(report))

@@ -84,19 +84,23 @@ class SPRAMStore(WeightStore):
     """The iCE40UP5K's four SB_SPRAM256KA blocks (16k x 16 bits each) as the weight memory:
     empty after configuration (the host LOADs the weights), one port, synchronous read."""
 
-    def __init__(self, depth: int, width: int):
+    def __init__(self, depth: int, width: int, slices: int = 1):
         cols, rows = math.ceil(width / SPRAM_BITS), math.ceil(depth / SPRAM_WORDS)
         if cols * rows > SPRAM_BLOCKS:
             raise InputError(f"weights need {cols} x {rows} SPRAM blocks ({width}-bit words "
                              f"x {depth}); the iCE40UP5K has {SPRAM_BLOCKS}: use fewer lanes or "
                              "a smaller network")
-        super().__init__(depth, width, init=None)
+        if slices > 1 and (width % (slices * SPRAM_BITS) or rows > 1):
+            raise InputError(f"{slices} slices of a {width}-bit word need whole SPRAM columns "
+                             f"({SPRAM_BITS} bits) of one row of blocks")
+        super().__init__(depth, width, init=None, slices=slices)
 
     def elaborate(self, platform):
         m = Module()
         cols = math.ceil(self._width / SPRAM_BITS)
         rows = math.ceil(self._depth / SPRAM_WORDS)
-        row = self.addr[14:] if rows > 1 else Const(0, 1)
+        per_slice = cols // self._slices  # (one row of blocks when sliced)
+        row = self.addr[0][14:] if rows > 1 else Const(0, 1)
         row_q = Signal.like(row)
         m.d.sync += row_q.eq(row)
         outs = []
@@ -106,7 +110,8 @@ class SPRAMStore(WeightStore):
                 dout = Signal(SPRAM_BITS, name=f"spram{r}_{c}_out")
                 m.submodules[f"spram{r}_{c}"] = Instance(
                     "SB_SPRAM256KA",
-                    i_ADDRESS=self.addr[:14], i_DATAIN=self.wdata.word_select(c, SPRAM_BITS),
+                    i_ADDRESS=self.addr[c // per_slice][:14],
+                    i_DATAIN=self.wdata.word_select(c, SPRAM_BITS),
                     i_MASKWREN=Const(0b1111, 4), i_WREN=self.we & (row == r),
                     i_CHIPSELECT=Const(1, 1), i_CLOCK=ClockSignal("sync"),
                     i_STANDBY=Const(0, 1), i_SLEEP=Const(0, 1),
@@ -167,7 +172,7 @@ class ICE40Family(Family):
 
     def weight_store(self, spec, memory):
         if memory == "spram":
-            return SPRAMStore(spec.weight_words, spec.word_bits)
+            return SPRAMStore(spec.weight_words, spec.word_bits, spec.slices)
         return super().weight_store(spec, memory)
 
     def synth_options(self, fallback):

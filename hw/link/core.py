@@ -87,7 +87,8 @@ def core_info(spec: AcceleratorSpec | PipelineSpec, *, divisor: int, weights="ro
     return P.Info(P.MAGIC, P.VERSION, lanes, spec.n_pixels, spec.num_classes,
                   len(spec.layers), P.score_bytes(spec.score_bits), word_bytes,
                   words, net_id, int(weights_ram(weights)), loaded_words,
-                  int(clock_hz), divisor, 0 if bench is None else len(bench[1]))
+                  int(clock_hz), divisor, 0 if bench is None else len(bench[1]),
+                  1 if isinstance(spec, PipelineSpec) else spec.slices)
 
 
 def _weight_memory(spec) -> tuple[int, int, int]:
@@ -169,7 +170,7 @@ class BoardCore(wiring.Component):
             store = self._weights
         else:
             store = WeightStore(spec.weight_words, spec.word_bits,
-                                spec.words if self._weights == "rom" else None)
+                                spec.words if self._weights == "rom" else None, spec.slices)
 
         m.submodules.uart_rx = urx = UARTRx(self._divisor)
         m.submodules.uart_tx = utx = UARTTx(self._divisor)
@@ -263,8 +264,9 @@ class BoardCore(wiring.Component):
             wr_data = Signal.like(parser.load.payload.data)
             m.d.sync += [wr.eq(parser.load.valid), wr_addr.eq(parser.load.payload.addr),
                          wr_data.eq(parser.load.payload.data)]
-            m.d.comb += [store.addr.eq(Mux(wr, wr_addr, acc.weight_addr)),
-                         store.wdata.eq(wr_data), store.we.eq(wr),
+            m.d.comb += [store.addr[t].eq(Mux(wr, wr_addr, acc.weight_addr[t]))
+                         for t in range(spec.slices)]
+            m.d.comb += [store.wdata.eq(wr_data), store.we.eq(wr),
                          acc.weight_data.eq(store.rdata)]
         wiring.connect(m, parser.verdicts, vq.w_stream)
         wiring.connect(m, vq.r_stream, runs.verdicts)

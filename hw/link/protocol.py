@@ -44,7 +44,7 @@ from pathlib import Path
 from ..spec import CYCLE_BITS, EVENT_COUNT_BITS
 
 SYNC = 0xA5
-VERSION = 3  # 2: RUNZ; 3: BENCH, INFO bench_images
+VERSION = 4  # 2: RUNZ; 3: BENCH, INFO bench_images; 4: INFO slices
 MAGIC = b"GX"
 HEADER_BYTES = 5  # SYNC CMD LEN_LO LEN_HI HCRC
 MAX_PAYLOAD = 0xFFFF
@@ -77,7 +77,7 @@ INFO_LAYOUT = (("magic", "2s"), ("version", "B"), ("lanes", "H"), ("n_pixels", "
                ("num_classes", "B"), ("n_layers", "B"), ("score_bytes", "B"),
                ("word_bytes", "B"), ("weight_words", "I"), ("net_id", "I"),
                ("weights_ram", "B"), ("loaded_words", "I"), ("clock_hz", "I"), ("divisor", "H"),
-               ("bench_images", "H"))
+               ("bench_images", "H"), ("slices", "B"))
 STATS_LAYOUT = (("images", "I"), ("errors", "I"), ("dropped", "I"), ("rx_errors", "I"))
 LOAD_ANSWER_LAYOUT = (("words", "H"),)
 BENCH_REQUEST_LAYOUT = (("images", "I"),)
@@ -222,6 +222,7 @@ class Info:
     clock_hz: int
     divisor: int
     bench_images: int = 0  # test images the on-chip throughput harness holds (0: none)
+    slices: int = 1  # the shared engine's last layer in this many slices of the lanes
 
     @classmethod
     def decode(cls, payload: bytes) -> Info:

@@ -1,7 +1,7 @@
 """The board's weight memory: one port, read by the accelerator, written by LOAD frames."""
 
 from amaranth.hdl import Module
-from amaranth.lib import memory, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 
@@ -17,15 +17,20 @@ class WeightStore(wiring.Component):
     ----------
     depth, width: words and bits per word.
     init: the words, or None.
+    slices: column slices of ``width / slices`` bits with their own addresses (``addr[t]``;
+        a write gives every slice the same one): the accelerator's sliced last layer
+        (:attr:`gxnor.hw.spec.AcceleratorSpec.slices`).
     """
 
-    def __init__(self, depth: int, width: int, init=None):
+    def __init__(self, depth: int, width: int, init=None, slices: int = 1):
         if depth < 1 or width < 1:
             raise ValueError(f"depth and width must be >= 1, got {depth!r} x {width!r}")
-        self._depth, self._width = depth, width
+        if slices < 1 or width % slices:
+            raise ValueError(f"{slices} slices do not divide a {width}-bit word")
+        self._depth, self._width, self._slices = depth, width, slices
         self._init = None if init is None else list(init)
         super().__init__({
-            "addr": In(range(max(depth, 2))),
+            "addr": In(data.ArrayLayout(range(max(depth, 2)), slices)),
             "wdata": In(width),
             "we": In(1),
             "rdata": Out(width),
@@ -38,9 +43,14 @@ class WeightStore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = memory.Memory(shape=self._width, depth=self._depth,
-                                               init=self._init or [])
-        rd, wr = mem.read_port(), mem.write_port()
-        m.d.comb += [rd.addr.eq(self.addr), wr.addr.eq(self.addr), wr.data.eq(self.wdata),
-                     wr.en.eq(self.we), rd.en.eq(~self.we), self.rdata.eq(rd.data)]
+        n_s = self._slices
+        width = self._width // n_s
+        for t in range(n_s):
+            init = [w >> (t * width) & ((1 << width) - 1) for w in self._init or []]
+            m.submodules[f"mem{t}" if n_s > 1 else "mem"] = mem = memory.Memory(
+                shape=width, depth=self._depth, init=init)
+            rd, wr = mem.read_port(), mem.write_port()
+            m.d.comb += [rd.addr.eq(self.addr[t]), wr.addr.eq(self.addr[t]),
+                         wr.data.eq(self.wdata.word_select(t, width)), wr.en.eq(self.we),
+                         rd.en.eq(~self.we), self.rdata.word_select(t, width).eq(rd.data)]
         return m

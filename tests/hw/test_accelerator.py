@@ -3,6 +3,7 @@
 
 import pytest
 
+from gxnor.base.errors import InputError
 from gxnor.hw import timing
 from gxnor.hw.accelerator import Accelerator
 from gxnor.hw.simulate import run_images, send_image
@@ -13,9 +14,9 @@ from gxnor.sim import golden
 pytestmark = pytest.mark.sim
 
 
-def check(export_dir, images, ports=1, rate=1, **kwargs):
+def check(export_dir, images, ports=1, rate=1, slices=1, lanes=None, **kwargs):
     net = golden.Network(export_dir)
-    spec = AcceleratorSpec.from_export(net, ports=ports, rate=rate)
+    spec = AcceleratorSpec.from_export(net, lanes, ports=ports, rate=rate, slices=slices)
     ref = net.run(images)
     got = run_images(spec, images, **kwargs)
     assert len(got) == len(images)
@@ -59,6 +60,36 @@ def test_several_events_and_neurons_per_cycle(random_export, ports, rate):
     images[3] = 255
     got = check(export, images, ports=ports, rate=rate)
     assert len({r["cycles"] for r in got}) > 1
+
+
+@pytest.mark.parametrize("lanes, slices, rate, memory", [
+    (8, 2, 1, {}), (12, 4, 2, {}), (8, 2, 2, {"load": True}), (16, 2, 1, {"external": True}),
+    (16, 4, 1, {"external": True})])
+def test_sliced_last_layer(random_export, lanes, slices, rate, memory):
+    """The last layer's 3 neurons in S slices of the lanes, S events a cycle (a count of
+    events off the S grid leaves the last token short): the same classes and scores as the
+    golden model, in the cycles the model gives, fewer than unsliced."""
+    export = random_export([9, 11, 3], 4, input_shape=(1, 4, 5), seed=lanes + slices)
+    images = random_images(5, (4, 5), density=0.5, seed=slices)
+    images[2] = 0
+    images[3] = 255
+    got = check(export, images, lanes=lanes, slices=slices, rate=rate, **memory)
+    whole = check(export, images, lanes=lanes, rate=rate)
+    assert [r["scores"] for r in got] == [r["scores"] for r in whole]
+    # each token of the last layer carries S of its E events instead of one
+    saved = [w["cycles"] - r["cycles"] for r, w in zip(got, whole, strict=True)]
+    assert saved == [r["events"][-1] - -(-r["events"][-1] // slices) for r in got]
+    assert sum(saved) > 0
+
+
+def test_slices_that_do_not_fit_are_refused(random_export):
+    net = golden.Network(random_export([9, 3], 4, input_shape=(1, 3, 3), seed=1))
+    with pytest.raises(InputError, match="3 neurons do not fit in 4 slices of 8 lanes"):
+        AcceleratorSpec.from_export(net, 8, slices=4)
+    with pytest.raises(InputError, match="one port"):
+        AcceleratorSpec.from_export(net, 8, ports=2, slices=2)
+    with pytest.raises(InputError, match="power of two"):
+        AcceleratorSpec.from_export(net, 9, slices=3)
 
 
 def test_all_zero_weight_columns_and_dense_weights(random_export):

@@ -65,7 +65,7 @@ def test_external_memory(simulate, small_token):
 
     async def memory(ctx):  # a synchronous memory outside
         async for _, _, addr in ctx.tick().sample(dut.weight_addr):
-            ctx.set(dut.weight_data, WORDS[addr])
+            ctx.set(dut.weight_data, WORDS[addr[0]])
 
     async def bench(ctx):
         got.extend(await _replay(dut, READS)(ctx))

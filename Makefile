@@ -13,7 +13,7 @@ SIM ?= icarus
 IMAGES ?= 10000
 EPOCHS ?=
 TRAIN_ARGS ?=
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2 --dist worksteal --durations=15
 STAMP := $(VENV)/.gxnor-installed
 
 .DEFAULT_GOAL := help

@@ -62,14 +62,16 @@ def test_several_events_and_neurons_per_cycle(random_export, ports, rate):
     assert len({r["cycles"] for r in got}) > 1
 
 
-@pytest.mark.parametrize("lanes, slices, rate, memory", [
-    (8, 2, 1, {}), (12, 4, 2, {}), (8, 2, 2, {"load": True}), (16, 2, 1, {"external": True}),
-    (16, 4, 1, {"external": True})])
-def test_sliced_last_layer(random_export, lanes, slices, rate, memory):
+@pytest.mark.parametrize("sizes, lanes, slices, rate, memory", [
+    ([9, 11, 3], 8, 2, 1, {}), ([9, 11, 3], 12, 4, 2, {}), ([9, 11, 3], 8, 2, 2, {"load": True}),
+    ([9, 11, 3], 16, 2, 1, {"external": True}), ([9, 11, 3], 16, 4, 1, {"external": True}),
+    # the last layer reading the other hidden list, and the pixels' lists (8-bit magnitudes)
+    ([6, 3], 8, 2, 1, {}), ([3], 8, 2, 1, {})])
+def test_sliced_last_layer(random_export, sizes, lanes, slices, rate, memory):
     """The last layer's 3 neurons in S slices of the lanes, S events a cycle (a count of
     events off the S grid leaves the last token short): the same classes and scores as the
     golden model, in the cycles the model gives, fewer than unsliced."""
-    export = random_export([9, 11, 3], 4, input_shape=(1, 4, 5), seed=lanes + slices)
+    export = random_export(sizes, 4, input_shape=(1, 4, 5), seed=lanes + slices)
     images = random_images(5, (4, 5), density=0.5, seed=slices)
     images[2] = 0
     images[3] = 255

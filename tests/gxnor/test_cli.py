@@ -93,7 +93,8 @@ def test_sim_pipeline_option_errors_exit_2_and_leave_nothing(mnist_trained_expor
     for extra, msg in ((["--folds", "4x3,8,10"], "layer 0: ports must be a power"),
                        (["--folds", "8,8"], "2 folds for 3 layers"),
                        (["--input-ports", "2"], "--input-ports needs the layer pipeline"),
-                       (["--folds", "8,8,10", "--lanes", "8"], "--lanes and --slices are the shared engine"),
+                       (["--folds", "8,8,10", "--lanes", "8"],
+                        "--lanes and --slices are the shared engine"),
                        (["--lanes", "8", "--bench", "cocotb"], "the cocotb bench runs the export")):
         assert cli.main(base + extra) == 2, extra
         assert msg in capsys.readouterr().err

@@ -178,7 +178,8 @@ def _fast(export_dir: Path, export, images, lanes, jobs: int, out: Path, folds=N
 def _fold_text(spec) -> str:
     if spec.schedule == "pipelined":
         return "pipelined " + ",".join(f"{f.lanes}x{f.ports}x{f.rate}" for f in spec.folds)
-    return f"P={spec.lanes}"
+    return f"P={spec.lanes}" + (f", last layer in {spec.slices} slices" if spec.slices > 1
+                                else "")
 
 
 def _random(n: int, seed: int, out: Path, schedule: str = "shared"):

@@ -29,7 +29,7 @@ class EventLists(wiring.Component):
     token: the token layout (:func:`gxnor.hw.layouts.token_layout`) for ``ports``.
     ports: k, the events a token reads, a power of two.
     banks: the events a write may append, a power of two, a multiple of ``ports`` (default:
-        ``ports``, or ``slices``).
+        ``ports``).
     slices: S, the events of the sliced last layer's tokens (``token.last``; one port): the
         lists it reads (``wide``) are kept in S copies, and copy t reads the token's event t
         (position S * pos + t) while copy 0 serves the other tokens (the shared engine's sliced
@@ -37,9 +37,8 @@ class EventLists(wiring.Component):
         are written alike, and no read needs a choice between banks.
     wide: the lists the sliced layer reads.
     list_banks: the banks of each list, if fewer than ``banks`` for some (powers of two from
-        ``ports``): a list only the narrow writers and readers use (the shared engine's
-        input lists when the serializer writes several events a cycle or the last layer is
-        sliced) spares the others' bank logic.
+        ``ports``): the shared engine's input lists take one pixel a cycle, so they need not
+        have the banks the serializer's rate asks of the hidden lists.
 
     Members
     -------
@@ -148,7 +147,7 @@ class EventLists(wiring.Component):
             rshift = (self._list_banks[b] // k).bit_length() - 1
             for c, banks in enumerate(copies):
                 addr = pos >> rshift
-                if b in self._wide:  # one port: a position per bank row
+                if b in self._wide:  # (one port) copy c: position S*p + c
                     addr = Mux(self.tokens.payload.last, (pos * S + c) >> rshift,
                                addr if c == 0 else 0)
                 for read in banks:

@@ -13,7 +13,9 @@ SIM ?= icarus
 IMAGES ?= 10000
 EPOCHS ?=
 TRAIN_ARGS ?=
-PYTEST_ARGS ?= -n 2 --dist worksteal --durations=15
+# two workers on the two cores (pytest-xdist); PYTEST_ARGS adds to them
+PYTEST_WORKERS ?= -n 2 --dist worksteal --durations=15
+PYTEST_ARGS ?=
 STAMP := $(VENV)/.gxnor-installed
 
 .DEFAULT_GOAL := help
@@ -69,7 +71,7 @@ demo: install ## the whole chain on a fresh machine: train, export, rtl, sim, ru
 	$(MAKE) train export rtl sim run-sim bitstream CONFIG=$(CONFIG)
 
 test: install ## the test suite (pytest; HDL simulation and synthesis included)
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check .

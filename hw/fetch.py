@@ -17,17 +17,18 @@ def load_layout(words: int, word_bits: int) -> data.StructLayout:
 BLOCK_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 
 
+def word_slice(word: int, t: int, width: int) -> int:
+    """Slice t (``width`` bits from bit t * width) of a weight word."""
+    return word >> (t * width) & ((1 << width) - 1)
+
+
 def sliced_read(words, addrs, word_bits: int) -> int:
     """What an external weight memory answers for ``addrs`` (one address per slice, as
     ``WeightFetch.weight_addr`` gives them): slice t of the word at ``addrs[t]`` (0 beyond
     the memory's words)."""
     width = word_bits // len(addrs)
-    mask = (1 << width) - 1
-    out = 0
-    for t, a in enumerate(addrs):
-        word = words[a] if a < len(words) else 0
-        out |= (word >> (t * width) & mask) << (t * width)
-    return out
+    return sum(word_slice(words[a] if a < len(words) else 0, t, width) << (t * width)
+               for t, a in enumerate(addrs))
 
 
 class WeightFetch(wiring.Component):
@@ -108,7 +109,7 @@ class WeightFetch(wiring.Component):
             big = self._words * self._word_bits > self.BLOCK_ROM_BITS
             mems = []
             for t in range(n_s):
-                init = [w >> (t * width) & ((1 << width) - 1) for w in self._init] \
+                init = [word_slice(w, t, width) for w in self._init] \
                     if self._memory == "rom" else []
                 m.submodules[f"weights{t}" if n_s > 1 else "weights"] = mem = memory.Memory(
                     shape=unsigned(width), depth=max(self._words, 1), init=init,

@@ -107,11 +107,11 @@ class Sequencer(wiring.Component):
         layer = Signal(range(max(n_layers, 2)))
         is_last = layer == n_layers - 1
         image_list = Signal.like(self.input_list)
-        hidden = [Const(x, len(self.src)) for x in HIDDEN_LISTS]
-        # (the lists as ``reads`` gives them)
-        m.d.comb += [self.src.eq(Mux(layer == 0, image_list, Mux(layer[0], hidden[0],
-                                                                   hidden[1]))),
-                     self.dst.eq(Mux(layer[0], hidden[1], hidden[0]))]
+        # the lists as ``reads`` gives them: an odd layer reads what layer 1 reads, an even
+        # one (after 0) what layer 2 reads, and writes the other hidden list
+        odd, even = (Const(self.reads(k)[0], len(self.src)) for k in (1, 2))
+        m.d.comb += [self.src.eq(Mux(layer == 0, image_list, Mux(layer[0], odd, even))),
+                     self.dst.eq(Mux(layer[0], even, odd))]
         # events per token: the engine's ports, the sliced last layer's slices
         ports = Mux(is_last, spec.slices, spec.ports) if spec.slices > 1 else spec.ports
         n_events = Signal.like(self.count[0])

@@ -183,7 +183,8 @@ class AcceleratorSpec:
             check_slices(lanes, ports, slices, last.n_out)
             width = lanes // slices
             narrow = net.layers[-1].words_for(width, net.n_bits)
-            words = tuple(sum(w << (2 * width * t) for t in range(slices)) for w in narrow)
+            words = tuple(sum(w << (codes.CODE_BITS * width * t) for t in range(slices))
+                          for w in narrow)
             layers = (*layers[:-1], dataclasses.replace(last, words=words))
         return cls(lanes, layers, *widths, ports, rate, slices)
 
@@ -195,10 +196,8 @@ class AcceleratorSpec:
     def folds(self) -> tuple[Fold, ...]:
         """Per layer: the engine's lanes, ports (the last layer's: ``slices`` when it is
         sliced) and rate (1 for the last layer)."""
-        last = len(self.layers) - 1
-        return tuple(Fold(self.lanes, self.slices if i == last and self.slices > 1
-                          else self.ports, 1 if i == last else self.rate)
-                     for i in range(len(self.layers)))
+        return tuple(Fold(self.lanes, k, r) for k, r in layer_folds(
+            len(self.layers), self.ports, self.rate, self.slices))
 
     @property
     def num_classes(self) -> int:
@@ -249,6 +248,14 @@ class AcceleratorSpec:
             rows.append(at)
             at += -(-ly.n_out // self.rate)
         return rows
+
+
+def layer_folds(n_layers: int, ports: int = 1, rate: int = 1, slices: int = 1):
+    """(ports, rate) of each layer of the shared engine: the last layer scores one neuron a
+    cycle and, sliced (:attr:`AcceleratorSpec.slices`), takes ``slices`` events a cycle."""
+    last = n_layers - 1
+    return [(slices if i == last and slices > 1 else ports, 1 if i == last else rate)
+            for i in range(n_layers)]
 
 
 def check_slices(lanes: int, ports: int, slices: int, n_out: int) -> None:

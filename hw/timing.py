@@ -39,6 +39,7 @@ from .fetch import WeightFetch
 from .pe import PEArray
 from .sequencer import Sequencer
 from .serializer import Serializer, serial_cycles
+from .spec import layer_folds
 
 SETUP = Sequencer.SETUP_CYCLES
 #: from issuing a token to the PE array: the event-list read and register, the weight-memory
@@ -83,15 +84,6 @@ def layer_cycles(events, n_out: int, lanes: int, ports: int = 1, rate: int = 1):
 def event_bound(events, n_out: int, lanes: int):
     """The ideal: every event of every group in one cycle, nothing else."""
     return np.asarray(events, dtype=np.int64) * math.ceil(n_out / lanes)
-
-
-def layer_folds(n_layers: int, ports: int = 1, rate: int = 1, slices: int = 1):
-    """(ports, rate) of each layer of the shared engine: the last layer scores one neuron a
-    cycle and, sliced (``gxnor.hw.spec.AcceleratorSpec.slices``), takes ``slices`` events a
-    cycle."""
-    last = n_layers - 1
-    return [(slices if i == last and slices > 1 else ports, 1 if i == last else rate)
-            for i in range(n_layers)]
 
 
 def image_cycles(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,

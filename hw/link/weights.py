@@ -4,6 +4,8 @@ from amaranth.hdl import Module
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..fetch import word_slice
+
 
 class WeightStore(wiring.Component):
     """The weight memory of a board core: one port, synchronous read (data the cycle after the
@@ -46,7 +48,7 @@ class WeightStore(wiring.Component):
         n_s = self._slices
         width = self._width // n_s
         for t in range(n_s):
-            init = [w >> (t * width) & ((1 << width) - 1) for w in self._init or []]
+            init = [word_slice(w, t, width) for w in self._init or []]
             m.submodules[f"mem{t}" if n_s > 1 else "mem"] = mem = memory.Memory(
                 shape=width, depth=self._depth, init=init)
             rd, wr = mem.read_port(), mem.write_port()

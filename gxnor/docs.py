@@ -13,18 +13,31 @@ from pathlib import Path
 
 from gxnor.base import files
 
-#: the example drawn: two layers (4 and 2 neurons) on 2 lanes, 3 and 2 input events
-EXAMPLE = {"events": [3, 2], "outputs": [4, 2], "lanes": 2}
+#: the example drawn: two layers (4 and 2 neurons) on 2 lanes, 3 and 2 input events; layer
+#: 0's outputs 1 and 3 fire (3 is in its last group: layer 1 reads it once it is written)
+EXAMPLE = {"events": [3, 2], "outputs": [4, 2], "lanes": 2, "fired": [1, 3]}
+
+
+def example_events():
+    """The example's events, and where layer 1's are (:class:`gxnor.sim.golden.Events`)."""
+    import numpy as np
+
+    from gxnor.sim import golden
+
+    hidden = np.zeros(EXAMPLE["outputs"][0], bool)
+    hidden[EXAMPLE["fired"]] = True
+    return golden.Events(EXAMPLE["events"], [None, hidden])
 
 
 def schedule_json() -> dict:
     from gxnor.hw import timing
 
     e, n, p = EXAMPLE["events"], EXAMPLE["outputs"], EXAMPLE["lanes"]
-    cycles = int(timing.image_cycles(e, n, p))
+    events = example_events()
+    cycles = int(timing.image_cycles(events, n, p))
     title = (f"one image, shared engine: layers of {n} neurons on {p} lanes, {e} input events"
              f" -> {cycles} cycles (gxnor.hw.timing)")
-    return timing.wavejson(timing.schedule(e, n, p), cycles, title)
+    return timing.wavejson(timing.schedule(events, n, p), cycles, title)
 
 
 def render() -> dict[str, str]:

@@ -105,9 +105,9 @@ def _run_point(point: Point, board_name: str, out: Path, threads: int, data_dir)
     ds = data.load(cfg.dataset, data_dir)
     res = net.run(ds.test.images)
     accuracy = float(np.mean(res.classes == ds.test.labels))
-    events = [np.asarray(e) for e in res.events]
-    spec, _ = choose_spec(exp, b, [e[:1000] for e in events])
-    tp = predicted_throughput(spec, [e[:1000] for e in events], "the export's test images",
+    events = res.events
+    spec, _ = choose_spec(exp, b, events.select(slice(0, 1000)))
+    tp = predicted_throughput(spec, events.select(slice(0, 1000)), "the export's test images",
                               b.clock_hz, b.baud)
     n_in = [ly.n_in for ly in net.layers]
     row = {

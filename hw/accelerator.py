@@ -31,6 +31,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from . import timing
 from .argmax import Classifier
 from .events import EventLists
 from .fetch import WeightFetch, load_layout
@@ -124,7 +125,8 @@ class Accelerator(wiring.Component):
         wide = self.Sequencer.reads(len(spec.layers) - 1)
         m.submodules.event_lists = ev = self.EventLists(depths, event, token, k, spec.banks,
                                                         spec.slices, wide, list_banks)
-        m.submodules.sequencer = seq = self.Sequencer(spec, token, range(max(depths) + 1))
+        m.submodules.sequencer = seq = self.Sequencer(spec, token, range(max(depths) + 1),
+                                                      settle=timing.SETTLE)
         m.submodules.weight_fetch = fetch = self.WeightFetch(
             spec.weight_words, spec.word_bits, token, self._memory, spec.words, k, spec.slices)
         m.submodules.pe_array = pe = self.PEArray(spec.lanes, spec.acc_bits, token, k,
@@ -152,10 +154,12 @@ class Accelerator(wiring.Component):
             m.d.comb += [self.weight_addr.eq(fetch.weight_addr),
                          fetch.weight_data.eq(self.weight_data)]
 
-        # the sequencer picks the lists and waits for the blocks downstream to run dry
+        # the sequencer picks the lists and waits for the blocks downstream to run dry; a
+        # group's outputs go to the list its tokens named (the next layer may have begun)
         clear_input = Signal(LISTS)
         m.d.comb += [
-            ev.dst.eq(seq.dst),
+            ev.dst.eq(self.Sequencer.writes(ser.buffer)),
+            seq.committed.eq(ser.image_done),
             ev.clear.eq(seq.clear | clear_input),
             seq.count.eq(ev.count),
             seq.idle.eq(~(ev.busy | fetch.busy | pe.busy | ser.busy)),

@@ -13,18 +13,31 @@ from .spec import CYCLE_BITS, EVENT_COUNT_BITS, AcceleratorSpec
 class Sequencer(wiring.Component):
     """Issues the work of one image on the shared engine, layer after layer.
 
-    For each layer: ``SETUP`` (the layer's input list and its event count), then for each group
-    of P output neurons one token per event of the list, back to back, and an END token that
-    hands the group's sums to the serializer; then ``DRAIN`` until nothing is in flight. The
-    serializer needs n_g cycles for a group of n_g neurons, so the END token of group g waits
-    until group g-1 is through: the sequencer keeps that credit itself (``cool``), so nothing
-    downstream ever stalls.
+    For each layer: ``SETUP`` (the layer's input list and the events it holds), then for each
+    group of P output neurons one token per bundle of events of the list, back to back, and an
+    END token that hands the group's sums to the serializer. The serializer needs n_g cycles
+    for a group of n_g neurons, so the END token of group g waits until group g-1 is through:
+    the sequencer keeps that credit itself (``cool``), so nothing downstream ever stalls.
+
+    Layers overlap: a layer starts (``SETUP``) the cycle after the last END token of the layer
+    before, while the serializer still writes that last group's outputs into the list the layer
+    reads. The list is then in two parts: the events of the earlier groups, all written by then
+    (the END token of a hidden layer's last group waits ``settle`` cycles more than the credit:
+    until the group before has left the serializer), and those of the last group, which may
+    be read once the serializer reports the layer's last outputs written (``committed``: its
+    ``image_done``, as the sequencer marks each hidden layer's last group ``image_end``). So
+    group 0 of a layer issues the earlier part at once, the rest after ``committed``; its END
+    token waits for both. Each group carries the hidden list its outputs go to (``buffer``),
+    so the serializer's writes need not follow the layer being issued. After the last layer's
+    last END token: ``DRAIN`` until nothing is in flight.
 
     Parameters
     ----------
     spec: :class:`~gxnor.hw.spec.AcceleratorSpec`.
     token: the token layout (:func:`gxnor.hw.layouts.token_layout`).
     count: the shape of an event-list count.
+    settle: the cycles from a group's END token to its last outputs being written, beyond its
+        serializer cycles (the accelerator's: ``gxnor.hw.timing.SETTLE``).
 
     Members
     -------
@@ -32,20 +45,26 @@ class Sequencer(wiring.Component):
     input_list: In — the list that holds the image's pixels (``INPUT_LISTS``), while
         ``start``.
     count: In(lists x count) — the event lists' counts.
+    committed: In(1) — pulse: a hidden layer's last outputs are written in this cycle (the
+        serializer's ``image_done``).
     idle: In(1) — nothing in flight downstream (event lists, weight fetch, serializer).
     tokens: Out(stream(token)) — always ready downstream.
     src: Out — the event list the current layer reads: the image's input list for layer 0,
         then ``HIDDEN_LISTS`` alternately.
-    dst: Out — the list the current layer's outputs go to (``HIDDEN_LISTS`` alternately).
+    dst: Out — the list the current layer's outputs go to (``HIDDEN_LISTS[layer % 2]``; its
+        tokens carry ``buffer`` = layer % 2).
     clear: Out(lists) — empty the list the current layer's outputs go to.
     busy: Out(1) — an image is being computed.
     done: Out(1) — pulse: the last layer is through (the class is known).
     cycles: Out(CYCLE_BITS) — the image's compute cycles (from the cycle after ``start``).
     events: Out(layers x EVENT_COUNT_BITS) — the events (input list length) of each layer.
 
-    Timing (``gxnor.hw.timing``): ``SETUP_CYCLES`` per layer; group g occupies the issue
-    for max(E + 1, n_{g-1}) cycles; after the last END token the sequencer waits for the
-    pipeline and the serializer, then ``DRAIN_CYCLES``.
+    Timing (``gxnor.hw.timing``): ``SETUP_CYCLES`` per layer; group g occupies the issue for
+    max(B + 1, n_{g-1}) cycles (B bundles, n_{g-1} the previous group's serializer cycles,
+    plus ``settle`` before a hidden layer's last group); group 0 of a later layer ends no
+    earlier than two cycles after ``committed`` plus the bundles of the last group's events;
+    after the last layer's last END token the sequencer waits for the pipeline and the
+    serializer, then ``DRAIN_CYCLES``.
     """
 
     SETUP_CYCLES = 1
@@ -55,14 +74,17 @@ class Sequencer(wiring.Component):
     #: events of a list that are issued: all of them (a variant may drop some)
     SKIP_EVENTS = 0
 
-    def __init__(self, spec: AcceleratorSpec, token: data.Layout, count):
+    def __init__(self, spec: AcceleratorSpec, token: data.Layout, count, *, settle: int):
         if not isinstance(spec, AcceleratorSpec):
             raise TypeError(f"spec must be an AcceleratorSpec, got {spec!r}")
-        self._spec = spec
+        if settle < 0:
+            raise ValueError(f"settle must be >= 0, got {settle}")
+        self._spec, self._settle = spec, settle
         super().__init__({
             "start": In(1),
             "input_list": In(range(LISTS)),
             "count": In(data.ArrayLayout(count, LISTS)),
+            "committed": In(1),
             "idle": In(1),
             "tokens": Out(stream.Signature(token, always_ready=True)),
             "src": Out(range(LISTS)),
@@ -79,6 +101,12 @@ class Sequencer(wiring.Component):
         """The event lists layer ``layer`` may read (``src``): layer 0 either input list,
         then ``HIDDEN_LISTS`` alternately (layer l writes the one layer l+1 reads)."""
         return INPUT_LISTS if layer == 0 else (HIDDEN_LISTS[(layer - 1) % 2],)
+
+    @staticmethod
+    def writes(buffer) -> int:
+        """The hidden list a group's outputs go to, from its token's ``buffer`` (layer % 2):
+        the one the next layer reads."""
+        return Mux(buffer, HIDDEN_LISTS[1], HIDDEN_LISTS[0])
 
     def elaborate(self, platform):
         spec = self._spec
@@ -111,18 +139,28 @@ class Sequencer(wiring.Component):
         # one (after 0) what layer 2 reads, and writes the other hidden list
         odd, even = (Const(self.reads(k)[0], len(self.src)) for k in (1, 2))
         m.d.comb += [self.src.eq(Mux(layer == 0, image_list, Mux(layer[0], odd, even))),
-                     self.dst.eq(Mux(layer[0], even, odd))]
+                     self.dst.eq(self.writes(layer[0]))]
         # events per token: the engine's ports, the sliced last layer's slices
+        k_max = max(spec.ports, spec.slices)
         ports = Mux(is_last, spec.slices, spec.ports) if spec.slices > 1 else spec.ports
-        n_events = Signal.like(self.count[0])
-        left = Signal.like(n_events)  # events of the group still to issue
-        bundle = Signal.like(self.tokens.payload.pos)  # the next bundle of ports events
+        kshift = Mux(is_last, spec.slices.bit_length() - 1, spec.ports.bit_length() - 1) \
+            if spec.slices > 1 else spec.ports.bit_length() - 1
+        cnt = self.count[self.src]
+        if self.SKIP_EVENTS:
+            cnt = Mux(cnt > self.SKIP_EVENTS, cnt - self.SKIP_EVENTS, 0)
+        # bundles of the list that may be issued (up to a whole list), the next bundle
+        avail = Signal(range(len(self.tokens.payload.pos) and 2 ** len(self.tokens.payload.pos)
+                             + 1))
+        bundle = Signal.like(avail)
+        final = Signal()  # the list is complete (avail: all of it)
+        rem = Signal(range(k_max))  # events of the list's last bundle, if short (final)
         g = Signal(range(max(max(groups), 2)))
         base = Signal.like(self.tokens.payload.base)
         nbase = Signal.like(self.tokens.payload.nbase)
-        cool = Signal(range(lanes + 1))  # cycles until the serializer takes another group
+        cool = Signal(range(lanes + self._settle + 1))  # cycles until the serializer is free
         group_size = Signal(range(lanes + 1))
-        m.d.comb += group_size.eq(Mux(g == c_last_group[layer], c_last_size[layer], lanes))
+        is_last_group = g == c_last_group[layer]
+        m.d.comb += group_size.eq(Mux(is_last_group, c_last_size[layer], lanes))
         serial = Signal(range(lanes + 1))  # cycles the serializer needs for this group
         m.d.comb += serial.eq(Mux(is_last, group_size, (group_size + rate - 1) >> rshift))
         with m.If(cool != 0):
@@ -130,42 +168,52 @@ class Sequencer(wiring.Component):
 
         # the token: the next bundle of list src (up to ports events), for the current group
         tok = self.tokens.payload
+        short = final & (bundle + 1 == avail) & (rem != 0) if k_max > 1 else 0
         m.d.comb += [tok.src.eq(self.src), tok.pos.eq(bundle), tok.base.eq(base),
-                     tok.n.eq(Mux(left >= ports, ports, left)),
+                     tok.n.eq(Mux(short, rem, ports)),
                      tok.nbase.eq(nbase), tok.taddr.eq(c_tbase[layer] + (nbase >> rshift)),
-                     tok.size.eq(group_size), tok.last.eq(is_last)]
+                     tok.size.eq(group_size), tok.last.eq(is_last),
+                     tok.buffer.eq(layer[0]), tok.image_end.eq(is_last_group & ~is_last)]
+
+        def take_list(whole):
+            """The list's events (all of them if ``whole``, else its full bundles)."""
+            up = (1 << kshift) - 1 if isinstance(kshift, int) else Mux(is_last, spec.slices - 1,
+                                                                       spec.ports - 1)
+            bundles = Mux(whole, (cnt + up) >> kshift, cnt >> kshift) if k_max > 1 else cnt
+            return [avail.eq(bundles), final.eq(whole), rem.eq(cnt & up if k_max > 1 else 0),
+                    self.events[layer].eq(self.count[self.src])]
 
         with m.FSM(name="sequencer"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [layer.eq(0), self.cycles.eq(self.FIRST_CYCLE),
-                                 image_list.eq(self.input_list)]
+                                 image_list.eq(self.input_list), cool.eq(0)]
                     m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.comb += [self.busy.eq(1), self.clear.bit_select(self.dst, 1).eq(~is_last)]
-                m.d.sync += [
-                    self.cycles.eq(self.cycles + 1),
-                    n_events.eq(Mux(self.count[self.src] > self.SKIP_EVENTS,
-                                    self.count[self.src] - self.SKIP_EVENTS, 0)),
-                    self.events[layer].eq(self.count[self.src]),
-                    g.eq(0), base.eq(c_wbase[layer]), nbase.eq(0), cool.eq(0), bundle.eq(0),
-                    left.eq(Mux(self.count[self.src] > self.SKIP_EVENTS,
-                                self.count[self.src] - self.SKIP_EVENTS, 0)),
-                ]
+                # layer 0's list is complete; a later layer's holds the earlier groups' events
+                m.d.sync += [self.cycles.eq(self.cycles + 1), *take_list(layer == 0),
+                             g.eq(0), base.eq(c_wbase[layer]), nbase.eq(0), bundle.eq(0)]
                 m.next = "ISSUE"
             with m.State("ISSUE"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += self.cycles.eq(self.cycles + 1)
-                with m.If(left != 0):
+                with m.If(bundle != avail):
                     m.d.comb += self.tokens.valid.eq(1)
-                    m.d.sync += [bundle.eq(bundle + 1),
-                                 left.eq(Mux(left >= ports, left - ports, 0))]
-                with m.Elif(cool == 0):
-                    # END token: this group's sums go to the serializer
+                    m.d.sync += bundle.eq(bundle + 1)
+                with m.Elif(final & (cool == 0)):
+                    # END token: this group's sums go to the serializer; a hidden layer's last
+                    # group waits until this one's outputs are written (``settle``)
                     m.d.comb += [self.tokens.valid.eq(1), tok.end.eq(1), tok.n.eq(0)]
-                    m.d.sync += [bundle.eq(0), left.eq(n_events), cool.eq(serial - 1)]
-                    with m.If(g == c_last_group[layer]):
-                        m.next = "DRAIN"
+                    before_last = (g + 1 == c_last_group[layer]) & ~is_last
+                    m.d.sync += [bundle.eq(0),
+                                 cool.eq(serial - 1 + Mux(before_last, self._settle, 0))]
+                    with m.If(is_last_group):
+                        with m.If(is_last):
+                            m.next = "DRAIN"
+                        with m.Else():
+                            m.d.sync += layer.eq(layer + 1)
+                            m.next = "SETUP"
                     with m.Else():
                         m.d.sync += [g.eq(g + 1), base.eq(base + c_n_in[layer]),
                                      nbase.eq(nbase + lanes)]
@@ -173,12 +221,14 @@ class Sequencer(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += self.cycles.eq(self.cycles + 1)
                 with m.If(self.idle):
-                    with m.If(is_last):
-                        m.d.comb += self.done.eq(1)
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.d.sync += layer.eq(layer + 1)
-                        m.next = "SETUP"
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+        # the layer before's last outputs are in (the count a cycle after the write): the rest
+        # of the list may go
+        committed = Signal()
+        m.d.sync += committed.eq(self.committed)
+        with m.If(committed):
+            m.d.sync += take_list(1)
         return m
 
 

@@ -4,26 +4,33 @@ the latencies its blocks declare (``gxnor.hw.sequencer``, ``.events``, ``.fetch`
 
 The hardware is built to these numbers and its tests check it cycle for cycle. For one fully
 connected layer with E input events (nonzero activations), n_out outputs and P lanes,
-G = ceil(n_out / P) groups of n_g = min(P, n_out - g P) neurons:
+G = ceil(n_out / P) groups of n_g = min(P, n_out - g P) neurons, B = ceil(E / k) bundles of k
+events:
 
 * ``SETUP`` cycles load the layer's parameters.
-* Group g issues its E events back to back (one per cycle, no bubbles) and then one END token
-  that moves the P accumulators to the output serializer; the END token of group g must wait
-  until the serializer has finished group g-1 (n_{g-1} cycles: one threshold or score per
-  cycle), so group g occupies the issue stage for max(E + 1, n_{g-1}) cycles (n_{-1} = 0).
-* After the last END token: ``PIPELINE`` cycles to reach the PE array (the event-list read and
-  the weight fetch), n_{G-1} serializer cycles, ``SERIALIZER_LATENCY`` cycles through the
-  registers around the threshold / score units, ``DRAIN`` cycles to hand over to the next
-  layer.
+* Group g issues its B bundles back to back (no bubbles) and then one END token that moves
+  the P accumulators to the output serializer; the END token of group g must wait until the
+  serializer has finished group g-1 (n_{g-1} cycles: one threshold or score per cycle), so
+  group g occupies the issue stage for max(B + 1, n_{g-1}) cycles (n_{-1} = 0). A hidden
+  layer's last group waits ``SETTLE`` cycles more: until the group before has left the
+  serializer, so that its outputs are all in the next layer's list.
+* The next layer starts (``SETUP``) the cycle after the last END token, while the serializer
+  still writes the last group's outputs: its group 0 issues the list's earlier events at
+  once, and the last group's events (E_tail of them: the events whose index is in that group)
+  from ``COMMIT`` + n_{G-1} cycles after that END token, when the list is complete; its END
+  token waits for both.
+* After the last layer's last END token: ``PIPELINE`` cycles to reach the PE array (the
+  event-list read and the weight fetch), n_{G-1} serializer cycles, ``SERIALIZER_LATENCY``
+  cycles through the registers around the score unit, ``DRAIN`` cycles until the class is
+  known.
 
-    cycles(E) = SETUP + sum_{g=0}^{G-1} max(E + 1, n_{g-1}) + PIPELINE + n_{G-1}
-                + SERIALIZER_LATENCY + DRAIN
-
-An image costs the sum over its layers; the count starts on the cycle after the engine takes
-the image (``TAKE`` cycles after its last pixel is accepted, on an idle engine) and stops when
-the class is known (loading pixels and streaming results out are not
-counted: :func:`io_cycles`). The dense reference is the same array with E = n_in for every
-layer.
+So an image's cycles depend on each layer's E and, where a layer follows one of several
+groups, on E_tail: :func:`image_cycles` takes the golden model's events
+(:class:`gxnor.sim.golden.Events`, which know where the events are). The count starts on the
+cycle after the engine takes the image (``TAKE`` cycles after its last pixel is accepted, on
+an idle engine) and stops when the class is known (loading pixels and streaming results out
+are not counted: :func:`io_cycles`). The dense reference is the same array with E = n_in for
+every layer.
 """
 
 from __future__ import annotations
@@ -54,6 +61,14 @@ PIPELINED_TO_PE = PieceEventLists.latency + WeightFetch.latency
 PIPELINED_PIPELINE = PIPELINED_TO_PE + PEArray.latency - 1
 SERIALIZER_LATENCY = Serializer.latency
 DRAIN = Sequencer.DRAIN_CYCLES
+#: a hidden layer's last group: its END token waits this much more than the serializer's
+#: credit, until the group before has left the serializer and is in the next layer's list
+#: (``Sequencer(settle=)``)
+SETTLE = PIPELINE + SERIALIZER_LATENCY
+#: from a hidden layer's last END token to the first cycle the next layer may issue the
+#: events of that last group, besides the group's serializer cycles: the sums reach the
+#: serializer, its latency, the list's count (a register) and the sequencer's (a register)
+COMMIT = PIPELINE + SERIALIZER_LATENCY + 2
 #: the shared engine takes an image (its sequencer's start) the cycle after the image's last
 #: pixel is in (the input list's full flag, a register), at the earliest
 TAKE = 1
@@ -70,15 +85,70 @@ def bundles(events, ports: int = 1):
     return -(-np.asarray(events, dtype=np.int64) // ports)
 
 
-def layer_cycles(events, n_out: int, lanes: int, ports: int = 1, rate: int = 1):
-    """Exact cycles of one layer for E = ``events`` (an int or an integer array): ``ports``
-    events per token, ``rate`` neurons per serializer cycle (1 for the last layer)."""
-    b = bundles(events, ports)
-    sizes = [serial_cycles(n, rate) for n in group_sizes(n_out, lanes)]
-    total = SETUP + b + 1 + PIPELINE + sizes[-1] + SERIALIZER_LATENCY + DRAIN
-    for prev in sizes[:-1]:
-        total = total + np.maximum(b + 1, prev)
-    return total if total.ndim else int(total)
+def tail_events(events_per_layer, layer_outputs: list[int], lanes: int) -> list:
+    """Per layer l: E_tail, its events that the last group of layer l-1 wrote (index >=
+    (G-1) P), the part of its list that is read only once layer l-1's last outputs are in;
+    all of them after a one-group layer, none for layer 0 (its list is complete when the image
+    starts). ``events_per_layer`` must know where its events are
+    (:meth:`gxnor.sim.golden.Events.from_index`) when a layer follows one of several groups."""
+    tails = [np.zeros_like(np.asarray(events_per_layer[0], dtype=np.int64))]
+    for layer in range(1, len(layer_outputs)):
+        groups = math.ceil(layer_outputs[layer - 1] / lanes)
+        if groups == 1:
+            tails.append(np.asarray(events_per_layer[layer], dtype=np.int64))
+            continue
+        where = getattr(events_per_layer, "from_index", None)
+        if where is None:
+            raise ValueError(
+                f"layer {layer} follows a layer of {groups} groups: its cycles depend on where "
+                "its events are, which a list of counts does not say (pass the golden model's "
+                "events, gxnor.sim.golden.Events)")
+        tails.append(np.asarray(where(layer, (groups - 1) * lanes), dtype=np.int64))
+    return tails
+
+
+def issue_plan(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,
+               rate: int = 1, slices: int = 1) -> list[list[tuple]]:
+    """The sequencer's issue of one image (or of each image: arrays), cycle 0 being the first
+    counted cycle (layer 0's ``SETUP``): per layer, per group, ``(first, early, resume, late,
+    end)``: ``early`` bundles from cycle ``first``, ``late`` bundles from cycle ``resume`` (a
+    group 0 waiting for the last outputs of the layer before), the END token at ``end``. Then
+    the image's cycles: :func:`image_cycles`."""
+    folds = layer_folds(len(layer_outputs), ports, rate, slices)
+    tails = tail_events(events_per_layer, layer_outputs, lanes)
+    plan, end, tail_ready = [], -1, None  # end: the last END token so far (SETUP at end + 1)
+    for layer, (e, n_out, (k, r)) in enumerate(zip(events_per_layer, layer_outputs, folds,
+                                                   strict=True)):
+        e = np.asarray(e, dtype=np.int64)
+        b = bundles(e, k)
+        early = (e - tails[layer]) // k  # full bundles of the list's earlier part
+        sizes = [serial_cycles(n, r) for n in group_sizes(n_out, lanes)]
+        hidden = layer < len(layer_outputs) - 1
+        first, credit, groups = end + 1 + SETUP, 0, []
+        for g, size in enumerate(sizes):
+            if g == 0 and tail_ready is not None:
+                resume = np.maximum(first + early, tail_ready)
+                end = np.maximum(resume + b - early, credit)
+                groups.append((first, early, resume, b - early, end))
+            else:
+                end = np.maximum(first + b, credit)
+                groups.append((first, b, first + b, 0 * b, end))
+            settle = SETTLE if hidden and g + 2 == len(sizes) else 0
+            credit, first = end + size + settle, end + 1
+        plan.append(groups)
+        tail_ready = end + COMMIT + sizes[-1]
+    return plan
+
+
+def image_cycles(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,
+                 rate: int = 1, slices: int = 1):
+    """Cycles per image; ``events_per_layer[l]`` is E of layer l (int or per-image array),
+    the golden model's :class:`~gxnor.sim.golden.Events` where a layer follows one of several
+    groups (:func:`tail_events`)."""
+    plan = issue_plan(events_per_layer, layer_outputs, lanes, ports, rate, slices)
+    last = serial_cycles(group_sizes(layer_outputs[-1], lanes)[-1], 1)
+    total = plan[-1][-1][-1] + 1 + PIPELINE + last + SERIALIZER_LATENCY + DRAIN
+    return total if np.ndim(total) else int(total)
 
 
 def event_bound(events, n_out: int, lanes: int):
@@ -86,18 +156,18 @@ def event_bound(events, n_out: int, lanes: int):
     return np.asarray(events, dtype=np.int64) * math.ceil(n_out / lanes)
 
 
-def image_cycles(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,
-                 rate: int = 1, slices: int = 1):
-    """Cycles per image; ``events_per_layer[l]`` is E of layer l (int or per-image array)."""
-    folds = layer_folds(len(layer_outputs), ports, rate, slices)
-    return sum(layer_cycles(e, n, lanes, k, r) for e, n, (k, r)
-               in zip(events_per_layer, layer_outputs, folds, strict=True))
+class Dense(list):
+    """Every input an event: E = n_in for each layer (a list of the counts), and E_tail all
+    of the inputs of the layer before's last group."""
+
+    def from_index(self, layer: int, start: int) -> int:
+        return max(self[layer] - start, 0)
 
 
 def dense_cycles(layer_inputs: list[int], layer_outputs: list[int], lanes: int,
                  ports: int = 1, rate: int = 1, slices: int = 1) -> int:
     """The same array without zero-skipping: every input is an event."""
-    return int(image_cycles(layer_inputs, layer_outputs, lanes, ports, rate, slices))
+    return int(image_cycles(Dense(layer_inputs), layer_outputs, lanes, ports, rate, slices))
 
 
 def result_latency(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,
@@ -167,27 +237,26 @@ def schedule(events_per_layer, layer_outputs: list[int], lanes: int, ports: int 
              rate: int = 1, slices: int = 1) -> dict:
     """Which block holds work in which cycle, for one image: {block: {cycle: label}}, cycle 0
     being the first counted cycle (``TAKE + 1`` after the last pixel on an idle engine). The
-    same numbers as :func:`image_cycles`, cycle by cycle: the accelerator's ``stages`` port
-    shows exactly these cycles (tests/hw/test_timing.py), and docs/ARCHITECTURE.md draws
-    them.
+    same numbers as :func:`image_cycles` (:func:`issue_plan`), cycle by cycle: the
+    accelerator's ``stages`` port shows exactly these cycles (tests/hw/test_timing.py), and
+    docs/ARCHITECTURE.md draws them.
 
-    issue: the sequencer issues a token (``e`` event, ``END``); event_lists / weight_fetch: a
+    issue: the sequencer issues a token (``e`` bundle, ``END``); event_lists / weight_fetch: a
     token is in their registers (``latency`` cycles each); pe_array: a token reaches the
     accumulators; serializer: a group's neurons are on their way through it.
     """
     rows: dict = {b: {} for b in BLOCKS}
-    t = 0
     folds = layer_folds(len(layer_outputs), ports, rate, slices)
-    for layer, (e, n_out, (layer_ports, layer_rate)) in enumerate(
-            zip(events_per_layer, layer_outputs, folds, strict=True)):
-        e = int(bundles(int(e), layer_ports))
+    plan = issue_plan(events_per_layer, layer_outputs, lanes, ports, rate, slices)
+    for layer, (groups, n_out, (_, layer_rate)) in enumerate(
+            zip(plan, layer_outputs, folds, strict=True)):
         sizes = [serial_cycles(n, layer_rate) for n in group_sizes(n_out, lanes)]
-        t += SETUP
-        prev = 0
-        for g, size in enumerate(sizes):
-            span = max(e + 1, prev)  # bundles, END, waiting for the serializer's credit
-            tokens = [(t + k, f"L{layer} g{g} e{k}") for k in range(e)]
-            tokens.append((t + span - 1, f"L{layer} g{g} END"))
+        for g, ((first, early, resume, late, end), size) in enumerate(
+                zip(groups, sizes, strict=True)):
+            cycles = [*range(int(first), int(first + early)),
+                      *range(int(resume), int(resume + late))]
+            tokens = [(c, f"L{layer} g{g} e{k}") for k, c in enumerate(cycles)]
+            tokens.append((int(end), f"L{layer} g{g} END"))
             for c, label in tokens:
                 rows["issue"][c] = label
                 for d in range(EventLists.latency):
@@ -195,12 +264,9 @@ def schedule(events_per_layer, layer_outputs: list[int], lanes: int, ports: int 
                 for d in range(WeightFetch.latency):
                     rows["weight_fetch"][c + 1 + EventLists.latency + d] = label
                 rows["pe_array"][c + TO_PE] = label
-            end = t + span - 1 + PIPELINE  # the group's sums leave the PE array
-            for c in range(end + 1, end + 1 + size + SERIALIZER_LATENCY):
+            out = int(end) + PIPELINE  # the group's sums leave the PE array
+            for c in range(out + 1, out + 1 + size + SERIALIZER_LATENCY):
                 rows["serializer"][c] = f"L{layer} g{g}"
-            t += span
-            prev = size
-        t += PIPELINE + sizes[-1] + SERIALIZER_LATENCY + DRAIN
     return rows
 
 

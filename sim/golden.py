@@ -23,6 +23,52 @@ from gxnor.export import format, thresholds
 from gxnor.export.format import Layer
 
 
+class Events(list):
+    """Events per layer: ``self[l]`` the events of layer l (its nonzero inputs), an int64
+    array over the images (or an int for one image: :meth:`image`), as a list of counts always
+    was; and where they are: ``fired[l]``, which inputs of layer l are nonzero (images x
+    inputs, bool; None where unknown). The shared engine's cycle model needs where
+    (:func:`gxnor.hw.timing.tail_events`): a layer starts while the last group of the layer
+    before is still being written."""
+
+    def __init__(self, counts, fired=None):
+        super().__init__(counts)
+        self.fired = list(fired) if fired is not None else [None] * len(self)
+        if len(self.fired) != len(self):
+            raise ValueError(f"{len(self.fired)} masks for {len(self)} layers")
+
+    def from_index(self, layer: int, start: int):
+        """The events of layer ``layer`` at input index ``start`` or later (per image)."""
+        mask = self.fired[layer]
+        if mask is None:
+            raise ValueError(f"where layer {layer}'s events are is not known")
+        return mask[..., start:].sum(-1, dtype=np.int64)
+
+    def image(self, i: int) -> Events:
+        """Image ``i``'s events: ints, and its rows of the masks."""
+        return Events([int(c[i]) for c in self],
+                      [None if f is None else f[i] for f in self.fired])
+
+    @staticmethod
+    def join(parts) -> Events:
+        """The events of several batches (each an :class:`Events` over its images), in
+        order."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("no events to join")
+        counts = [np.concatenate([np.atleast_1d(p[i]) for p in parts])
+                  for i in range(len(parts[0]))]
+        fired = [None if any(p.fired[i] is None for p in parts)
+                 else np.concatenate([np.atleast_2d(p.fired[i]) for p in parts])
+                 for i in range(len(parts[0]))]
+        return Events(counts, fired)
+
+    def select(self, index) -> Events:
+        """The events of the images ``index`` (an index array or a slice)."""
+        return Events([np.asarray(c)[index] for c in self],
+                      [None if f is None else f[index] for f in self.fired])
+
+
 @dataclass
 class Result:
     """Per-image integers of one batch; every array has the batch on axis 0."""
@@ -31,7 +77,7 @@ class Result:
     out: list[np.ndarray] = field(default_factory=list)  # hidden layers: (B, out...) int8
     scores: np.ndarray | None = None  # (B, classes) int64
     classes: np.ndarray | None = None  # (B,) int64
-    events: list[np.ndarray] = field(default_factory=list)  # per layer (B,) int64
+    events: Events = field(default_factory=lambda: Events([]))  # per layer (B,) int64
     gate_open: list[np.ndarray] = field(default_factory=list)  # per layer (B,) int64
     dense_ops: list[int] = field(default_factory=list)  # per layer, per image
 
@@ -71,8 +117,10 @@ class Network:
             if layer.type == "fc":
                 flat = x.reshape(batch, -1).astype(dtype, copy=False)
                 acc = _matmul(flat, layer.weights, dtype)
-                nz_in = (flat != 0).astype(dtype)
+                fired = flat != 0
+                nz_in = fired.astype(dtype)
                 res.events.append(nz_in.sum(1).astype(np.int64))
+                res.events.fired.append(fired)
                 colnnz = (layer.weights != 0).sum(0).astype(dtype)
                 res.gate_open.append((nz_in @ colnnz).astype(np.int64))
                 res.dense_ops.append(layer.n_in * layer.n_out)
@@ -80,6 +128,7 @@ class Network:
                 acc, events, gates, dense = _conv_layer(x.astype(dtype, copy=False), layer,
                                                         dtype)
                 res.events.append(events)
+                res.events.fired.append(None)
                 res.gate_open.append(gates)
                 res.dense_ops.append(dense)
             res.acc.append(acc)
@@ -116,10 +165,11 @@ def events_of(export_dir, imgs: np.ndarray | None):
     every input an event (the dense worst case)."""
     if imgs is None:
         net = format.load(export_dir)
-        return [np.array([ly.inputs]) for ly in net.layers], \
+        return Events([np.array([ly.inputs]) for ly in net.layers],
+                      [np.ones((1, ly.inputs), bool) for ly in net.layers]), \
             "dense worst case (dataset not found)"
     res = Network(export_dir).run(imgs)
-    return [np.asarray(e) for e in res.events], f"{len(imgs)} test images of the export's dataset"
+    return res.events, f"{len(imgs)} test images of the export's dataset"
 
 
 def _exact_dtype(max_abs: int):

@@ -141,7 +141,8 @@ class AcceleratorBench:
     def _expect(self, image: np.ndarray, first: int, last: int):
         res = self.net.run(image.reshape(1, *self.net.input_shape))
         events = [int(e[0]) for e in res.events]
-        self.seen.append({"events": events, "first_pixel": first, "last_pixel": last})
+        self.seen.append({"events": events, "where": res.events, "first_pixel": first,
+                          "last_pixel": last})
         self.expected.append({
             "cls": int(res.classes[0]),
             "scores": [int(s) for s in res.scores[0]],
@@ -152,9 +153,7 @@ class AcceleratorBench:
         """The cycle model's timeline of the images seen so far, as the DUT took them when
         the bench does not pause (the model's rules are causal: image i's times depend on
         images 0 .. i only)."""
-        per_layer = [[img["events"][layer] for img in self.seen]
-                     for layer in range(len(self.outputs))]
-        return timing.timeline(self.spec, per_layer)
+        return timing.timeline(self.spec, golden.Events.join(img["where"] for img in self.seen))
 
     async def output_monitor(self):
         d = self.dut

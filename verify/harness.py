@@ -34,6 +34,7 @@ from gxnor.hw.accelerator import Accelerator
 from gxnor.hw.layouts import MAGNITUDE_BITS, beat_layout
 from gxnor.hw.pipeline import PipelinedAccelerator, engine_event, image_beats
 from gxnor.hw.spec import AcceleratorSpec, PipelineSpec, result_layout
+from gxnor.sim import golden
 
 from . import runner
 
@@ -343,7 +344,9 @@ class Harness:
             lines.append(f"{len(im)} {len(words)} {words.shape[1]} input{i}.bin counts{i}.bin "
                          f"results{i}.bin")
             # twice the run of as many images with every input an event
-            dense = [np.full(max(len(im), 1), ly.inputs) for ly in spec.layers]
+            n = max(len(im), 1)
+            dense = golden.Events([np.full(n, ly.inputs) for ly in spec.layers],
+                                  [np.ones((n, ly.inputs), bool) for ly in spec.layers])
             limit = max(limit, 2 * int(timing.timeline(spec, dense)["result"][-1]) + 1000)
         (folder / "config.txt").write_text("\n".join(lines) + "\n")
         done = subprocess.run([str(self.binary), "config.txt", str(limit)], cwd=folder,
@@ -390,7 +393,7 @@ def compare(net, spec: AcceleratorSpec, images: np.ndarray, res: Results,
                 for k in ("first_pixel", "last_pixel", "result", "cycles")}
     for j in np.unique(res.job):
         idx = np.flatnonzero(res.job == j)
-        tl = timing.timeline(spec, [np.asarray(e)[idx] for e in want.events])
+        tl = timing.timeline(spec, want.events.select(idx))
         for k in timeline:
             timeline[k][idx] = tl[k]
     checks = [("class", res.cls, want.classes), ("scores", res.scores, want.scores),

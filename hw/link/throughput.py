@@ -250,7 +250,7 @@ def expected(spec, events, classes, count: int) -> dict:
     order = np.arange(count) % n if n else np.zeros(0, np.int64)
     if count == 0:
         return {"images": 0, "mismatches": 0, "cycles": 0, "crc": 0}
-    ev = [np.asarray(e).reshape(-1)[order] for e in events]
+    ev = events.select(order)  # golden.Events: the cycle model needs where they are
     tl = timing.timeline(spec, ev)
     size, chunk = result_bytes(spec), crc_chunk(spec)
     pad = bytes(-size % chunk)

@@ -17,7 +17,7 @@ def test_the_picture_follows_the_cycle_model():
     from gxnor.hw import timing
 
     source = docs.schedule_json()
-    e, n, p = docs.EXAMPLE["events"], docs.EXAMPLE["outputs"], docs.EXAMPLE["lanes"]
-    assert len(source["signal"][0]["wave"]) == timing.image_cycles(e, n, p)
+    n, p = docs.EXAMPLE["outputs"], docs.EXAMPLE["lanes"]
+    assert len(source["signal"][0]["wave"]) == timing.image_cycles(docs.example_events(), n, p)
     names = [lane["name"] for lane in source["signal"][1:]]
     assert names == [b.replace("_", " ") for b in timing.BLOCKS]

@@ -21,7 +21,7 @@ def check(export_dir, images, ports=1, rate=1, slices=1, lanes=None, **kwargs):
     got = run_images(spec, images, **kwargs)
     assert len(got) == len(images)
     for i, res in enumerate(got):
-        events = [int(e[i]) for e in ref.events]
+        events = ref.events.image(i)
         assert res["events"] == events, f"image {i}: events"
         assert res["scores"] == ref.scores[i].tolist(), f"image {i}: scores"
         assert res["cls"] == int(ref.classes[i]), f"image {i}: class"
@@ -78,9 +78,12 @@ def test_sliced_last_layer(random_export, sizes, lanes, slices, rate, memory):
     got = check(export, images, lanes=lanes, slices=slices, rate=rate, **memory)
     whole = check(export, images, lanes=lanes, rate=rate)
     assert [r["scores"] for r in got] == [r["scores"] for r in whole]
-    # each token of the last layer carries S of its E events instead of one
+    # each token of the last layer carries S of its E events instead of one: up to
+    # E - ceil(E / S) cycles fewer, less where the last layer waits for the last outputs of
+    # the layer before (check() holds both to the model)
     saved = [w["cycles"] - r["cycles"] for r, w in zip(got, whole, strict=True)]
-    assert saved == [r["events"][-1] - -(-r["events"][-1] // slices) for r in got]
+    most = [r["events"][-1] - -(-r["events"][-1] // slices) for r in got]
+    assert all(0 <= s <= m for s, m in zip(saved, most, strict=True))
     assert sum(saved) > 0
 
 

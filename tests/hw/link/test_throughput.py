@@ -126,9 +126,13 @@ def test_crc_is_zlib_over_the_result_bytes(random_export):
     4 cycles apart, so 9 bytes go in as 3 three-byte words), chained over the images."""
     net = golden.Network(random_export([7, 3], 4, seed=0))
     spec = AcceleratorSpec.from_export(net.export, 4)
-    events, classes = [np.array([2, 0]), np.array([1, 1])], np.array([1, 2])
+    # two stored images: 2 and 0 pixel events, 1 hidden event each (neuron 6 and neuron 0)
+    hidden = np.zeros((2, 7), bool)
+    hidden[0, 6] = hidden[1, 0] = True
+    events = golden.Events([np.array([2, 0]), np.array([1, 1])], [None, hidden])
+    classes = np.array([1, 2])
     assert T.crc_chunk(spec) == 3 and T.result_bytes(spec) == 9
-    cycles = timing.timeline(spec, [np.array([2, 0, 2]), np.array([1, 1, 1])])["cycles"]
+    cycles = timing.timeline(spec, events.select([0, 1, 0]))["cycles"]
     value = 0
     for k, stored in enumerate([0, 1, 0]):
         value = zlib.crc32(bytes([classes[stored]]) + int(cycles[k]).to_bytes(4, "little")

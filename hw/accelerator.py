@@ -63,8 +63,10 @@ class Accelerator(wiring.Component):
     Members (besides the streams): ``busy`` (an image is being computed) and ``stages`` (which
     blocks hold work this cycle: for waveforms, on-chip debugging and the timing tests).
 
-    Timing: per image, exactly ``gxnor.hw.timing.image_cycles(events, outputs, lanes)``
-    cycles from the cycle after the last pixel is accepted until the class is known; input
+    Timing: per image, exactly ``gxnor.hw.timing.image_cycles(events, **folding(spec))``
+    cycles (``events``: the golden model's, which know where each layer's events are: a layer
+    starts while the last group of the one before is written) from the cycle after the last
+    pixel is accepted until the class is known; input
     takes one cycle per pixel, output two cycles per score plus one for the result (with
     ``ready`` held high): ``gxnor.hw.timing.io_cycles``.
     """

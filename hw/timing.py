@@ -39,6 +39,8 @@ import math
 
 import numpy as np
 
+from gxnor.sim.golden import Events
+
 from .argmax import Classifier
 from .conv import ConvPEArray, tokens_per_event
 from .events import EventLists, PieceEventLists
@@ -156,18 +158,11 @@ def event_bound(events, n_out: int, lanes: int):
     return np.asarray(events, dtype=np.int64) * math.ceil(n_out / lanes)
 
 
-class Dense(list):
-    """Every input an event: E = n_in for each layer (a list of the counts), and E_tail all
-    of the inputs of the layer before's last group."""
-
-    def from_index(self, layer: int, start: int) -> int:
-        return max(self[layer] - start, 0)
-
-
 def dense_cycles(layer_inputs: list[int], layer_outputs: list[int], lanes: int,
                  ports: int = 1, rate: int = 1, slices: int = 1) -> int:
     """The same array without zero-skipping: every input is an event."""
-    return int(image_cycles(Dense(layer_inputs), layer_outputs, lanes, ports, rate, slices))
+    dense = Events(layer_inputs, [np.ones(n, bool) for n in layer_inputs])
+    return int(image_cycles(dense, layer_outputs, lanes, ports, rate, slices))
 
 
 def result_latency(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,

@@ -148,9 +148,9 @@ class Sequencer(wiring.Component):
         cnt = self.count[self.src]
         if self.SKIP_EVENTS:
             cnt = Mux(cnt > self.SKIP_EVENTS, cnt - self.SKIP_EVENTS, 0)
-        # bundles of the list that may be issued (up to a whole list), the next bundle
-        avail = Signal(range(len(self.tokens.payload.pos) and 2 ** len(self.tokens.payload.pos)
-                             + 1))
+        # bundles of the list that may be issued (up to a whole list: one past the last
+        # position), the next bundle
+        avail = Signal(range(2 ** len(self.tokens.payload.pos) + 1))
         bundle = Signal.like(avail)
         final = Signal()  # the list is complete (avail: all of it)
         rem = Signal(range(k_max))  # events of the list's last bundle, if short (final)

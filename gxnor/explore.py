@@ -106,8 +106,9 @@ def _run_point(point: Point, board_name: str, out: Path, threads: int, data_dir)
     res = net.run(ds.test.images)
     accuracy = float(np.mean(res.classes == ds.test.labels))
     events = res.events
-    spec, _ = choose_spec(exp, b, events.select(slice(0, 1000)))
-    tp = predicted_throughput(spec, events.select(slice(0, 1000)), "the export's test images",
+    first = events.select(slice(0, 1000))
+    spec, _ = choose_spec(exp, b, first)
+    tp = predicted_throughput(spec, first, "the export's test images",
                               b.clock_hz, b.baud)
     n_in = [ly.n_in for ly in net.layers]
     row = {

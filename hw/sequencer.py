@@ -140,11 +140,17 @@ class Sequencer(wiring.Component):
         odd, even = (Const(self.reads(k)[0], len(self.src)) for k in (1, 2))
         m.d.comb += [self.src.eq(Mux(layer == 0, image_list, Mux(layer[0], odd, even))),
                      self.dst.eq(self.writes(layer[0]))]
-        # events per token: the engine's ports, the sliced last layer's slices
+        # events per token, k: the engine's ports, the sliced last layer's slices (a power
+        # of two); f(k) for the current layer
         k_max = max(spec.ports, spec.slices)
-        ports = Mux(is_last, spec.slices, spec.ports) if spec.slices > 1 else spec.ports
-        kshift = Mux(is_last, spec.slices.bit_length() - 1, spec.ports.bit_length() - 1) \
-            if spec.slices > 1 else spec.ports.bit_length() - 1
+
+        def per_token(f):
+            return Mux(is_last, f(spec.slices), f(spec.ports)) if spec.slices > 1 \
+                else f(spec.ports)
+
+        ports = per_token(lambda k: k)
+        kshift = per_token(lambda k: k.bit_length() - 1)
+        up = per_token(lambda k: k - 1)  # to round a count up to whole bundles
         cnt = self.count[self.src]
         if self.SKIP_EVENTS:
             cnt = Mux(cnt > self.SKIP_EVENTS, cnt - self.SKIP_EVENTS, 0)
@@ -177,8 +183,6 @@ class Sequencer(wiring.Component):
 
         def take_list(whole):
             """The list's events (all of them if ``whole``, else its full bundles)."""
-            up = (1 << kshift) - 1 if isinstance(kshift, int) else Mux(is_last, spec.slices - 1,
-                                                                       spec.ports - 1)
             bundles = Mux(whole, (cnt + up) >> kshift, cnt >> kshift) if k_max > 1 else cnt
             return [avail.eq(bundles), final.eq(whole), rem.eq(cnt & up if k_max > 1 else 0),
                     self.events[layer].eq(self.count[self.src])]

@@ -99,13 +99,13 @@ def tail_events(events_per_layer, layer_outputs: list[int], lanes: int) -> list:
         if groups == 1:
             tails.append(np.asarray(events_per_layer[layer], dtype=np.int64))
             continue
-        where = getattr(events_per_layer, "from_index", None)
-        if where is None:
+        if not isinstance(events_per_layer, Events):
             raise ValueError(
                 f"layer {layer} follows a layer of {groups} groups: its cycles depend on where "
                 "its events are, which a list of counts does not say (pass the golden model's "
                 "events, gxnor.sim.golden.Events)")
-        tails.append(np.asarray(where(layer, (groups - 1) * lanes), dtype=np.int64))
+        tails.append(np.asarray(events_per_layer.from_index(layer, (groups - 1) * lanes),
+                                dtype=np.int64))
     return tails
 
 
@@ -148,7 +148,7 @@ def image_cycles(events_per_layer, layer_outputs: list[int], lanes: int, ports: 
     the golden model's :class:`~gxnor.sim.golden.Events` where a layer follows one of several
     groups (:func:`tail_events`)."""
     plan = issue_plan(events_per_layer, layer_outputs, lanes, ports, rate, slices)
-    last = serial_cycles(group_sizes(layer_outputs[-1], lanes)[-1], 1)
+    last = group_sizes(layer_outputs[-1], lanes)[-1]  # scores: one a cycle
     total = plan[-1][-1][-1] + 1 + PIPELINE + last + SERIALIZER_LATENCY + DRAIN
     return total if np.ndim(total) else int(total)
 
@@ -161,8 +161,8 @@ def event_bound(events, n_out: int, lanes: int):
 def dense_cycles(layer_inputs: list[int], layer_outputs: list[int], lanes: int,
                  ports: int = 1, rate: int = 1, slices: int = 1) -> int:
     """The same array without zero-skipping: every input is an event."""
-    dense = Events(layer_inputs, [np.ones(n, bool) for n in layer_inputs])
-    return int(image_cycles(dense, layer_outputs, lanes, ports, rate, slices))
+    return int(image_cycles(Events.dense(layer_inputs), layer_outputs, lanes, ports, rate,
+                            slices))
 
 
 def result_latency(events_per_layer, layer_outputs: list[int], lanes: int, ports: int = 1,

@@ -37,6 +37,15 @@ class Events(list):
         if len(self.fired) != len(self):
             raise ValueError(f"{len(self.fired)} masks for {len(self)} layers")
 
+    @classmethod
+    def dense(cls, layer_inputs, images: int | None = None) -> Events:
+        """Every input an event (the dense worst case): per layer its inputs, for one image
+        (ints) or ``images`` images (arrays)."""
+        if images is None:
+            return cls(list(layer_inputs), [np.ones(n, bool) for n in layer_inputs])
+        return cls([np.full(images, n) for n in layer_inputs],
+                   [np.ones((images, n), bool) for n in layer_inputs])
+
     def from_index(self, layer: int, start: int):
         """The events of layer ``layer`` at input index ``start`` or later (per image)."""
         mask = self.fired[layer]
@@ -165,8 +174,7 @@ def events_of(export_dir, imgs: np.ndarray | None):
     every input an event (the dense worst case)."""
     if imgs is None:
         net = format.load(export_dir)
-        return Events([np.array([ly.inputs]) for ly in net.layers],
-                      [np.ones((1, ly.inputs), bool) for ly in net.layers]), \
+        return Events.dense([ly.inputs for ly in net.layers], 1), \
             "dense worst case (dataset not found)"
     res = Network(export_dir).run(imgs)
     return res.events, f"{len(imgs)} test images of the export's dataset"

@@ -62,7 +62,6 @@ class AcceleratorBench:
         self.rng = random.Random(seed)
         self.n_pixels = int(np.prod(net.input_shape))
         self.n_classes = net.layers[-1].n_out
-        self.outputs = [ly.n_out for ly in net.layers]
         self.result = result_layout(spec)
         port, _ = input_port(spec)
         self.valid, self.ready, self.payload = (
@@ -140,20 +139,18 @@ class AcceleratorBench:
 
     def _expect(self, image: np.ndarray, first: int, last: int):
         res = self.net.run(image.reshape(1, *self.net.input_shape))
-        events = [int(e[0]) for e in res.events]
-        self.seen.append({"events": events, "where": res.events, "first_pixel": first,
-                          "last_pixel": last})
+        self.seen.append({"events": res.events, "first_pixel": first, "last_pixel": last})
         self.expected.append({
             "cls": int(res.classes[0]),
             "scores": [int(s) for s in res.scores[0]],
-            "events": events,
+            "events": list(res.events.image(0)),
         })
 
     def timeline(self) -> dict:
         """The cycle model's timeline of the images seen so far, as the DUT took them when
         the bench does not pause (the model's rules are causal: image i's times depend on
         images 0 .. i only)."""
-        return timing.timeline(self.spec, golden.Events.join(img["where"] for img in self.seen))
+        return timing.timeline(self.spec, golden.Events.join(img["events"] for img in self.seen))
 
     async def output_monitor(self):
         d = self.dut

@@ -157,8 +157,8 @@ def expected_run(net: golden.Network, image: np.ndarray, info_payload: bytes) ->
 
     info = P.Info.decode(info_payload)
     res = net.run(image.reshape(1, -1))
-    events = [int(e[0]) for e in res.events]
-    cyc = timing.image_cycles(res.events.image(0), [ly.n_out for ly in net.layers],
-                              info.lanes, slices=info.slices)
+    events = res.events.image(0)
+    cyc = timing.image_cycles(events, [ly.n_out for ly in net.layers], info.lanes,
+                              slices=info.slices)
     return P.RunResult(int(res.classes[0]), [int(s) for s in res.scores[0]], int(cyc),
-                       events).encode(info)
+                       list(events)).encode(info)

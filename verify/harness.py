@@ -344,9 +344,7 @@ class Harness:
             lines.append(f"{len(im)} {len(words)} {words.shape[1]} input{i}.bin counts{i}.bin "
                          f"results{i}.bin")
             # twice the run of as many images with every input an event
-            n = max(len(im), 1)
-            dense = golden.Events([np.full(n, ly.inputs) for ly in spec.layers],
-                                  [np.ones((n, ly.inputs), bool) for ly in spec.layers])
+            dense = golden.Events.dense([ly.inputs for ly in spec.layers], max(len(im), 1))
             limit = max(limit, 2 * int(timing.timeline(spec, dense)["result"][-1]) + 1000)
         (folder / "config.txt").write_text("\n".join(lines) + "\n")
         done = subprocess.run([str(self.binary), "config.txt", str(limit)], cwd=folder,
